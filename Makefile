@@ -1,0 +1,65 @@
+# Serval's command interface. CI runs the same targets (.ci/run -> make test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENV ?= dev
+PY := .venv/bin/python
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help setup dev test test-fast lint synth bench deploy destroy openapi layer-requirements clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --target .tools uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+setup: .venv/.synced node_modules/.installed ## Install Python and npm dependencies (idempotent)
+
+dev: setup ## Run the whole platform locally on moto, seeded with demo data
+	$(PY) -m infra.local
+
+test: setup ## Run the whole test suite (unit, integration, infra, e2e)
+	$(PY) -m pytest
+
+test-fast: setup ## Unit and integration tests only
+	$(PY) -m pytest tests/unit tests/integration
+
+lint: setup ## ruff + mypy
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy layers functions infra
+
+synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
+	npx cdk synth --quiet -c env=$(ENV) --all
+
+deploy: setup ## Deploy to AWS: make deploy ENV=dev
+	npx cdk deploy -c env=$(ENV) --all --require-approval broadening
+
+destroy: setup ## Destroy a deployment: make destroy ENV=dev
+	npx cdk destroy -c env=$(ENV) --all
+
+bench: setup ## Run the benchmarks and print their tables
+	$(PY) -m bench
+
+openapi: setup ## Print the OpenAPI document of the API
+	@$(PY) -m api.openapi
+
+layer-requirements: $(UV) ## Regenerate layers/requirements.txt from the lock file
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o layers/requirements.txt
+
+clean: ## Remove local state and build output
+	rm -rf .serval cdk.out

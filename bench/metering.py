@@ -1,0 +1,52 @@
+"""Count AWS API calls made by any botocore client in this process (boto3 and pynamodb alike)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.client import BaseClient
+
+
+class CallLog:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, service: str, operation: str) -> None:
+        with self._lock:
+            self.calls[f"{service}:{operation}"] += 1
+
+    def count(self, operation: str) -> int:
+        """Calls of an operation, e.g. ``BatchWriteItem`` or ``dynamodb:Query``."""
+        if ":" in operation:
+            return self.calls[operation]
+        return sum(n for name, n in self.calls.items() if name.split(":", 1)[1] == operation)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+@contextmanager
+def metered() -> Iterator[CallLog]:
+    """Every API call made while the block runs, by operation name."""
+    log = CallLog()
+    original = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        log.add(self.meta.service_model.service_name, operation_name)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        yield log
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]

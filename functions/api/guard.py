@@ -1,0 +1,72 @@
+"""Authentication and authorization at the edge of the API.
+
+API Gateway's Cognito authorizer has verified the JWT; its claims arrive in
+``requestContext.authorizer.claims``. Every protected route declares the Action it
+performs with :func:`guarded`, which documents it in the OpenAPI spec
+(``x-serval-action``) and enforces it before the route runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Response
+from aws_lambda_powertools.event_handler.router import Router
+
+from serval.domain.actor import Actor
+from serval.domain.permissions import Action, require
+from serval.errors import Unauthorized
+
+SECURITY_SCHEME = "cognito"
+ACTION_EXTENSION = "x-serval-action"
+
+
+def _groups(raw: Any) -> tuple[str, ...]:
+    """``cognito:groups`` as API Gateway renders it: a list, "a,b" or "[a b]"."""
+    if isinstance(raw, list):
+        return tuple(str(g) for g in raw)
+    if not raw:
+        return ()
+    text = str(raw).strip().strip("[]")
+    return tuple(g for g in text.replace(",", " ").split() if g)
+
+
+def actor_from_event(event: Any) -> Actor:
+    context = event.request_context
+    claims = (context.authorizer.raw_event or {}).get("claims") if context.authorizer else None
+    if not claims or not claims.get("sub"):
+        raise Unauthorized("a valid Cognito token is required")
+    return Actor(
+        user_id=claims["sub"],
+        username=claims.get("cognito:username") or claims.get("username") or "",
+        email=claims.get("email"),
+        groups=_groups(claims.get("cognito:groups")),
+        request_id=context.request_id,
+        source_ip=context.identity.source_ip,
+        user_agent=context.identity.user_agent,
+    )
+
+
+def _guard(action: Action) -> Callable[..., Response[Any]]:
+    def middleware(app: Any, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+        actor = actor_from_event(app.current_event)
+        require(actor, action)
+        app.append_context(actor=actor)
+        return next_middleware(app)
+
+    return middleware
+
+
+def guarded(action: Action) -> dict[str, Any]:
+    """Route keyword arguments for a protected route performing ``action``."""
+    return {
+        "security": [{SECURITY_SCHEME: []}],
+        "openapi_extensions": {ACTION_EXTENSION: action.value},
+        "middlewares": [_guard(action)],
+    }
+
+
+def actor(router: Router) -> Actor:
+    """The caller of the current request (set by the route's guard)."""
+    return router.context["actor"]  # type: ignore[no-any-return]

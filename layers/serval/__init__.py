@@ -1,0 +1,1 @@
+"""Serval shared code: domain (pure), adapters (AWS), logic (use cases)."""

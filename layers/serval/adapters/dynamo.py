@@ -1,0 +1,259 @@
+"""Low-level DynamoDB helpers shared by the stores: models, transactions, cursors, counters."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from serval import keys
+from serval.adapters.dynamo_models import AuditTableModels, TaskTableModels, audit_models, tasks_models
+from serval.domain.lifecycle import TaskStatus
+from serval.errors import Throttled, ValidationFailed
+from serval.settings import settings
+
+MAX_TRANSACTION_ACTIONS = 100
+
+
+def tasks() -> TaskTableModels:
+    return tasks_models(settings().TASKS_TABLE)
+
+
+def audit() -> AuditTableModels:
+    return audit_models(settings().AUDIT_TABLE)
+
+
+class Tx:
+    """An ordered TransactWriteItems. Cancellation reasons index into ``actions`` as added."""
+
+    def __init__(self) -> None:
+        self.actions: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def put(
+        self,
+        model: Any,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Tx:
+        """Put a pynamodb model instance (serialized by its own attribute classes)."""
+        action: dict[str, Any] = {"TableName": model.Meta.table_name, "Item": model.serialize()}
+        self._condition(action, condition, names, values)
+        self.actions.append({"Put": action})
+        return self
+
+    def update(
+        self,
+        table: str,
+        key: dict[str, str],
+        expression: str,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+    ) -> Tx:
+        action: dict[str, Any] = {"TableName": table, "Key": _key(key), "UpdateExpression": expression}
+        self._condition(action, condition, names, values)
+        self.actions.append({"Update": action})
+        return self
+
+    def delete(
+        self,
+        table: str,
+        key: dict[str, str],
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Tx:
+        action: dict[str, Any] = {"TableName": table, "Key": _key(key)}
+        self._condition(action, condition, names, values)
+        self.actions.append({"Delete": action})
+        return self
+
+    def check(
+        self,
+        table: str,
+        key: dict[str, str],
+        condition: str,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Tx:
+        action: dict[str, Any] = {"TableName": table, "Key": _key(key)}
+        self._condition(action, condition, names, values)
+        self.actions.append({"ConditionCheck": action})
+        return self
+
+    @staticmethod
+    def _condition(
+        action: dict[str, Any],
+        condition: str | None,
+        names: dict[str, str] | None,
+        values: dict[str, Any] | None,
+    ) -> None:
+        if condition:
+            action["ConditionExpression"] = condition
+        if names:
+            action["ExpressionAttributeNames"] = names
+        if values:
+            action["ExpressionAttributeValues"] = {k: serialize(v) for k, v in values.items()}
+
+    def commit(self, token: str | None = None, attempts: int = 6) -> None:
+        """Run the transaction, retrying only TransactionConflict (with jittered backoff).
+
+        A failed condition raises :class:`TransactionCancelled` naming the failed actions.
+        """
+        if not self.actions:
+            return
+        if len(self.actions) > MAX_TRANSACTION_ACTIONS:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_ACTIONS} actions")
+        from botocore.exceptions import ClientError
+
+        from serval.adapters import clients
+
+        kwargs: dict[str, Any] = {"TransactItems": self.actions}
+        if token:
+            kwargs["ClientRequestToken"] = token
+        for attempt in range(attempts):
+            try:
+                clients.dynamodb().transact_write_items(**kwargs)
+                return
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "TransactionCanceledException":
+                    reasons = exc.response.get("CancellationReasons", [])
+                    codes = [r.get("Code", "None") for r in reasons]
+                    failed = tuple(i for i, c in enumerate(codes) if c == "ConditionalCheckFailed")
+                    if failed:
+                        raise TransactionCancelled(failed, codes) from exc
+                    if "TransactionConflict" in codes and attempt < attempts - 1:
+                        time.sleep(random.uniform(0, 0.02 * 2**attempt))
+                        continue
+                    raise Throttled("the change conflicted with another; retry", details=codes) from exc
+                if code in {
+                    "ThrottlingException",
+                    "ProvisionedThroughputExceededException",
+                    "TransactionInProgressException",
+                }:
+                    if attempt < attempts - 1:
+                        time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                        continue
+                    raise Throttled("the table is busy; retry shortly") from exc
+                raise
+
+
+class TransactionCancelled(Exception):
+    def __init__(self, failed: tuple[int, ...], codes: list[str]) -> None:
+        super().__init__(f"transaction cancelled; failed conditions at {failed}")
+        self.failed = failed
+        self.codes = codes
+
+
+_SERIALIZER = None
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    global _SERIALIZER
+    if _SERIALIZER is None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        _SERIALIZER = TypeSerializer()
+    if (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in {"S", "N", "BOOL", "NULL", "L", "M"}
+    ):
+        return value
+    if isinstance(value, float):
+        from decimal import Decimal
+
+        value = Decimal(str(value))
+    return _SERIALIZER.serialize(value)  # type: ignore[no-any-return]
+
+
+def _key(key: dict[str, str]) -> dict[str, Any]:
+    return {k: {"S": v} for k, v in key.items()}
+
+
+def item_key(pk: str, sk: str) -> dict[str, str]:
+    return {keys.PK: pk, keys.SK: sk}
+
+
+# ---- cursors -------------------------------------------------------------------------------
+
+
+def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
+    if not last_evaluated_key:
+        return None
+    raw = json.dumps(last_evaluated_key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, partition_attr: str, partition_value: str) -> dict[str, Any] | None:
+    """Decode a cursor, refusing one that was not made for this listing (another project's)."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+        if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
+            raise ValueError("cursor is not a key")
+    except ValueError as exc:
+        raise ValidationFailed("the cursor is malformed", details={"cursor": cursor}) from exc
+    if key.get(partition_attr, {}).get("S") != partition_value:
+        raise ValidationFailed("the cursor does not belong to this listing", details={"cursor": cursor})
+    return key
+
+
+# ---- counters ------------------------------------------------------------------------------
+
+
+def counter_attribute(status: TaskStatus | str) -> str:
+    return f"n_{TaskStatus(status).value}"
+
+
+def add_counter(tx: Tx, project_id: str, shard_seed: str, deltas: dict[str, int]) -> None:
+    """Add per-status deltas to one counter shard, inside transaction ``tx``."""
+    changes = {counter_attribute(s): d for s, d in deltas.items() if d}
+    if not changes:
+        return
+    names = {f"#a{i}": name for i, name in enumerate(changes)} | {"#e": keys.ENTITY}
+    values: dict[str, Any] = {f":v{i}": d for i, d in enumerate(changes.values())} | {":ent": "counter"}
+    tx.update(
+        settings().TASKS_TABLE,
+        item_key(keys.project_pk(project_id), keys.counter_sk(keys.counter_shard(shard_seed))),
+        "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(changes))) + " SET #e = :ent",
+        names=names,
+        values=values,
+    )
+
+
+def read_counters(project_id: str) -> dict[str, int]:
+    """Sum the counter shards of a project: one Query."""
+    from serval.adapters import clients
+
+    response = clients.dynamodb().query(
+        TableName=settings().TASKS_TABLE,
+        KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+        ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK},
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.project_pk(project_id)},
+            ":prefix": {"S": keys.COUNTER_SK_PREFIX},
+        },
+    )
+    totals = {s.value: 0 for s in TaskStatus}
+    for item in response["Items"]:
+        for status in TaskStatus:
+            value = item.get(counter_attribute(status))
+            if value:
+                totals[status.value] += int(value["N"])
+    return totals
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,196 @@
+"""pynamodb item models for the tasks table (single-table) and the audit table.
+
+Item models are separate from the domain's API models; ``adapters.mapping`` maps
+between them explicitly. The table name comes from the invocation's settings, so
+the model classes are built per table name (and cached).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from serval import keys
+
+
+def _meta(table_name: str, index_name: str | None = None) -> type:
+    attrs: dict[str, Any] = {
+        "table_name": table_name,
+        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "max_retry_attempts": 8,
+        "base_backoff_ms": 25,
+    }
+    if index_name:
+        attrs |= {"index_name": index_name, "projection": AllProjection()}
+    return type("Meta", (), attrs)
+
+
+def _index(table_name: str, name: str, pk: str, sk: str) -> GlobalSecondaryIndex[Any]:
+    cls = type(
+        f"{name}Index",
+        (GlobalSecondaryIndex,),
+        {
+            "Meta": _meta(table_name, name),
+            pk: UnicodeAttribute(hash_key=True),
+            sk: UnicodeAttribute(range_key=True),
+        },
+    )
+    return cls()  # type: ignore[no-any-return]
+
+
+class TaskTableModels:
+    """The item classes of one tasks table."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        meta = _meta(table_name)
+
+        class Item(Model):
+            Meta = meta
+            PK = UnicodeAttribute(hash_key=True)
+            SK = UnicodeAttribute(range_key=True)
+            entity = DiscriminatorAttribute()
+            GSI1PK = UnicodeAttribute(null=True)
+            GSI1SK = UnicodeAttribute(null=True)
+            GSI2PK = UnicodeAttribute(null=True)
+            GSI2SK = UnicodeAttribute(null=True)
+            by_status = _index(table_name, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
+            by_time = _index(table_name, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
+
+        class ProjectItem(Item, discriminator="project"):
+            project_id = UnicodeAttribute()
+            name = UnicodeAttribute()
+            description = UnicodeAttribute(default="")
+            media_types = ListAttribute(of=UnicodeAttribute)
+            label_config = JSONAttribute()
+            settings = JSONAttribute()
+            status = UnicodeAttribute()
+            created_by = UnicodeAttribute()
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            version = NumberAttribute(default=1)
+
+        class TaskItem(Item, discriminator="task"):
+            project_id = UnicodeAttribute()
+            task_id = UnicodeAttribute()
+            data = JSONAttribute()
+            media_type = UnicodeAttribute()
+            metadata = JSONAttribute(null=True)
+            tags = ListAttribute(of=UnicodeAttribute, null=True)
+            priority = NumberAttribute(default=0)
+            status = UnicodeAttribute()
+            predictions = JSONAttribute(null=True)
+            has_prediction = BooleanAttribute(default=False)
+            external_id = UnicodeAttribute(null=True)
+            import_id = UnicodeAttribute(null=True)
+            source = JSONAttribute(null=True)
+            annotation_count = NumberAttribute(default=0)
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            version = NumberAttribute(default=1)
+
+        class TagLinkItem(Item, discriminator="tag"):
+            task_id = UnicodeAttribute()
+            tag = UnicodeAttribute()
+
+        class AnnotationItem(Item, discriminator="annotation"):
+            project_id = UnicodeAttribute()
+            task_id = UnicodeAttribute()
+            annotation_id = UnicodeAttribute()
+            author = UnicodeAttribute()
+            results = JSONAttribute()
+            lead_time_s = NumberAttribute(default=0)
+            label_config_version = NumberAttribute()
+            created_at = UnicodeAttribute()
+
+        class ImportItem(Item, discriminator="import"):
+            project_id = UnicodeAttribute()
+            import_id = UnicodeAttribute()
+            source = UnicodeAttribute()
+            bucket = UnicodeAttribute(null=True)
+            key = UnicodeAttribute(null=True)
+            status = UnicodeAttribute()
+            lines_total = NumberAttribute(default=0)
+            lines_committed = NumberAttribute(default=0)
+            tasks_created = NumberAttribute(default=0)
+            duplicates = NumberAttribute(default=0)
+            errors = NumberAttribute(default=0)
+            error_report_key = UnicodeAttribute(null=True)
+            lease_until = NumberAttribute(default=0)
+            created_by = UnicodeAttribute(null=True)
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            completed_at = UnicodeAttribute(null=True)
+
+        class CounterItem(Item, discriminator="counter"):
+            """One shard of a project's per-status counters: attributes ``n_<status>``."""
+
+        class ExternalIdItem(Item, discriminator="external_id"):
+            """Claims an external id within a project, so re-sending it never duplicates."""
+
+            task_id = UnicodeAttribute()
+
+        self.Item = Item
+        self.ProjectItem = ProjectItem
+        self.TaskItem = TaskItem
+        self.TagLinkItem = TagLinkItem
+        self.AnnotationItem = AnnotationItem
+        self.ImportItem = ImportItem
+        self.CounterItem = CounterItem
+        self.ExternalIdItem = ExternalIdItem
+
+
+class AuditTableModels:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+        class AuditItem(Model):
+            Meta = _meta(table_name)
+            PK = UnicodeAttribute(hash_key=True)
+            SK = UnicodeAttribute(range_key=True)
+            entity = UnicodeAttribute(default="audit")
+            GSI1PK = UnicodeAttribute()
+            GSI1SK = UnicodeAttribute()
+            GSI2PK = UnicodeAttribute()
+            GSI2SK = UnicodeAttribute()
+            by_actor = _index(table_name, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
+            by_target = _index(table_name, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
+            audit_id = UnicodeAttribute()
+            project_id = UnicodeAttribute(null=True)
+            actor_id = UnicodeAttribute()
+            actor_role = UnicodeAttribute()
+            action = UnicodeAttribute()
+            target_type = UnicodeAttribute()
+            target_id = UnicodeAttribute()
+            before = JSONAttribute(null=True)
+            after = JSONAttribute(null=True)
+            request_id = UnicodeAttribute(null=True)
+            source_ip = UnicodeAttribute(null=True)
+            user_agent = UnicodeAttribute(null=True)
+            at = UnicodeAttribute()
+            expires_at = TTLAttribute(null=True)
+
+        self.AuditItem = AuditItem
+
+
+@lru_cache(maxsize=8)
+def tasks_models(table_name: str) -> TaskTableModels:
+    return TaskTableModels(table_name)
+
+
+@lru_cache(maxsize=8)
+def audit_models(table_name: str) -> AuditTableModels:
+    return AuditTableModels(table_name)

@@ -1,0 +1,190 @@
+"""Import records: a lease-guarded claim, checkpoints that carry counters, completion."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from serval import keys
+from serval.adapters import audit, dynamo, mapping
+from serval.domain.actor import Actor
+from serval.domain.models import Import, ImportSource, ImportStatus, utcnow
+from serval.errors import ImportBusy, NotFound
+from serval.settings import settings
+
+FINISHED = (ImportStatus.COMPLETED.value, ImportStatus.COMPLETED_WITH_ERRORS.value, ImportStatus.FAILED.value)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on an import. ``resumed`` when an earlier attempt stopped partway."""
+
+    record: Import
+    lines_committed: int
+    resumed: bool
+    lease_until: int
+
+
+def _key(project_id: str, import_id: str) -> dict[str, str]:
+    return dynamo.item_key(keys.project_pk(project_id), keys.import_sk(import_id))
+
+
+def get(project_id: str, import_id: str) -> Import:
+    m = dynamo.tasks()
+    try:
+        return mapping.import_from_item(m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id)))
+    except m.ImportItem.DoesNotExist:
+        raise NotFound(f"import {import_id} not found", details={"import_id": import_id}) from None
+
+
+def list_page(project_id: str, limit: int, cursor: str | None) -> tuple[list[Import], str | None]:
+    m = dynamo.tasks()
+    partition = keys.imports_gsi2pk(project_id)
+    start = dynamo.decode_cursor(cursor, keys.GSI2PK, partition)
+    results = m.Item.by_time.query(
+        partition, scan_index_forward=False, limit=limit, page_size=limit, last_evaluated_key=start
+    )
+    return [mapping.import_from_item(i) for i in results], dynamo.encode_cursor(results.last_evaluated_key)
+
+
+def claim(
+    project_id: str,
+    import_id: str,
+    source: ImportSource,
+    bucket: str | None,
+    key: str | None,
+    actor: Actor,
+    lease_seconds: int,
+) -> Claim | None:
+    """Take (or resume) an import. ``None`` when it already finished: a redelivered event.
+
+    Raises ImportBusy while another worker's lease is live. The first claim writes the
+    import record and its audit record in one transaction.
+    """
+    m = dynamo.tasks()
+    now = int(time.time())
+    lease_until = now + lease_seconds
+    at = utcnow()
+    record = Import(
+        import_id=import_id, project_id=project_id, source=source, bucket=bucket, key=key,
+        status=ImportStatus.RUNNING, created_by=actor.user_id, created_at=at, updated_at=at,
+    )
+    item = m.ImportItem(
+        PK=keys.project_pk(project_id),
+        SK=keys.import_sk(import_id),
+        GSI2PK=keys.imports_gsi2pk(project_id),
+        GSI2SK=keys.time_sort_key(at, import_id),
+        **record.model_dump(mode="json", exclude_none=True),
+        lease_until=lease_until,
+    )
+    tx = dynamo.Tx()
+    tx.put(item, condition="attribute_not_exists(PK)")
+    audit.record(
+        tx, actor, "import.start", "import", import_id, project_id,
+        after={"source": source.value, "bucket": bucket, "key": key},
+    )
+    try:
+        tx.commit()
+        return Claim(record, 0, resumed=False, lease_until=lease_until)
+    except dynamo.TransactionCancelled:
+        pass
+    existing = m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id), consistent_read=True)
+    if existing.status in FINISHED:
+        return None
+    try:
+        existing.update(
+            actions=[m.ImportItem.lease_until.set(lease_until), m.ImportItem.updated_at.set(at)],
+            condition=(m.ImportItem.status == ImportStatus.RUNNING.value) & (m.ImportItem.lease_until < now),
+        )
+    except m.ImportItem.UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise ImportBusy(f"import {import_id} is being processed by another worker") from exc
+        raise
+    return Claim(mapping.import_from_item(existing), int(existing.lines_committed or 0), True, lease_until)
+
+
+def checkpoint(
+    c: Claim,
+    lines_committed: int,
+    created: int,
+    duplicates: int,
+    counter_deltas: dict[str, int],
+    lease_seconds: int,
+) -> Claim:
+    """Advance the committed line and add the counters of the tasks written since, atomically."""
+    tx = dynamo.Tx()
+    lease_until = int(time.time()) + lease_seconds
+    tx.update(
+        settings().TASKS_TABLE,
+        _key(c.record.project_id, c.record.import_id),
+        "SET lines_committed = :n, lease_until = :l, updated_at = :at ADD tasks_created :c, duplicates :d",
+        values={
+            ":n": lines_committed, ":l": lease_until, ":at": utcnow(), ":c": created, ":d": duplicates,
+            ":prev": c.lines_committed, ":lease": c.lease_until,
+        },
+        condition="lines_committed = :prev AND lease_until = :lease",
+    )
+    dynamo.add_counter(tx, c.record.project_id, f"{c.record.import_id}#{lines_committed}", counter_deltas)
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
+    return Claim(c.record, lines_committed, c.resumed, lease_until)
+
+
+def release(c: Claim) -> None:
+    """Give the lease back so a continuation can claim the import at once."""
+    tx = dynamo.Tx()
+    tx.update(
+        settings().TASKS_TABLE,
+        _key(c.record.project_id, c.record.import_id),
+        "SET lease_until = :zero",
+        values={":zero": 0, ":lease": c.lease_until},
+        condition="lease_until = :lease",
+    )
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
+
+
+def complete(
+    c: Claim,
+    lines_total: int,
+    errors: int,
+    error_report_key: str | None,
+    status: ImportStatus,
+    actor: Actor,
+) -> Import:
+    """Finish the import and write its audit record with the counts, in one transaction."""
+    at = utcnow()
+    values: dict[str, Any] = {
+        ":s": status.value, ":t": lines_total, ":e": errors, ":at": at, ":lease": c.lease_until,
+    }
+    expression = "SET #s = :s, lines_total = :t, errors = :e, completed_at = :at, updated_at = :at, lease_until = :zero"
+    values[":zero"] = 0
+    if error_report_key:
+        expression += ", error_report_key = :r"
+        values[":r"] = error_report_key
+    tx = dynamo.Tx()
+    tx.update(
+        settings().TASKS_TABLE,
+        _key(c.record.project_id, c.record.import_id),
+        expression,
+        names={"#s": "status"},
+        values=values,
+        condition="lease_until = :lease",
+    )
+    audit.record(
+        tx, actor, "import.complete", "import", c.record.import_id, c.record.project_id,
+        after={
+            "status": status.value, "lines_total": lines_total, "errors": errors,
+            "error_report_key": error_report_key, "source": {"bucket": c.record.bucket, "key": c.record.key},
+        },
+    )
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
+    return get(c.record.project_id, c.record.import_id)

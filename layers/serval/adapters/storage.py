@@ -1,0 +1,128 @@
+"""S3: streaming reads of manifests, error reports, presigned URLs."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+from serval.adapters import clients
+from serval.errors import NotFound, PoisonRecord
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    size: int
+    content_type: str | None
+    uploader: str | None
+
+
+def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    try:
+        response = clients.s3().head_object(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}:
+            raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
+        raise
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        etag=response["ETag"].strip('"'),
+        version_id=response.get("VersionId"),
+        size=response["ContentLength"],
+        content_type=response.get("ContentType"),
+        uploader=response.get("Metadata", {}).get("uploaded-by"),
+    )
+
+
+def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
+    """Stream an object's lines (UTF-8, BOM stripped) without holding it in memory."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    try:
+        body = clients.s3().get_object(**kwargs)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404"}:
+            raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
+        raise
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    pending = ""
+    try:
+        for chunk in body.iter_chunks(READ_CHUNK):
+            pending += decoder.decode(chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield line.rstrip("\r")
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text: {exc}") from exc
+    finally:
+        body.close()
+    if pending:
+        yield pending.rstrip("\r")
+
+
+def upload(fileobj: BinaryIO, bucket: str, key: str, content_type: str) -> None:
+    """Upload a file object (multipart when large, so memory stays bounded)."""
+    clients.s3().upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": content_type})
+
+
+def presigned_get(bucket: str, key: str, expires: int) -> str:
+    return clients.s3().generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+    )
+
+
+def presigned_put(bucket: str, key: str, content_type: str, expires: int, uploader: str) -> dict[str, Any]:
+    url = clients.s3().generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "Metadata": {"uploaded-by": uploader}},
+        ExpiresIn=expires,
+    )
+    return {"method": "PUT", "url": url, "headers": {"Content-Type": content_type, "x-amz-meta-uploaded-by": uploader}}
+
+
+def start_multipart(bucket: str, key: str, content_type: str, uploader: str) -> str:
+    response = clients.s3().create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType=content_type, Metadata={"uploaded-by": uploader}
+    )
+    return response["UploadId"]
+
+
+def presigned_part(bucket: str, key: str, upload_id: str, part_number: int, expires: int) -> str:
+    return clients.s3().generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+        ExpiresIn=expires,
+    )
+
+
+def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+    try:
+        response = clients.s3().complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"ETag": p["etag"], "PartNumber": p["part_number"]} for p in parts]},
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in {"NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+            from serval.errors import ValidationFailed
+
+            raise ValidationFailed(f"cannot complete the upload: {code}", details={"upload_id": upload_id}) from exc
+        raise
+    return response.get("ETag", "").strip('"')

@@ -1,0 +1,308 @@
+"""Task items and their tag links: create (batched or conditional), read, list, patch, delete."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from serval import keys
+from serval.adapters import audit, clients, dynamo, mapping
+from serval.domain.actor import Actor
+from serval.domain.lifecycle import TaskStatus
+from serval.domain.media import MediaType
+from serval.domain.models import Task, TaskPatch, utcnow
+from serval.errors import Conflict, NotFound, Throttled
+from serval.settings import settings
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+MAX_FILTER_PAGES = 10  # a filtered listing reads at most this many pages before returning a cursor
+
+
+def _task_item(task: Task) -> Any:
+    return dynamo.tasks().TaskItem(**mapping.task_to_attrs(task))
+
+
+def _tag_items(task: Task) -> list[Any]:
+    m = dynamo.tasks()
+    pk = keys.project_pk(task.project_id)
+    return [m.TagLinkItem(PK=pk, SK=keys.tag_sk(tag, task.task_id), task_id=task.task_id, tag=tag) for tag in task.tags]
+
+
+def get_item(project_id: str, task_id: str) -> Any:
+    m = dynamo.tasks()
+    try:
+        return m.TaskItem.get(keys.project_pk(project_id), keys.task_sk(task_id))
+    except m.TaskItem.DoesNotExist:
+        raise NotFound(f"task {task_id} not found", details={"task_id": task_id}) from None
+
+
+def get(project_id: str, task_id: str) -> Task:
+    return mapping.task_from_item(get_item(project_id, task_id))
+
+
+# ---- writes for ingestion ------------------------------------------------------------------
+
+def batch_put(tasks: Sequence[Task]) -> int:
+    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
+
+    Unconditional: only for tasks whose ids are known to be new (see logic.ingest).
+    """
+    table = settings().TASKS_TABLE
+    requests = [
+        {"PutRequest": {"Item": item.serialize()}}
+        for task in tasks
+        for item in (_task_item(task), *_tag_items(task))
+    ]
+    calls = 0
+    for chunk in dynamo.chunks(requests, BATCH_WRITE_LIMIT):
+        pending: list[dict[str, Any]] = list(chunk)
+        for attempt in range(12):
+            calls += 1
+            response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
+            if not pending:
+                break
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        else:
+            raise Throttled(f"{len(pending)} items stayed unprocessed after retries")
+    return calls
+
+
+def existing_ids(project_id: str, task_ids: Sequence[str]) -> set[str]:
+    """Which of these task ids exist already: BatchGetItem, keys only."""
+    table = settings().TASKS_TABLE
+    found: set[str] = set()
+    pk = keys.project_pk(project_id)
+    for chunk in dynamo.chunks(list(dict.fromkeys(task_ids)), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [{keys.PK: {"S": pk}, keys.SK: {"S": keys.task_sk(t)}} for t in chunk],
+                "ProjectionExpression": "#sk",
+                "ExpressionAttributeNames": {"#sk": keys.SK},
+            }
+        }
+        for attempt in range(12):
+            response = clients.dynamodb().batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                found.add(item[keys.SK]["S"].removeprefix("TASK#"))
+            request = response.get("UnprocessedKeys") or {}  # type: ignore[assignment]
+            if not request:
+                break
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+    return found
+
+
+@dataclass
+class ConditionalResult:
+    created: list[str]
+    duplicates: list[str]
+    requests: int
+
+
+def put_new(project_id: str, tasks: Sequence[Task], count_shard_seed: str) -> ConditionalResult:
+    """Create tasks that may already exist (external ids, media objects), exactly once each.
+
+    Each transaction holds conditional puts (task + tag links) and the counter update for
+    the tasks it creates. A failed condition names the duplicates; they are dropped and
+    the rest retried, so counters never drift from the items.
+    """
+    result = ConditionalResult([], [], 0)
+    for group in _transaction_groups(tasks):
+        remaining = list(group)
+        while remaining:
+            tx = dynamo.Tx()
+            owners: list[int] = []  # action index -> position in ``remaining``
+            for pos, task in enumerate(remaining):
+                tx.put(_task_item(task), condition="attribute_not_exists(PK)")
+                owners.append(pos)
+                for link in _tag_items(task):
+                    tx.put(link)
+                    owners.append(pos)
+            counts: dict[str, int] = {}
+            for task in remaining:
+                counts[task.status.value] = counts.get(task.status.value, 0) + 1
+            dynamo.add_counter(tx, project_id, count_shard_seed, counts)
+            result.requests += 1
+            try:
+                tx.commit()
+            except dynamo.TransactionCancelled as exc:
+                dupes = {owners[i] for i in exc.failed if i < len(owners)}
+                result.duplicates += [remaining[p].task_id for p in sorted(dupes)]
+                remaining = [t for p, t in enumerate(remaining) if p not in dupes]
+                continue
+            result.created += [t.task_id for t in remaining]
+            remaining = []
+    return result
+
+
+def _transaction_groups(tasks: Sequence[Task]) -> Iterable[list[Task]]:
+    """Split tasks so each transaction holds at most 99 puts (one action left for the counter)."""
+    group: list[Task] = []
+    size = 0
+    for task in tasks:
+        need = 1 + len(task.tags)
+        if group and size + need > dynamo.MAX_TRANSACTION_ACTIONS - 1:
+            yield group
+            group, size = [], 0
+        group.append(task)
+        size += need
+    if group:
+        yield group
+
+
+# ---- listing -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TaskFilter:
+    status: TaskStatus | None = None
+    tag: str | None = None
+    has_prediction: bool | None = None
+    media_type: MediaType | None = None
+    descending: bool = False
+
+
+def _filter_condition(m: Any, f: TaskFilter, include_status: bool) -> Any:
+    condition = None
+    parts = []
+    if f.has_prediction is not None:
+        parts.append(m.TaskItem.has_prediction == f.has_prediction)
+    if f.media_type is not None:
+        parts.append(m.TaskItem.media_type == f.media_type.value)
+    if include_status and f.status is not None:
+        parts.append(m.TaskItem.status == f.status.value)
+    for part in parts:
+        condition = part if condition is None else condition & part
+    return condition
+
+
+def _matches(task: Task, f: TaskFilter) -> bool:
+    return (
+        (f.status is None or task.status == f.status)
+        and (f.has_prediction is None or bool(task.predictions) == f.has_prediction)
+        and (f.media_type is None or task.media_type == f.media_type)
+    )
+
+
+def list_page(project_id: str, f: TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+    """One page of a project's tasks. Queries one partition; never scans."""
+    m = dynamo.tasks()
+    if f.tag is not None:
+        return _list_by_tag(project_id, f, limit, cursor)
+    if f.status is not None:
+        index, partition_attr, partition = m.Item.by_status, keys.GSI1PK, keys.status_gsi1pk(project_id, f.status)
+    else:
+        index, partition_attr, partition = m.Item.by_time, keys.GSI2PK, keys.tasks_gsi2pk(project_id)
+    start = dynamo.decode_cursor(cursor, partition_attr, partition)
+    condition = _filter_condition(m, f, include_status=False)
+    found: list[Task] = []
+    for _ in range(MAX_FILTER_PAGES):
+        results = index.query(
+            partition,
+            filter_condition=condition,
+            scan_index_forward=not f.descending,
+            limit=limit - len(found),
+            page_size=limit,
+            last_evaluated_key=start,
+        )
+        found += [mapping.task_from_item(i) for i in results]
+        start = results.last_evaluated_key
+        if not start or len(found) >= limit:
+            break
+    return found, dynamo.encode_cursor(start)
+
+
+def _list_by_tag(project_id: str, f: TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+    m = dynamo.tasks()
+    pk = keys.project_pk(project_id)
+    start = dynamo.decode_cursor(cursor, keys.PK, pk)
+    links = m.Item.query(
+        pk,
+        m.Item.SK.startswith(keys.tag_sk_prefix(f.tag or "")),
+        scan_index_forward=not f.descending,
+        limit=limit,
+        page_size=limit,
+        last_evaluated_key=start,
+    )
+    task_ids = [link.task_id for link in links]
+    by_id = {}
+    for item in m.TaskItem.batch_get([(pk, keys.task_sk(t)) for t in task_ids]):
+        by_id[item.task_id] = mapping.task_from_item(item)
+    ordered = [by_id[t] for t in task_ids if t in by_id and _matches(by_id[t], f)]
+    return ordered, dynamo.encode_cursor(links.last_evaluated_key)
+
+
+# ---- single-task changes -------------------------------------------------------------------
+
+def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Task:
+    item = get_item(project_id, task_id)
+    before = mapping.task_from_item(item)
+    updates: dict[str, Any] = {}
+    if change.tags is not None:
+        updates["tags"] = list(dict.fromkeys(change.tags))
+    if change.priority is not None:
+        updates["priority"] = change.priority
+    if change.metadata is not None:
+        updates["metadata"] = change.metadata
+    after = before.model_copy(update=updates | {"updated_at": utcnow()})
+    m = dynamo.tasks()
+    pk = keys.project_pk(project_id)
+    tx = dynamo.Tx()
+    tx.put(
+        m.TaskItem(**mapping.task_to_attrs(after), version=int(item.version) + 1),
+        condition="attribute_exists(PK) AND #v = :v",
+        names={"#v": "version"},
+        values={":v": int(item.version)},
+    )
+    for tag in set(before.tags) - set(after.tags):
+        tx.delete(settings().TASKS_TABLE, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
+    for link in _tag_items(after.model_copy(update={"tags": [t for t in after.tags if t not in before.tags]})):
+        tx.put(link)
+    audit.record(
+        tx, actor, "task.update", "task", task_id, project_id,
+        before=before.model_dump(mode="json", include=set(updates)),
+        after=after.model_dump(mode="json", include=set(updates)),
+    )
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise Conflict("the task changed meanwhile; reload and retry") from exc
+    return after
+
+
+def delete(project_id: str, task_id: str, actor: Actor) -> None:
+    """Delete a task with its tag links and annotations, fix the counter, audit it: one transaction.
+
+    Annotations that do not fit the transaction are removed right after; they are only
+    reachable through their task, so nothing dangling is ever visible.
+    """
+    item = get_item(project_id, task_id)
+    task = mapping.task_from_item(item)
+    m = dynamo.tasks()
+    pk = keys.project_pk(project_id)
+    table = settings().TASKS_TABLE
+    annotation_keys = [
+        a.SK for a in m.Item.query(pk, m.Item.SK.startswith(keys.annotation_sk_prefix(task_id)), attributes_to_get=["PK", "SK"])
+    ]
+    tx = dynamo.Tx()
+    tx.delete(table, dynamo.item_key(pk, keys.task_sk(task_id)), condition="#v = :v",
+              names={"#v": "version"}, values={":v": int(item.version)})
+    for tag in task.tags:
+        tx.delete(table, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
+    dynamo.add_counter(tx, project_id, task_id, {task.status.value: -1})
+    room = dynamo.MAX_TRANSACTION_ACTIONS - len(tx) - 1
+    in_tx, later = annotation_keys[:room], annotation_keys[room:]
+    for sk in in_tx:
+        tx.delete(table, dynamo.item_key(pk, sk))
+    audit.record(tx, actor, "task.delete", "task", task_id, project_id, before=task.model_dump(mode="json"))
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise Conflict("the task changed meanwhile; reload and retry") from exc
+    for chunk in dynamo.chunks(later, BATCH_WRITE_LIMIT):
+        clients.dynamodb().batch_write_item(
+            RequestItems={table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]}
+        )

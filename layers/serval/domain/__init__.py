@@ -1,0 +1,1 @@
+"""Pure domain: pydantic models and rules. Imports no boto3."""

@@ -1,0 +1,60 @@
+"""The task lifecycle. The allowed transitions live here and nowhere else."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from serval.errors import InvalidTransition
+
+
+class TaskStatus(StrEnum):
+    NEW = "new"
+    PRELABELED = "prelabeled"
+    QUEUED = "queued"
+    LEASED = "leased"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPORTED = "exported"
+    ARCHIVED = "archived"
+
+
+S = TaskStatus
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    S.NEW: frozenset({S.PRELABELED, S.QUEUED, S.ARCHIVED}),
+    S.PRELABELED: frozenset({S.QUEUED, S.IN_REVIEW, S.ARCHIVED}),
+    S.QUEUED: frozenset({S.LEASED, S.ARCHIVED}),
+    # a lease ends in a submit, or returns the task (release, skip, expiry)
+    S.LEASED: frozenset({S.SUBMITTED, S.QUEUED, S.ARCHIVED}),
+    # with overlap > 1 a submitted task returns to the queue for its next annotator
+    S.SUBMITTED: frozenset({S.IN_REVIEW, S.QUEUED, S.APPROVED, S.ARCHIVED}),
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SUBMITTED, S.ARCHIVED}),
+    # rejected work goes back to labelling (rework)
+    S.REJECTED: frozenset({S.QUEUED, S.LEASED, S.ARCHIVED}),
+    S.APPROVED: frozenset({S.EXPORTED, S.IN_REVIEW, S.ARCHIVED}),
+    # re-exporting is allowed; a re-opened task goes back to review
+    S.EXPORTED: frozenset({S.EXPORTED, S.IN_REVIEW, S.ARCHIVED}),
+    S.ARCHIVED: frozenset({S.QUEUED}),
+}
+
+INITIAL = S.NEW
+
+
+def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: TaskStatus, target: TaskStatus) -> None:
+    if not can_transition(current, target):
+        allowed = sorted(TRANSITIONS[current])
+        raise InvalidTransition(
+            f"a task in status {current.value!r} cannot move to {target.value!r}",
+            details={"from": current.value, "to": target.value, "allowed": allowed},
+        )
+
+
+def sources_of(target: TaskStatus) -> frozenset[TaskStatus]:
+    """Every status a task may come from to reach ``target`` (for conditional updates)."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)

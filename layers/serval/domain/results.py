@@ -1,0 +1,231 @@
+"""Normalized annotation results, one shape per control type.
+
+Geometry is relative to the media (0..1 of width and height), so results do not
+depend on the resolution a client displayed. Times are seconds, text offsets are
+Unicode code points, pages and frames are 0-based.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serval.domain.label_config import ControlSpec, ControlType, LabelConfig
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Attributes = dict[str, str | float | bool]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    control: str = Field(min_length=1, max_length=64)
+
+
+class _Region(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    attributes: Attributes = Field(default_factory=dict)
+    score: Score | None = None
+
+
+class Box(_Region):
+    x: Unit
+    y: Unit
+    w: Unit
+    h: Unit
+    rotation: float = Field(default=0.0, ge=-360, le=360)
+
+    @model_validator(mode="after")
+    def _inside(self) -> Box:
+        if self.x + self.w > 1.0 + 1e-9 or self.y + self.h > 1.0 + 1e-9:
+            raise ValueError("box extends outside the media (x+w and y+h must be <= 1)")
+        return self
+
+
+class Polygon(_Region):
+    points: list[tuple[Unit, Unit]] = Field(min_length=3, max_length=10_000)
+
+
+class Keypoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    x: Unit
+    y: Unit
+    visible: bool = True
+
+
+class KeypointSet(_Region):
+    points: list[Keypoint] = Field(min_length=1, max_length=500)
+
+
+class Span(_Region):
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Span:
+        if self.end <= self.start:
+            raise ValueError("span end must be greater than start")
+        return self
+
+
+class Segment(_Region):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+    text: str | None = Field(default=None, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _order(self) -> Segment:
+        if self.end_s <= self.start_s:
+            raise ValueError("segment end_s must be greater than start_s")
+        return self
+
+
+class FrameBox(Box):
+    frame: int = Field(ge=0)
+    track_id: str = Field(min_length=1, max_length=64)
+
+
+class PageLabels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(ge=0)
+    labels: list[str] = Field(min_length=1)
+
+
+class ClassificationResult(_Result):
+    type: Literal["classification"] = "classification"
+    labels: list[str] = Field(min_length=1)
+
+
+class BBoxResult(_Result):
+    type: Literal["bbox"] = "bbox"
+    boxes: list[Box] = Field(max_length=10_000)
+
+
+class PolygonResult(_Result):
+    type: Literal["polygon"] = "polygon"
+    polygons: list[Polygon] = Field(max_length=10_000)
+
+
+class KeypointResult(_Result):
+    type: Literal["keypoint"] = "keypoint"
+    instances: list[KeypointSet] = Field(max_length=1_000)
+
+
+class NerResult(_Result):
+    type: Literal["ner"] = "ner"
+    spans: list[Span] = Field(max_length=10_000)
+
+
+class TranscriptionResult(_Result):
+    type: Literal["transcription"] = "transcription"
+    text: str = Field(max_length=200_000)
+
+
+class AudioSegmentsResult(_Result):
+    type: Literal["audio_segments"] = "audio_segments"
+    segments: list[Segment] = Field(max_length=10_000)
+
+
+class VideoBBoxResult(_Result):
+    type: Literal["video_bbox"] = "video_bbox"
+    boxes: list[FrameBox] = Field(max_length=100_000)
+
+
+class PdfPageClassResult(_Result):
+    type: Literal["pdf_page_class"] = "pdf_page_class"
+    pages: list[PageLabels] = Field(max_length=10_000)
+
+
+Result = Annotated[
+    ClassificationResult
+    | BBoxResult
+    | PolygonResult
+    | KeypointResult
+    | NerResult
+    | TranscriptionResult
+    | AudioSegmentsResult
+    | VideoBBoxResult
+    | PdfPageClassResult,
+    Field(discriminator="type"),
+]
+
+
+def _labels_of(result: Any) -> list[str]:
+    """Every class name a result uses."""
+    match result:
+        case ClassificationResult():
+            return list(result.labels)
+        case PdfPageClassResult():
+            return [label for page in result.pages for label in page.labels]
+        case TranscriptionResult():
+            return []
+        case _:
+            regions = next(
+                getattr(result, f)
+                for f in ("boxes", "polygons", "instances", "spans", "segments")
+                if hasattr(result, f)
+            )
+            return [r.label for r in regions]
+
+
+def _check_attributes(control: ControlSpec, result: Any, problems: list[str]) -> None:
+    regions = [
+        r for f in ("boxes", "polygons", "instances", "spans", "segments") for r in getattr(result, f, [])
+    ]
+    by_class = {c.name: c.attributes for c in control.classes}
+    for region in regions:
+        specs = {a.name: a for a in [*control.attributes, *by_class.get(region.label, [])]}
+        for name in region.attributes:
+            if name not in specs:
+                problems.append(f"{control.name}: unknown attribute {name!r} on class {region.label!r}")
+        for spec in specs.values():
+            value = region.attributes.get(spec.name)
+            if value is None:
+                if spec.required:
+                    problems.append(f"{control.name}: attribute {spec.name!r} is required")
+            elif spec.choices and value not in spec.choices:
+                problems.append(f"{control.name}: attribute {spec.name!r} must be one of {spec.choices}")
+
+
+def validate_results(config: LabelConfig, results: list[Any], text_length: int | None = None) -> list[str]:
+    """Problems with ``results`` under ``config``; empty when they are valid.
+
+    ``text_length`` is the length of the task's inline text, when it has one, so span
+    offsets can be checked against it.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for result in results:
+        control = config.control(result.control)
+        if control is None:
+            problems.append(f"unknown control {result.control!r}")
+            continue
+        if result.control in seen:
+            problems.append(f"control {result.control!r} appears twice; put all its regions in one result")
+        seen.add(result.control)
+        if control.type != ControlType(result.type):
+            problems.append(f"control {control.name!r} is {control.type.value}, not {result.type}")
+            continue
+        for label in _labels_of(result):
+            if label not in control.class_names():
+                problems.append(f"{control.name}: unknown class {label!r}")
+        if isinstance(result, ClassificationResult) and len(result.labels) > 1 and not control.multiple:
+            problems.append(f"{control.name}: single-choice classification takes exactly one label")
+        if isinstance(result, NerResult) and text_length is not None:
+            problems += [
+                f"{control.name}: span {s.start}-{s.end} is outside the text (length {text_length})"
+                for s in result.spans
+                if s.end > text_length
+            ]
+        _check_attributes(control, result, problems)
+    missing = [c.name for c in config.controls if c.required and c.name not in seen]
+    problems += [f"required control {name!r} has no result" for name in missing]
+    return problems

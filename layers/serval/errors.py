@@ -1,0 +1,64 @@
+"""Named domain exceptions, defined once. The API maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServalError(Exception):
+    """Base class. ``code`` is the stable machine-readable error code."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ValidationFailed(ServalError):
+    code = "validation_failed"
+
+
+class NotFound(ServalError):
+    code = "not_found"
+
+
+class Conflict(ServalError):
+    code = "conflict"
+
+
+class Forbidden(ServalError):
+    code = "forbidden"
+
+
+class Unauthorized(ServalError):
+    code = "unauthorized"
+
+
+class PayloadTooLarge(ServalError):
+    code = "payload_too_large"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class ImportBusy(ServalError):
+    """Another worker holds this import's lease; the message should be retried later."""
+
+    code = "import_busy"
+
+
+class PoisonRecord(ServalError):
+    """A pipeline record that can never succeed; it goes to the DLQ with this reason."""
+
+    code = "poison_record"
+
+
+class Throttled(ServalError):
+    code = "throttled"

@@ -1,0 +1,29 @@
+"""Identifiers: time-ordered random ids, and stable ids derived from an identity."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+def _b32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
+    millis = int(time.time() * 1000)
+    return f"{prefix}_{_b32(millis, 10)}{_b32(int.from_bytes(os.urandom(10), 'big'), 16)}"
+
+
+def stable_id(prefix: str, *parts: object) -> str:
+    """The same parts always give the same id: used to make ingestion idempotent."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return f"{prefix}_{_b32(int.from_bytes(digest[:16], 'big'), 26)}"

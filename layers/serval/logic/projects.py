@@ -1,0 +1,62 @@
+"""Project use cases."""
+
+from __future__ import annotations
+
+from serval import ids
+from serval.adapters import projects
+from serval.domain.actor import Actor
+from serval.domain.models import Project, ProjectCreate, ProjectStatus, ProjectUpdate, utcnow
+from serval.errors import Conflict, ValidationFailed
+
+
+def create(request: ProjectCreate, actor: Actor) -> Project:
+    now = utcnow()
+    project = Project(
+        project_id=ids.new_id("p"),
+        name=request.name,
+        description=request.description,
+        media_types=request.media_types,
+        label_config=request.label_config.model_copy(update={"version": 1}),
+        settings=request.settings,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    projects.create(project, actor)
+    return project
+
+
+def get(project_id: str) -> Project:
+    return projects.get(project_id)
+
+
+def list_page(limit: int, cursor: str | None) -> tuple[list[Project], str | None]:
+    return projects.list_page(limit, cursor)
+
+
+def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
+    before, version = projects.get_versioned(project_id)
+    if before.status is ProjectStatus.ARCHIVED:
+        raise Conflict("an archived project cannot be changed", details={"project_id": project_id})
+    updates = change.model_dump(exclude_unset=True, exclude_none=True)
+    after = before.model_copy(
+        update={k: getattr(change, k) for k in updates} | {"updated_at": utcnow()}
+    )
+    if change.label_config is not None:
+        same = change.label_config.model_dump(exclude={"version"}) == before.label_config.model_dump(exclude={"version"})
+        version = before.label_config.version if same else before.label_config.version + 1
+        after = after.model_copy(update={"label_config": change.label_config.model_copy(update={"version": version})})
+    problems = after.label_config.check_media(after.media_types)
+    if problems:
+        raise ValidationFailed("the label configuration does not fit the media types", details=problems)
+    projects.replace(before, after, version, actor, "project.update")
+    return after
+
+
+def archive(project_id: str, actor: Actor) -> Project:
+    before, version = projects.get_versioned(project_id)
+    if before.status is ProjectStatus.ARCHIVED:
+        return before
+    after = before.model_copy(update={"status": ProjectStatus.ARCHIVED, "updated_at": utcnow()})
+    projects.replace(before, after, version, actor, "project.archive")
+    return after

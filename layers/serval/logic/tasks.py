@@ -1,0 +1,124 @@
+"""Task use cases: bulk create (idempotent), list, get, patch, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from serval import ids
+from serval.adapters import imports, projects, tasks
+from serval.domain import manifest
+from serval.domain.actor import Actor
+from serval.domain.lifecycle import INITIAL
+from serval.domain.models import (
+    ImportSource,
+    ImportStatus,
+    Project,
+    ProjectStatus,
+    Task,
+    TaskCreate,
+    TaskPatch,
+    TaskSource,
+    utcnow,
+)
+from serval.errors import Conflict, ValidationFailed
+from serval.settings import settings
+
+
+class TaskInput(BaseModel):
+    """A task in a bulk-create call. Data values may be ``s3://`` URIs, keys relative to the
+    project's prefix, inline text, or explicit ``{"kind": ...}`` references."""
+
+    data: dict[str, str | dict[str, Any]] = Field(min_length=1, max_length=20)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    priority: int = 0
+    external_id: str | None = None
+    predictions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BulkCreateResult(BaseModel):
+    import_id: str
+    created: int
+    duplicates: int
+    task_ids: list[str]
+    replayed: bool = Field(default=False, description="True when this repeats an earlier call's Idempotency-Key.")
+
+
+def _normalize(project: Project, items: list[TaskInput]) -> list[TaskCreate]:
+    """Resolve references with the same rules as manifests; every problem is reported at once."""
+    ctx = manifest.ManifestContext(settings().DATA_BUCKET, f"projects/{project.project_id}/", f"projects/{project.project_id}/")
+    out: list[TaskCreate] = []
+    problems: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            spec = manifest.task_from_object(ctx, item.model_dump(exclude_none=True))
+            media_type = manifest.primary_media(spec)
+            if media_type not in project.media_types:
+                raise ValueError(f"the task is {media_type.value}; the project takes {[m.value for m in project.media_types]}")
+            out.append(spec)
+        except ValueError as exc:
+            problems.append({"index": index, "error": manifest.explain(exc)})
+    if problems:
+        raise ValidationFailed(f"{len(problems)} of {len(items)} tasks are invalid; nothing was created", details=problems)
+    return out
+
+
+def bulk_create(project_id: str, items: list[TaskInput], actor: Actor, idempotency_key: str | None) -> BulkCreateResult:
+    cfg = settings()
+    if not 1 <= len(items) <= cfg.MAX_BULK_CREATE:
+        raise ValidationFailed(
+            f"send between 1 and {cfg.MAX_BULK_CREATE} tasks per call; upload a manifest for more",
+            details={"count": len(items)},
+        )
+    project = projects.get(project_id)
+    if project.status is not ProjectStatus.ACTIVE:
+        raise Conflict("the project is archived", details={"project_id": project_id})
+    specs = _normalize(project, items)
+    import_id = ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
+    task_ids = [
+        ids.stable_id("t", project_id, "external", s.external_id) if s.external_id else ids.stable_id("t", import_id, i)
+        for i, s in enumerate(specs)
+    ]
+    claim = imports.claim(project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120)
+    if claim is None:
+        done = imports.get(project_id, import_id)
+        return BulkCreateResult(
+            import_id=import_id, created=done.tasks_created, duplicates=done.duplicates, task_ids=task_ids, replayed=True
+        )
+    now = utcnow()
+    new_tasks = [
+        Task(
+            task_id=task_id, project_id=project_id, data=s.data, media_type=manifest.primary_media(s),
+            metadata=s.metadata, tags=s.tags, priority=s.priority, status=INITIAL, predictions=s.predictions,
+            external_id=s.external_id, import_id=import_id, source=TaskSource(line=i + 1),
+            created_at=now, updated_at=now,
+        )
+        for i, (task_id, s) in enumerate(zip(task_ids, specs, strict=True))
+    ]
+    result = tasks.put_new(project_id, new_tasks, import_id)
+    claim = imports.checkpoint(
+        claim, len(new_tasks), len(result.created), len(result.duplicates), counter_deltas={}, lease_seconds=120
+    )
+    imports.complete(claim, len(new_tasks), 0, None, ImportStatus.COMPLETED, actor)
+    return BulkCreateResult(
+        import_id=import_id, created=len(result.created), duplicates=len(result.duplicates), task_ids=task_ids
+    )
+
+
+def list_page(project_id: str, f: tasks.TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+    projects.get(project_id)  # 404 for an unknown project rather than an empty list
+    return tasks.list_page(project_id, f, limit, cursor)
+
+
+def get(project_id: str, task_id: str) -> Task:
+    return tasks.get(project_id, task_id)
+
+
+def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Task:
+    return tasks.patch(project_id, task_id, change, actor)
+
+
+def delete(project_id: str, task_id: str, actor: Actor) -> None:
+    tasks.delete(project_id, task_id, actor)

@@ -1,0 +1,104 @@
+"""Presigned uploads into a project's prefix: single PUT or multipart."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from serval.adapters import projects, storage
+from serval.domain import media
+from serval.domain.actor import Actor
+from serval.domain.models import ProjectStatus
+from serval.errors import Conflict, NotFound, ValidationFailed
+from serval.settings import settings
+
+MULTIPART_THRESHOLD = 100 * 1024 * 1024
+PART_SIZE = 64 * 1024 * 1024
+MAX_PARTS = 10_000
+MAX_OBJECT = 5 * 1024**4
+_SAFE = re.compile(r"^[A-Za-z0-9 _.\-()+=,@!]+$")
+
+
+class UploadRequest(BaseModel):
+    filename: str = Field(min_length=1, max_length=255, description="File name, optionally with folders: a/b.png")
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    size: int | None = Field(default=None, ge=0, le=MAX_OBJECT, description="Bytes; required for multipart.")
+    multipart: bool | None = Field(default=None, description="Force multipart; default: when size > 100 MiB.")
+
+    @field_validator("filename")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        parts = value.strip("/").split("/")
+        if any(p in {"", ".", ".."} or not _SAFE.match(p) for p in parts):
+            raise ValueError("use folder/file names of letters, digits, spaces and _ . - ( ) + = , @ !")
+        return "/".join(parts)
+
+
+class Upload(BaseModel):
+    key: str
+    bucket: str
+    method: str
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    upload_id: str | None = None
+    part_size: int | None = None
+    part_urls: list[str] = Field(default_factory=list)
+    expires_in: int
+    kind: str = Field(description="media or manifest: what the upload will become once it lands")
+
+
+class Part(BaseModel):
+    part_number: int = Field(ge=1, le=MAX_PARTS)
+    etag: str = Field(min_length=1, max_length=200)
+
+
+class CompleteRequest(BaseModel):
+    key: str = Field(min_length=1, max_length=1024)
+    upload_id: str = Field(min_length=1, max_length=1024)
+    parts: list[Part] = Field(min_length=1, max_length=MAX_PARTS)
+
+
+def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
+    project = projects.get(project_id)
+    if project.status is not ProjectStatus.ACTIVE:
+        raise Conflict("the project is archived", details={"project_id": project_id})
+    kind = "manifest" if media.is_manifest(request.filename) else "media"
+    detected = media.detect(request.filename, request.content_type)
+    if kind == "media" and detected is None:
+        raise ValidationFailed(
+            "the file is neither a supported media type nor a manifest (.jsonl, .ndjson, .csv, .manifest)",
+            details={"filename": request.filename},
+        )
+    if kind == "media" and detected not in project.media_types:
+        raise ValidationFailed(
+            f"the project takes {[m.value for m in project.media_types]}, not {detected}",
+            details={"filename": request.filename},
+        )
+    cfg = settings()
+    key = posixpath.join(f"projects/{project_id}", request.filename)
+    multipart = request.multipart if request.multipart is not None else (request.size or 0) > MULTIPART_THRESHOLD
+    if not multipart:
+        signed = storage.presigned_put(cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.user_id)
+        return Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
+    if request.size is None:
+        raise ValidationFailed("a multipart upload needs the file size", details={"field": "size"})
+    part_size = max(PART_SIZE, math.ceil(request.size / MAX_PARTS))
+    parts = max(1, math.ceil(request.size / part_size))
+    upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.user_id)
+    urls = [storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS) for n in range(1, parts + 1)]
+    return Upload(
+        key=key, bucket=cfg.DATA_BUCKET, method="PUT", upload_id=upload_id, part_size=part_size,
+        part_urls=urls, expires_in=cfg.PRESIGN_SECONDS, kind=kind,
+    )
+
+
+def complete(project_id: str, request: CompleteRequest) -> dict[str, str]:
+    projects.get(project_id)
+    if not request.key.startswith(f"projects/{project_id}/"):
+        raise NotFound("no such upload in this project", details={"key": request.key})
+    parts = sorted((p.model_dump() for p in request.parts), key=lambda p: p["part_number"])
+    etag = storage.complete_multipart(settings().DATA_BUCKET, request.key, request.upload_id, parts)
+    return {"key": request.key, "etag": etag}

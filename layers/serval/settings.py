@@ -1,0 +1,67 @@
+"""Runtime settings every Lambda reads from its environment.
+
+The field names are the environment variable names. ``infra/spec.py`` builds each
+function's environment from this model, so CDK, the local stack and the handlers
+cannot disagree about a name. Settings are read per call (cheaply cached on the
+environment's contents) and never at import time: in the local stack all handlers
+share one process and one ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RuntimeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    SERVAL_ENV: str = Field(description="Deployment environment name: dev, staging, prod or local.")
+    TASKS_TABLE: str
+    AUDIT_TABLE: str
+    DATA_BUCKET: str
+    EXPORT_BUCKET: str
+    EVENT_BUS: str
+    INGEST_QUEUE_URL: str = ""
+    INGEST_DLQ_URL: str = ""
+    USER_POOL_ID: str = ""
+    LEASE_SECONDS: int = 1800
+    AUDIT_TTL_DAYS: int = 0
+    MAX_BULK_CREATE: int = 1000
+    PRESIGN_SECONDS: int = 3600
+    POWERTOOLS_SERVICE_NAME: str = "serval"
+
+
+_KEYS = tuple(RuntimeSettings.model_fields)
+
+
+@lru_cache(maxsize=32)
+def _parse(items: tuple[tuple[str, str], ...]) -> RuntimeSettings:
+    return RuntimeSettings.model_validate(dict(items))
+
+
+# The local stack runs every function in one process. Its Lambda dispatcher binds
+# each invocation's own environment here instead of mutating ``os.environ``.
+_invocation_env: ContextVar[Mapping[str, str] | None] = ContextVar("serval_invocation_env", default=None)
+
+
+def settings() -> RuntimeSettings:
+    """The settings of the current invocation: its bound environment, else ``os.environ``."""
+    env = _invocation_env.get()
+    source: Mapping[str, str] = os.environ if env is None else env
+    return _parse(tuple((k, source[k]) for k in _KEYS if k in source))
+
+
+@contextmanager
+def invocation_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Bind a function's environment for the duration of one in-process invocation."""
+    token = _invocation_env.set(dict(env))
+    try:
+        yield
+    finally:
+        _invocation_env.reset(token)

@@ -1,0 +1,182 @@
+"""Ingestion against moto: media objects, manifests, broken lines, redelivery, request counts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bench.metering import metered
+from serval.adapters import dynamo
+from serval.domain.label_config import LabelConfig
+from serval.domain.media import MediaType
+from serval.domain.models import ProjectCreate
+from serval.logic import ingest, projects
+from tests.integration.conftest import Aws
+
+
+def _project(admin: Any, media_types: list[str]) -> str:
+    config = LabelConfig.model_validate(
+        {"controls": [{"name": "label", "type": "classification", "classes": [{"name": "a"}, {"name": "b"}]}]}
+    )
+    request = ProjectCreate(name="p", media_types=[MediaType(m) for m in media_types], label_config=config)
+    return projects.create(request, admin).project_id
+
+
+def _s3_event(aws: Aws, key: str) -> str:
+    bucket = aws.env["DATA_BUCKET"]
+    head = aws.s3.head_object(Bucket=bucket, Key=key)
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "userIdentity": {"principalId": "uploader"},
+                    "s3": {
+                        "bucket": {"name": bucket},
+                        "object": {
+                            "key": key.replace(" ", "+"),
+                            "eTag": head["ETag"].strip('"'),
+                            "size": head["ContentLength"],
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
+
+def _upload(aws: Aws, key: str, body: bytes) -> str:
+    aws.s3.put_object(Bucket=aws.env["DATA_BUCKET"], Key=key, Body=body)
+    return _s3_event(aws, key)
+
+
+def _forever() -> float:
+    return 900.0
+
+
+def _task_count(project_id: str) -> int:
+    return sum(dynamo.read_counters(project_id).values())
+
+
+def test_media_object_becomes_one_task_even_when_delivered_three_times(aws: Aws, admin: Any) -> None:
+    # Given an image project and an uploaded PNG
+    project_id = _project(admin, ["image"])
+    body = _upload(aws, f"projects/{project_id}/shapes/circle 1.png", b"\x89PNG fake")
+    # When the same S3 event is processed three times
+    outcomes = [ingest.process_message(body, f"m{i}", _forever)[0].kind for i in range(3)]
+    # Then exactly one task exists, and the key was URL-decoded
+    assert outcomes == ["task_created", "duplicate", "duplicate"]
+    assert _task_count(project_id) == 1
+    from serval.logic import tasks
+    from serval.adapters.tasks import TaskFilter
+
+    page, _ = tasks.list_page(project_id, TaskFilter(), 10, None)
+    assert [t.data["image"].key for t in page] == [f"projects/{project_id}/shapes/circle 1.png"]  # type: ignore[union-attr]
+
+
+def test_manifest_with_broken_lines_imports_good_lines_and_reports_the_rest(aws: Aws, admin: Any) -> None:
+    # Given a text project and a manifest with 3 good and 2 broken lines
+    project_id = _project(admin, ["text"])
+    lines = [
+        json.dumps({"data": {"text": "hello"}, "tags": ["x"]}),
+        "{not json",
+        json.dumps({"source": "inline ground truth style"}),
+        json.dumps({"data": {"image": "../../other/secret.png"}}),
+        json.dumps({"data": {"text": "third"}, "priority": 5}),
+    ]
+    body = _upload(aws, f"projects/{project_id}/m.jsonl", "\n".join(lines).encode())
+    # When it is ingested
+    [outcome] = ingest.process_message(body, "m1", _forever)
+    # Then the good lines became tasks and the broken ones are in the error report
+    assert outcome.kind == "import_completed"
+    assert outcome.detail["tasks_created"] == 3
+    assert outcome.detail["errors"] == 2
+    from serval.logic import imports
+
+    record, url = imports.get_with_report(project_id, outcome.detail["import_id"])
+    assert record.status == "completed_with_errors"
+    assert record.lines_total == 5
+    assert url is not None
+    report = aws.s3.get_object(Bucket=aws.env["DATA_BUCKET"], Key=record.error_report_key)["Body"].read().decode()
+    assert [json.loads(r)["line"] for r in report.splitlines()] == [2, 4]
+    assert _task_count(project_id) == 3
+
+
+def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes(aws: Aws, admin: Any) -> None:
+    # Given a 1,000-line manifest
+    project_id = _project(admin, ["text"])
+    manifest = "\n".join(json.dumps({"data": {"text": f"line {i}"}}) for i in range(1000))
+    body = _upload(aws, f"projects/{project_id}/big.jsonl", manifest.encode())
+    # When it is ingested
+    with metered() as calls:
+        first = ingest.process_message(body, "m1", _forever)[0]
+    # Then there are exactly 1,000 tasks, written in 40 BatchWriteItem calls of 25, plus the
+    # import's claim, two checkpoints (every 500 tasks) and its completion
+    assert first.detail["tasks_created"] == 1000
+    assert calls.count("BatchWriteItem") == 40
+    assert calls.count("TransactWriteItems") == 4
+    assert calls.count("dynamodb:GetItem") == 2  # the project, and the finished import
+    assert calls.count("s3:GetObject") == 1  # streamed once
+    assert calls.total == 40 + 4 + 2 + 1
+    # When the same event is delivered again
+    with metered() as calls:
+        second = ingest.process_message(body, "m2", _forever)[0]
+    # Then nothing is written: a failed claim and a read of the finished import
+    assert second.kind == "duplicate"
+    assert calls.count("BatchWriteItem") == 0
+    assert _task_count(project_id) == 1000
+
+
+def test_csv_manifest_lines_become_tasks(aws: Aws, admin: Any) -> None:
+    project_id = _project(admin, ["image", "text"])
+    csv_text = "image,tags,priority,caption\nimgs/a.png,red;big,3,first\nimgs/b.png,,x,second\n,,,\n"
+    body = _upload(aws, f"projects/{project_id}/m.csv", csv_text.encode())
+    [outcome] = ingest.process_message(body, "m1", _forever)
+    assert outcome.detail["tasks_created"] == 1
+    assert outcome.detail["errors"] == 1
+
+
+def test_external_ids_never_duplicate_across_manifests(aws: Aws, admin: Any) -> None:
+    project_id = _project(admin, ["text"])
+    first = "\n".join(json.dumps({"external_id": f"doc-{i}", "data": {"text": f"v1 {i}"}}) for i in range(10))
+    second = "\n".join(json.dumps({"external_id": f"doc-{i}", "data": {"text": f"v2 {i}"}}) for i in range(5, 15))
+    ingest.process_message(_upload(aws, f"projects/{project_id}/a.jsonl", first.encode()), "m1", _forever)
+    [outcome] = ingest.process_message(_upload(aws, f"projects/{project_id}/b.jsonl", second.encode()), "m2", _forever)
+    assert outcome.detail["tasks_created"] == 5
+    assert outcome.detail["duplicates"] == 5
+    assert _task_count(project_id) == 15
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("projects/p_missing/a.png", "does not exist"),
+        ("elsewhere/a.png", "not under projects/"),
+    ],
+)
+def test_poison_records_go_to_the_dlq_with_a_reason(aws: Aws, admin: Any, key: str, reason: str) -> None:
+    body = _upload(aws, key, b"x")
+    [outcome] = ingest.process_message(body, "m1", _forever)
+    assert outcome.kind == "poison"
+    messages = aws.sqs.receive_message(QueueUrl=aws.env["INGEST_DLQ_URL"], MessageAttributeNames=["All"])["Messages"]
+    assert reason in messages[0]["MessageAttributes"]["error-reason"]["StringValue"]
+    assert messages[0]["Body"] == body
+
+
+def test_import_near_the_deadline_checkpoints_and_continues(aws: Aws, admin: Any) -> None:
+    # Given a manifest and an invocation that is about to time out after ~600 lines
+    project_id = _project(admin, ["text"])
+    manifest = "\n".join(json.dumps({"data": {"text": f"line {i}"}}) for i in range(1200))
+    body = _upload(aws, f"projects/{project_id}/big.jsonl", manifest.encode())
+    budget = iter([900.0] * 600 + [1.0] * 10_000)
+    # When the first invocation runs out of time
+    [outcome] = ingest.process_message(body, "m1", lambda: next(budget))
+    # Then it re-enqueued itself, and the continuation finishes the import exactly
+    assert outcome.kind == "continue"
+    continuation = aws.sqs.receive_message(QueueUrl=aws.env["INGEST_QUEUE_URL"])["Messages"][0]["Body"]
+    [done] = ingest.process_message(continuation, "m2", _forever)
+    assert done.kind == "import_completed"
+    assert done.detail["tasks_created"] == 1200
+    assert _task_count(project_id) == 1200
