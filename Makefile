@@ -56,7 +56,7 @@ bench: setup ## Run the benchmarks and print their tables
 	$(PY) -m bench
 
 openapi: setup ## Print the OpenAPI document of the API
-	@$(PY) -m api.openapi
+	@PYTHONPATH=layers:functions $(PY) -m api.openapi
 
 layer-requirements: $(UV) ## Regenerate layers/requirements.txt from the lock file
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o layers/requirements.txt

@@ -6,7 +6,6 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
@@ -14,13 +13,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from api.guard import SECURITY_SCHEME
+from api.telemetry import logger, metrics
 from api.routes import annotations, projects, system, tasks, uploads
 from serval import errors
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
-logger = Logger()
-metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 for module in (system, projects, tasks, annotations, uploads):
     app.include_router(module.router)

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from api.guard import actor, guarded
 from api.routes.common import Cursor, Limit, Page
+from api.telemetry import count
 from serval.domain.models import Annotation, AnnotationCreate
 from serval.domain.permissions import Action
 from serval.logic import annotations
@@ -18,7 +19,9 @@ BASE = "/projects/<project_id>/tasks/<task_id>/annotations"
 
 @router.post(BASE, status_code=201, tags=["annotations"], summary="Annotate a task", **guarded(Action.ANNOTATION_CREATE))
 def create_annotation(project_id: Id, task_id: Id, body: AnnotationCreate) -> Annotation:
-    return annotations.create(project_id, task_id, body, actor(router))
+    annotation = annotations.create(project_id, task_id, body, actor(router))
+    count("AnnotationCreated")
+    return annotation
 
 
 @router.get(BASE, tags=["annotations"], summary="List a task's annotations", **guarded(Action.ANNOTATION_READ))

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from api.guard import actor, guarded
 from api.routes.common import Cursor, Limit, Page
+from api.telemetry import count
 from serval.domain.models import Project, ProjectCreate, ProjectUpdate
 from serval.domain.permissions import Action
 from serval.logic import projects
@@ -17,7 +18,9 @@ ProjectId = Annotated[str, Path(min_length=1, max_length=64)]
 
 @router.post("/projects", status_code=201, tags=["projects"], summary="Create a project", **guarded(Action.PROJECT_CREATE))
 def create_project(body: ProjectCreate) -> Project:
-    return projects.create(body, actor(router))
+    project = projects.create(body, actor(router))
+    count("ProjectCreated")
+    return project
 
 
 @router.get("/projects", tags=["projects"], summary="List projects, newest first", **guarded(Action.PROJECT_READ))

@@ -11,9 +11,6 @@ from serval.settings import settings
 
 router = APIGatewayRouter()
 
-# Must match the unauthenticated resources API Gateway is given (infra) and the local gateway.
-PUBLIC_PATHS = ("/health", "/openapi.json", "/swagger")
-
 
 class Health(BaseModel):
     status: str

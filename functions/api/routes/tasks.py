@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from api.guard import actor, guarded
 from api.routes.common import Cursor, Limit, Page
+from api.telemetry import count
 from serval.adapters.tasks import TaskFilter
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.media import MediaType
@@ -35,7 +36,9 @@ def create_tasks(
         str | None, Header(alias="Idempotency-Key", max_length=200, description="Repeat-safe key for retries.")
     ] = None,
 ) -> BulkCreateResult:
-    return tasks.bulk_create(project_id, body, actor(router), idempotency_key)
+    result = tasks.bulk_create(project_id, body, actor(router), idempotency_key)
+    count("TasksCreated", result.created)
+    return result
 
 
 @router.get("/projects/<project_id>/tasks", tags=["tasks"], summary="List tasks", **guarded(Action.TASK_READ))

@@ -44,8 +44,9 @@ def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
     )
     if change.label_config is not None:
         same = change.label_config.model_dump(exclude={"version"}) == before.label_config.model_dump(exclude={"version"})
-        version = before.label_config.version if same else before.label_config.version + 1
-        after = after.model_copy(update={"label_config": change.label_config.model_copy(update={"version": version})})
+        config_version = before.label_config.version if same else before.label_config.version + 1
+        config = change.label_config.model_copy(update={"version": config_version})
+        after = after.model_copy(update={"label_config": config})
     problems = after.label_config.check_media(after.media_types)
     if problems:
         raise ValidationFailed("the label configuration does not fit the media types", details=problems)

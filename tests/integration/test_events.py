@@ -1,0 +1,57 @@
+"""The events function turns tasks-table stream records into domain events on the bus."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+from serval.domain.actor import Actor
+from tests.integration.api_client import LambdaContextStub, call
+from tests.integration.conftest import REGION, Aws
+
+LABELS = {"controls": [{"name": "c", "type": "classification", "classes": [{"name": "a"}]}]}
+
+
+def _stream_records(aws: Aws) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    arn = aws.ddb.describe_table(TableName=aws.env["TASKS_TABLE"])["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    # as Lambda delivers them: JSON, with epoch seconds for the creation time
+    return json.loads(json.dumps(records, default=lambda moment: moment.timestamp()))  # type: ignore[no-any-return]
+
+
+def _bus_queue(aws: Aws) -> str:
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name=aws.env["EVENT_BUS"])
+    url = aws.sqs.create_queue(QueueName="observed-events")["QueueUrl"]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName=aws.env["EVENT_BUS"], EventPattern=json.dumps({"source": ["serval"]}))
+    events.put_targets(Rule="all", EventBusName=aws.env["EVENT_BUS"], Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: Actor) -> None:
+    # Given a bus whose events we can observe, and a project with two tasks created in bulk
+    queue = _bus_queue(aws)
+    project = call("POST", "/projects", admin, {"name": "p", "media_types": ["text"], "label_config": LABELS}).body
+    call("POST", f"/projects/{project['project_id']}/tasks", admin, [{"data": {"text": "a"}}, {"data": {"text": "b"}}])
+    records = _stream_records(aws)
+    # When the events function processes the stream batch
+    from events.handler import handler
+
+    result = handler({"Records": records}, LambdaContextStub(function_name="serval-local-events"))
+    # Then nothing is retried, and the bus carried project.created, 2 x task.created, import.completed
+    assert result == {"batchItemFailures": []}
+    received: list[dict[str, Any]] = []
+    while batch := aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        received += [json.loads(m["Body"]) for m in batch]
+        aws.sqs.delete_message_batch(QueueUrl=queue, Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch])
+    types = sorted(e["detail-type"] for e in received)
+    assert types == ["import.completed", "project.created", "task.created", "task.created"]
+    completed = next(e["detail"] for e in received if e["detail-type"] == "import.completed")
+    assert completed["data"]["tasks_created"] == 2
+    assert {e["detail"]["id"] for e in received} <= {r["eventID"] for r in records}
