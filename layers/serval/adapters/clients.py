@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config
-
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -16,7 +14,6 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
 
 
 def _client(service: str) -> Any:
@@ -26,12 +23,12 @@ def _client(service: str) -> Any:
             client = _clients.get(service)
             if client is None:
                 import boto3  # lazy: keeps handler cold starts small
+                from botocore.config import Config
 
-                extra: dict[str, Any] = {}
+                config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
                 if service == "s3":
-                    extra["config"] = _CONFIG.merge(Config(signature_version="s3v4"))
-                else:
-                    extra["config"] = _CONFIG
+                    config = config.merge(Config(signature_version="s3v4"))
+                extra: dict[str, Any] = {"config": config}
                 client = boto3.session.Session().client(service, **extra)  # type: ignore[call-overload]
                 _clients[service] = client
     return client

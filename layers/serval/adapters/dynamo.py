@@ -7,22 +7,29 @@ import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serval import keys
-from serval.adapters.dynamo_models import AuditTableModels, TaskTableModels, audit_models, tasks_models
 from serval.domain.lifecycle import TaskStatus
 from serval.errors import Throttled, ValidationFailed
 from serval.settings import settings
+
+if TYPE_CHECKING:
+    from serval.adapters.dynamo_models import AuditTableModels, TaskTableModels
 
 MAX_TRANSACTION_ACTIONS = 100
 
 
 def tasks() -> TaskTableModels:
+    # pynamodb (and botocore under it) load on first use, not at import: smaller cold starts
+    from serval.adapters.dynamo_models import tasks_models
+
     return tasks_models(settings().TASKS_TABLE)
 
 
 def audit() -> AuditTableModels:
+    from serval.adapters.dynamo_models import audit_models
+
     return audit_models(settings().AUDIT_TABLE)
 
 

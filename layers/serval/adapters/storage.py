@@ -5,14 +5,21 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from serval.adapters import clients
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 from serval.errors import NotFound, PoisonRecord
 
 READ_CHUNK = 1 << 20
+
+
+def _client_error() -> type[ClientError]:
+    from botocore.exceptions import ClientError
+
+    return ClientError
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         kwargs["VersionId"] = version_id
     try:
         response = clients.s3().head_object(**kwargs)
-    except ClientError as exc:
+    except _client_error() as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}:
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise
@@ -54,7 +61,7 @@ def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator
         kwargs["VersionId"] = version_id
     try:
         body = clients.s3().get_object(**kwargs)["Body"]
-    except ClientError as exc:
+    except _client_error() as exc:
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404"}:
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise
@@ -118,7 +125,7 @@ def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[dict[s
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"ETag": p["etag"], "PartNumber": p["part_number"]} for p in parts]},
         )
-    except ClientError as exc:
+    except _client_error() as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code in {"NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
             from serval.errors import ValidationFailed
