@@ -44,7 +44,7 @@ lint: setup ## ruff + mypy
 	.venv/bin/mypy layers functions infra
 
 synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
-	npx cdk synth --quiet -c env=$(ENV) --all
+	npx cdk synth --quiet -c env=$(ENV)
 
 deploy: setup ## Deploy to AWS: make deploy ENV=dev
 	npx cdk deploy -c env=$(ENV) --all --require-approval broadening

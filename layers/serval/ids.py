@@ -25,5 +25,7 @@ def new_id(prefix: str) -> str:
 
 def stable_id(prefix: str, *parts: object) -> str:
     """The same parts always give the same id: used to make ingestion idempotent."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    # length-prefixed parts: ("a,b",) and ("a", "b") can never collide
+    encoded = "".join(f"{len(str(p))}:{p}," for p in parts)
+    digest = hashlib.sha256(encoded.encode()).digest()
     return f"{prefix}_{_b32(int.from_bytes(digest[:16], 'big'), 26)}"

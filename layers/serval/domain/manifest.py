@@ -43,6 +43,9 @@ class ManifestContext:
     manifest_key: str
 
     def resolve(self, value: str) -> DataRef:
+        scheme = value.split("://", 1)[0].lower() if "://" in value[:12] else ""
+        if scheme and scheme != "s3":
+            raise ValueError(f"{scheme}:// references are not supported; upload the file or use s3://")
         if value.startswith("s3://"):
             bucket, _, key = value[5:].partition("/")
             if not bucket or not key:
@@ -120,12 +123,14 @@ def parse_jsonl(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLi
         if not line.strip():
             continue
         try:
-            if len(line) > MAX_LINE_BYTES:
+            if len(line) > MAX_LINE_BYTES // 4 and len(line.encode()) > MAX_LINE_BYTES:
                 raise ValueError(f"line is longer than {MAX_LINE_BYTES} bytes")
             yield number, task_from_object(ctx, json.loads(line))
         except (ValueError, ValidationError, TypeError) as exc:
             reason = f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else explain(exc)
             yield number, LineError(line=number, error=reason, raw=line[:2000])
+        except RecursionError:
+            yield number, LineError(line=number, error="invalid JSON: nested too deeply", raw=line[:2000])
 
 
 def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
@@ -147,7 +152,8 @@ def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
 
 
 def parse_csv(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine]:
-    reader = csv.reader(lines)
+    # lines arrive without terminators; give them back so quoted multi-line cells keep theirs
+    reader = csv.reader(line + "\n" for line in lines)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:

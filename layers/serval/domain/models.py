@@ -14,7 +14,7 @@ from serval.domain.lifecycle import TaskStatus
 from serval.domain.media import MediaType
 from serval.domain.results import Result
 
-MAX_INLINE_TEXT = 100_000  # characters; longer text goes to S3 (items are limited to 400 KB)
+MAX_INLINE_TEXT = 100_000  # UTF-8 bytes; longer text goes to S3 (items are limited to 400 KB)
 MAX_METADATA_BYTES = 16_384
 MAX_TAGS = 40  # a tag change must fit one transaction with its links (<= 100 actions)
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^#\s][^#]*$")]
@@ -108,6 +108,13 @@ class TextRef(BaseModel):
     kind: Literal["text"] = "text"
     text: str = Field(max_length=MAX_INLINE_TEXT)
 
+    @field_validator("text")
+    @classmethod
+    def _bytes(cls, value: str) -> str:
+        if len(value) > MAX_INLINE_TEXT // 4 and len(value.encode()) > MAX_INLINE_TEXT:
+            raise ValueError(f"inline text is larger than {MAX_INLINE_TEXT} bytes; put it in S3")
+        return value
+
 
 DataRef = Annotated[S3Ref | TextRef, Field(discriminator="kind")]
 
@@ -146,10 +153,10 @@ class TaskCreate(BaseModel):
     def _meta(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_metadata(value)
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _dedupe_tags(cls, tags: list[str]) -> list[str]:
-        return list(dict.fromkeys(tags))
+    def _dedupe_tags(cls, tags: Any) -> Any:
+        return list(dict.fromkeys(tags)) if isinstance(tags, list) else tags
 
 
 class TaskPatch(BaseModel):

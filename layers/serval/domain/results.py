@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serval.domain.label_config import ControlSpec, ControlType, LabelConfig
+from serval.domain.label_config import AttributeSpec, AttributeType, ControlSpec, ControlType, LabelConfig
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -176,6 +176,20 @@ def _labels_of(result: Any) -> list[str]:
             return [r.label for r in regions]
 
 
+_ATTRIBUTE_TYPES: dict[AttributeType, tuple[type, ...]] = {
+    AttributeType.TEXT: (str,),
+    AttributeType.CHOICE: (str,),
+    AttributeType.NUMBER: (int, float),
+    AttributeType.BOOLEAN: (bool,),
+}
+
+
+def _type_ok(spec: AttributeSpec, value: object) -> bool:
+    if isinstance(value, bool) and spec.type is not AttributeType.BOOLEAN:
+        return False  # bool is an int subclass: never a number or text
+    return isinstance(value, _ATTRIBUTE_TYPES[spec.type])
+
+
 def _check_attributes(control: ControlSpec, result: Any, problems: list[str]) -> None:
     regions = [
         r for f in ("boxes", "polygons", "instances", "spans", "segments") for r in getattr(result, f, [])
@@ -191,6 +205,8 @@ def _check_attributes(control: ControlSpec, result: Any, problems: list[str]) ->
             if value is None:
                 if spec.required:
                     problems.append(f"{control.name}: attribute {spec.name!r} is required")
+            elif not _type_ok(spec, value):
+                problems.append(f"{control.name}: attribute {spec.name!r} must be a {spec.type.value}")
             elif spec.choices and value not in spec.choices:
                 problems.append(f"{control.name}: attribute {spec.name!r} must be one of {spec.choices}")
 
@@ -219,6 +235,20 @@ def validate_results(config: LabelConfig, results: list[Any], text_length: int |
                 problems.append(f"{control.name}: unknown class {label!r}")
         if isinstance(result, ClassificationResult) and len(result.labels) > 1 and not control.multiple:
             problems.append(f"{control.name}: single-choice classification takes exactly one label")
+        if isinstance(result, PdfPageClassResult) and not control.multiple:
+            problems += [
+                f"{control.name}: page {p.page} takes exactly one label (the control is single-choice)"
+                for p in result.pages
+                if len(p.labels) > 1
+            ]
+        if isinstance(result, KeypointResult) and control.keypoint_names:
+            skeleton = set(control.keypoint_names)
+            problems += [
+                f"{control.name}: keypoint {point.name!r} is not in the skeleton {sorted(skeleton)}"
+                for instance in result.instances
+                for point in instance.points
+                if point.name not in skeleton
+            ]
         if isinstance(result, NerResult) and text_length is not None:
             problems += [
                 f"{control.name}: span {s.start}-{s.end} is outside the text (length {text_length})"

@@ -1,0 +1,1 @@
+"""One construct per concern; the stacks in ``infra.stacks`` compose them."""

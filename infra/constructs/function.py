@@ -1,0 +1,208 @@
+"""One Lambda function from one FunctionSpec, with its own least-privilege role.
+
+The role starts empty (no AWS managed policies) and receives exactly what the
+spec declares: read or read/write grants on tables (GSIs included) and buckets,
+PutEvents on the bus, the Cognito admin actions on the one user pool, writes to
+its own log group, X-Ray segments, and whatever its trigger needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.layer import LAMBDA_ARCHITECTURE, RUNTIME
+from infra.constructs.nag import acknowledge, acknowledge_grant_wildcards
+from infra.constructs.naming import log_retention, removal_policy
+from infra.spec import ApiTrigger, FunctionSpec, ServalSpec, SqsTrigger, StreamTrigger, Trigger
+
+# Deployed-only Powertools settings. Traces never capture payloads (STYLE.md).
+POWERTOOLS_DEFAULTS: dict[str, str] = {
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "true",
+}
+
+# What a function with ``manages_users`` may do, on its user pool only.
+USER_ADMIN_ACTIONS: tuple[str, ...] = (
+    "cognito-idp:AdminCreateUser",
+    "cognito-idp:AdminGetUser",
+    "cognito-idp:AdminUpdateUserAttributes",
+    "cognito-idp:AdminDisableUser",
+    "cognito-idp:AdminEnableUser",
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminRemoveUserFromGroup",
+    "cognito-idp:AdminListGroupsForUser",
+    "cognito-idp:ListUsers",
+    "cognito-idp:ListUsersInGroup",
+)
+
+
+def latest_python_runtime() -> str:
+    """The newest Python runtime this aws-cdk-lib knows (what cdk-nag's L1 rule compares with)."""
+    versions = [r.name for r in lambda_.Runtime.ALL if r.family == lambda_.RuntimeFamily.PYTHON]
+    return max(versions, key=lambda name: tuple(int(n) for n in name.removeprefix("python").split(".")))
+
+
+def event_source(
+    trigger: Trigger,
+    *,
+    queues: Mapping[str, sqs.IQueue] | None = None,
+    tables: Mapping[str, dynamodb.ITable] | None = None,
+) -> lambda_.IEventSource | None:
+    """The CDK event source of a spec trigger; ``None`` for API triggers (wired by the REST API).
+
+    ``queues`` holds the trigger's queue (SQS) or its on-failure queue (streams), by spec id.
+    """
+    queues = queues or {}
+    if isinstance(trigger, SqsTrigger):
+        if trigger.queue not in queues:
+            raise ValueError(f"SQS trigger needs queue {trigger.queue!r}")
+        return sources.SqsEventSource(
+            queues[trigger.queue],
+            batch_size=trigger.batch_size,
+            max_batching_window=Duration.seconds(trigger.max_batching_window_s),
+            max_concurrency=trigger.max_concurrency,
+            report_batch_item_failures=trigger.report_batch_item_failures,
+        )
+    if isinstance(trigger, StreamTrigger):
+        if not tables or trigger.table not in tables:
+            raise ValueError(f"stream trigger needs table {trigger.table!r}")
+        on_failure = None
+        if trigger.on_failure_queue is not None:
+            if trigger.on_failure_queue not in queues:
+                raise ValueError(f"stream trigger needs on-failure queue {trigger.on_failure_queue!r}")
+            on_failure = sources.SqsDlq(queues[trigger.on_failure_queue])
+        return sources.DynamoEventSource(
+            tables[trigger.table],
+            starting_position=lambda_.StartingPosition[trigger.starting_position],
+            batch_size=trigger.batch_size,
+            bisect_batch_on_error=trigger.bisect_batch_on_error,
+            retry_attempts=trigger.retry_attempts,
+            on_failure=on_failure,
+            report_batch_item_failures=trigger.report_batch_item_failures,
+        )
+    if isinstance(trigger, ApiTrigger):
+        return None
+    raise TypeError(f"unknown trigger {trigger!r}")
+
+
+class ServalFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id_: str,
+        *,
+        spec: ServalSpec,
+        function_spec: FunctionSpec,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+        tables: Mapping[str, dynamodb.ITable] | None = None,
+        buckets: Mapping[str, s3.IBucket] | None = None,
+        bus: events.IEventBus | None = None,
+        user_pool: cognito.IUserPool | None = None,
+        source: lambda_.IEventSource | None = None,
+        send_to: Mapping[str, sqs.IQueue] | None = None,
+    ) -> None:
+        """``send_to`` maps an environment variable to a queue the function may send to (its URL is the value)."""
+        super().__init__(scope, construct_id_)
+        fs = function_spec
+        tables = tables or {}
+        buckets = buckets or {}
+        send_to = send_to or {}
+        self.spec = fs
+        self._check_inputs(fs, tables, buckets, bus, user_pool)
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Least-privilege role of {fs.name}",
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{fs.name}",
+            retention=log_retention(spec.config),
+            removal_policy=removal_policy(spec.config),
+        )
+        environment = {**POWERTOOLS_DEFAULTS, **fs.environment}
+        if fs.manages_users and user_pool is not None:
+            environment["USER_POOL_ID"] = user_pool.user_pool_id
+        environment.update({name: queue.queue_url for name, queue in send_to.items()})
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=fs.name,
+            description=fs.description,
+            runtime=RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            handler=fs.handler,
+            code=code,
+            layers=[layer],
+            memory_size=fs.memory_mb,
+            timeout=Duration.seconds(fs.timeout_s),
+            environment=environment,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        self.log_group.grant_write(self.role)
+
+        for table_id, mode in fs.table_access.items():
+            table = tables[table_id]
+            (table.grant_read_write_data if mode == "write" else table.grant_read_data)(self.role)
+        for bucket_id, mode in fs.bucket_access.items():
+            bucket = buckets[bucket_id]
+            (bucket.grant_read_write if mode == "write" else bucket.grant_read)(self.role)
+        if fs.publishes_events and bus is not None:
+            bus.grant_put_events_to(self.role)
+        if fs.manages_users and user_pool is not None:
+            user_pool.grant(self.role, *USER_ADMIN_ACTIONS)
+        for queue in send_to.values():
+            queue.grant_send_messages(self.role)
+        if source is not None:
+            self.function.add_event_source(source)
+
+        acknowledge_grant_wildcards(
+            self.role,
+            table_arns=[tables[t].table_arn for t in fs.table_access],
+            bucket_arns=[buckets[b].bucket_arn for b in fs.bucket_access],
+        )
+        if RUNTIME.name != latest_python_runtime():
+            acknowledge(
+                self.function,
+                "AwsSolutions-L1",
+                f"{RUNTIME.name} is pinned in infra/spec.py together with the layer's wheels "
+                f"(pip --python-version); runtime and layer build move to {latest_python_runtime()} together.",
+            )
+
+    @staticmethod
+    def _check_inputs(
+        fs: FunctionSpec,
+        tables: Mapping[str, dynamodb.ITable],
+        buckets: Mapping[str, s3.IBucket],
+        bus: events.IEventBus | None,
+        user_pool: cognito.IUserPool | None,
+    ) -> None:
+        missing = [f"table {t!r}" for t in fs.table_access if t not in tables]
+        missing += [f"bucket {b!r}" for b in fs.bucket_access if b not in buckets]
+        if fs.publishes_events and bus is None:
+            missing.append("the event bus")
+        if fs.manages_users and user_pool is None:
+            missing.append("the user pool")
+        if missing:
+            raise ValueError(f"function {fs.id!r} needs {', '.join(missing)}")

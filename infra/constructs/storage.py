@@ -1,0 +1,94 @@
+"""S3 buckets: raw media and manifests (data), export output (exports), and their access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.constructs.naming import construct_id, removal_policy
+from infra.spec import BucketSpec, ServalSpec
+
+ABORT_MULTIPART_AFTER = Duration.days(1)
+
+
+class ServalBuckets(Construct):
+    """Every bucket of ``spec.buckets``, encrypted, private, TLS-only, with server access logs."""
+
+    def __init__(self, scope: Construct, construct_id_: str, *, spec: ServalSpec) -> None:
+        super().__init__(scope, construct_id_)
+        config = spec.config
+        self._spec = spec
+        self._removal = removal_policy(config)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery cannot write to SSE-KMS buckets
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(config.log_retention_days),
+                    abort_incomplete_multipart_upload_after=ABORT_MULTIPART_AFTER,
+                )
+            ],
+            removal_policy=self._removal,
+            auto_delete_objects=self._removal == RemovalPolicy.DESTROY,
+        )
+        self.buckets: dict[str, s3.Bucket] = {b.id: self._bucket(b) for b in spec.buckets.values()}
+
+    def _lifecycle(self, bucket: BucketSpec) -> list[s3.LifecycleRule]:
+        config = self._spec.config
+        rules = [
+            s3.LifecycleRule(
+                id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=ABORT_MULTIPART_AFTER
+            )
+        ]
+        if bucket.versioned:
+            rules.append(
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+                )
+            )
+        if bucket.id == "exports":
+            rules.append(
+                s3.LifecycleRule(id="expire-exports", expiration=Duration.days(config.export_expiration_days))
+            )
+        return rules
+
+    def _cors(self, bucket: BucketSpec) -> list[s3.CorsRule] | None:
+        if not bucket.cors:
+            return None
+        methods = [s3.HttpMethods.GET, s3.HttpMethods.HEAD]
+        if bucket.browser_uploads:  # presigned PUT/POST from the SPA
+            methods += [s3.HttpMethods.PUT, s3.HttpMethods.POST]
+        return [
+            s3.CorsRule(
+                allowed_methods=methods,
+                allowed_origins=list(self._spec.config.cors_allowed_origins),
+                allowed_headers=["*"],
+                exposed_headers=["ETag"],
+                max_age=3000,
+            )
+        ]
+
+    def _bucket(self, bucket: BucketSpec) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id(bucket.id, "Bucket"),
+            bucket_name=bucket.name,
+            versioned=bucket.versioned,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            cors=self._cors(bucket),
+            lifecycle_rules=self._lifecycle(bucket),
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{bucket.id}/",
+            removal_policy=self._removal,
+            auto_delete_objects=self._removal == RemovalPolicy.DESTROY,
+        )

@@ -1,0 +1,346 @@
+"""The single source of truth for Serval's resources.
+
+CDK (``infra/constructs``) and the local moto stack (``infra/local``) both build
+their resources from :func:`build`. Names, key schemas, indexes, queue wiring,
+the function list with handlers, sizes and triggers, and each function's
+environment are defined here once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_SRC = ROOT / "layers"
+FUNCTIONS_SRC = ROOT / "functions"
+if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
+    sys.path.insert(0, str(LAYER_SRC))
+
+from serval import keys  # noqa: E402
+from serval.settings import RuntimeSettings  # noqa: E402
+
+from infra.config import EnvConfig  # noqa: E402
+
+ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
+PYTHON_RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+UPLOAD_PREFIX = "projects/"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    pk: str
+    sk: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    id: str
+    name: str
+    pk: str
+    sk: str
+    indexes: tuple[IndexSpec, ...]
+    ttl_attribute: str | None
+    stream: Literal["NEW_AND_OLD_IMAGES"] | None = "NEW_AND_OLD_IMAGES"
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        names = [self.pk, self.sk]
+        for index in self.indexes:
+            names += [index.pk, index.sk]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    id: str
+    name: str
+    versioned: bool
+    cors: bool
+    browser_uploads: bool = False  # CORS also allows PUT and POST (presigned uploads from the SPA)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    id: str
+    name: str
+    visibility_timeout_s: int
+    dlq_name: str
+    max_receive_count: int
+    retention_s: int = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class SqsTrigger:
+    queue: str  # QueueSpec.id
+    batch_size: int
+    max_concurrency: int
+    max_batching_window_s: int = 1
+    # The function answers with ``batchItemFailures``; only the listed messages are retried.
+    report_batch_item_failures: bool = True
+    kind: Literal["sqs"] = "sqs"
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    table: str  # TableSpec.id
+    batch_size: int = 100
+    retry_attempts: int = 10
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    bisect_batch_on_error: bool = True
+    report_batch_item_failures: bool = True
+    # QueueSpec.id that receives the metadata of a batch whose retries are exhausted
+    on_failure_queue: str | None = None
+    kind: Literal["stream"] = "stream"
+
+
+@dataclass(frozen=True)
+class ApiTrigger:
+    kind: Literal["api"] = "api"
+
+
+Trigger = SqsTrigger | StreamTrigger | ApiTrigger
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    id: str
+    name: str
+    handler: str  # module path relative to functions/, e.g. "api.handler.handler"
+    description: str
+    memory_mb: int
+    timeout_s: int
+    trigger: Trigger
+    environment: dict[str, str] = field(default_factory=dict)
+    # What the function's role may do, by resource id: least privilege per function.
+    table_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
+    bucket_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
+    publishes_events: bool = False
+    manages_users: bool = False
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def entrypoint(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    user_pool_name: str
+    client_name: str
+    groups: tuple[str, ...] = ROLES  # in precedence order: admin wins
+    username_attributes: tuple[str, ...] = ("email",)  # users sign in with their email
+    # Password policy: at least this long, with lower and upper case, digits and symbols.
+    password_min_length: int = 12
+    client_auth_flows: tuple[str, ...] = (
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    )
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """The REST API's shape that both runtimes share (API Gateway in AWS, the local gateway)."""
+
+    stage_name: str = "v1"
+    # (method, path) pairs that need no token; every other route needs a Cognito id token.
+    public_routes: tuple[tuple[str, str], ...] = (
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/swagger"),
+    )
+    # Paths the API serves (a prefix matches itself and everything below it). The local
+    # gateway serves every other path from the built frontend.
+    path_prefixes: tuple[str, ...] = (
+        "/health",
+        "/openapi.json",
+        "/swagger",
+        "/me",
+        "/users",
+        "/projects",
+        "/tasks",
+        "/imports",
+        "/exports",
+        "/webhooks",
+        "/audit",
+    )
+    # Empty: the Cognito authorizer takes id tokens. Non-empty: access tokens with one of these scopes.
+    authorization_scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    """An EventBridge rule on the Serval bus that forwards matching events to a queue."""
+
+    name: str
+    queue: str  # QueueSpec.id
+    pattern: str  # JSON event pattern
+
+
+@dataclass(frozen=True)
+class ServalSpec:
+    config: EnvConfig
+    prefix: str
+    tables: dict[str, TableSpec]
+    buckets: dict[str, BucketSpec]
+    queues: dict[str, QueueSpec]
+    event_bus_name: str
+    auth: AuthSpec
+    functions: dict[str, FunctionSpec]
+    upload_prefix: str = UPLOAD_PREFIX
+    api: ApiSpec = field(default_factory=ApiSpec)
+    event_rules: tuple[EventRuleSpec, ...] = ()
+
+    def stack_name(self, concern: str) -> str:
+        return f"Serval-{self.config.name}-{concern}"
+
+
+def _tables(prefix: str) -> dict[str, TableSpec]:
+    return {
+        "tasks": TableSpec(
+            id="tasks",
+            name=f"{prefix}-tasks",
+            pk=keys.PK,
+            sk=keys.SK,
+            indexes=(
+                IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
+                IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
+            ),
+            ttl_attribute=keys.TTL_ATTRIBUTE,
+        ),
+        "audit": TableSpec(
+            id="audit",
+            name=f"{prefix}-audit",
+            pk=keys.PK,
+            sk=keys.SK,
+            indexes=(
+                IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
+                IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
+            ),
+            ttl_attribute=keys.TTL_ATTRIBUTE,
+        ),
+    }
+
+
+def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
+    """Every resource of one environment. ``account``/``region`` may be CDK tokens."""
+    prefix = f"serval-{config.name}"
+    tables = _tables(prefix)
+    buckets = {
+        "data": BucketSpec(
+            "data", f"{prefix}-data-{account}-{region}", versioned=True, cors=True, browser_uploads=True
+        ),
+        "exports": BucketSpec("exports", f"{prefix}-exports-{account}-{region}", versioned=False, cors=True),
+    }
+    queues = {
+        "ingest": QueueSpec(
+            id="ingest",
+            name=f"{prefix}-ingest",
+            # six times the ingest function's timeout, as AWS recommends for SQS sources
+            visibility_timeout_s=6 * 900,
+            dlq_name=f"{prefix}-ingest-dlq",
+            max_receive_count=config.ingest_max_receive_count,
+        ),
+        "events-dlq": QueueSpec(
+            id="events-dlq",
+            name=f"{prefix}-events-failed",
+            visibility_timeout_s=30,
+            dlq_name=f"{prefix}-events-failed-dlq",
+            max_receive_count=1000,
+        ),
+        # Every domain event, routed from the bus; the webhook dispatcher consumes it.
+        "webhooks": QueueSpec(
+            id="webhooks",
+            name=f"{prefix}-webhooks",
+            visibility_timeout_s=6 * 60,
+            dlq_name=f"{prefix}-webhooks-dlq",
+            max_receive_count=10,
+        ),
+    }
+    bus = f"{prefix}-events"
+    event_rules = (
+        EventRuleSpec(
+            name=f"{prefix}-events-to-webhooks",
+            queue="webhooks",
+            pattern='{"source": [{"prefix": ""}]}',  # every event on the Serval bus
+        ),
+    )
+    auth = AuthSpec(user_pool_name=f"{prefix}-users", client_name=f"{prefix}-web")
+    base_env = RuntimeSettings(
+        SERVAL_ENV=config.name,
+        TASKS_TABLE=tables["tasks"].name,
+        AUDIT_TABLE=tables["audit"].name,
+        DATA_BUCKET=buckets["data"].name,
+        EXPORT_BUCKET=buckets["exports"].name,
+        EVENT_BUS=bus,
+        LEASE_SECONDS=config.lease_seconds,
+        AUDIT_TTL_DAYS=config.audit_ttl_days,
+        MAX_BULK_CREATE=config.max_bulk_create,
+    ).model_dump()
+    env = {k: str(v) for k, v in base_env.items() if v != ""}
+
+    def fenv(service: str) -> dict[str, str]:
+        return env | {"POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_METRICS_NAMESPACE": "Serval"}
+
+    functions = {
+        "api": FunctionSpec(
+            id="api",
+            name=f"{prefix}-api",
+            handler="api.handler.handler",
+            description="REST API behind API Gateway with the Cognito authorizer",
+            memory_mb=1024,
+            timeout_s=29,
+            trigger=ApiTrigger(),
+            environment=fenv("api"),
+            table_access={"tasks": "write", "audit": "write"},
+            bucket_access={"data": "write", "exports": "read"},
+            manages_users=True,
+        ),
+        "ingest": FunctionSpec(
+            id="ingest",
+            name=f"{prefix}-ingest",
+            handler="ingest.handler.handler",
+            description="Turns S3 uploads (media and manifests) into tasks, idempotently",
+            memory_mb=1024,
+            timeout_s=900,
+            trigger=SqsTrigger(
+                queue="ingest",
+                batch_size=config.ingest_batch_size,
+                max_concurrency=config.ingest_max_concurrency,
+            ),
+            environment=fenv("ingest"),
+            table_access={"tasks": "write", "audit": "write"},
+            bucket_access={"data": "write"},
+        ),
+        "events": FunctionSpec(
+            id="events",
+            name=f"{prefix}-events",
+            handler="events.handler.handler",
+            description="Turns the tasks table stream into domain events on the event bus",
+            memory_mb=256,
+            timeout_s=60,
+            trigger=StreamTrigger(table="tasks", on_failure_queue="events-dlq"),
+            environment=fenv("events"),
+            publishes_events=True,
+        ),
+    }
+    return ServalSpec(
+        config=config,
+        prefix=prefix,
+        tables=tables,
+        buckets=buckets,
+        queues=queues,
+        event_bus_name=bus,
+        auth=auth,
+        functions=functions,
+        event_rules=event_rules,
+    )

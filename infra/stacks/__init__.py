@@ -1,0 +1,11 @@
+"""Thin stacks: each only wires the constructs of one concern."""
+
+from infra.stacks.api import ApiStack
+from infra.stacks.auth import AuthStack
+from infra.stacks.base import ServalStack
+from infra.stacks.data import DataStack
+from infra.stacks.events import EventsStack
+from infra.stacks.ingest import IngestStack
+from infra.stacks.storage import StorageStack
+
+__all__ = ["ApiStack", "AuthStack", "DataStack", "EventsStack", "IngestStack", "ServalStack", "StorageStack"]

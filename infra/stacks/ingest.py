@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput
+
+from infra.bundling import function_code
+from infra.constructs.function import ServalFunction, event_source
+from infra.constructs.ingest import UploadNotifications
+from infra.constructs.layer import ServalLayer
+from infra.constructs.naming import construct_id
+from infra.constructs.queue import ServalQueue
+from infra.constructs.shared import SharedResources
+from infra.spec import FunctionSpec, ServalSpec, SqsTrigger
+from infra.stacks.base import ServalStack
+
+INGEST_QUEUE = "ingest"
+
+
+class IngestStack(ServalStack):
+    """S3 upload -> SQS (with DLQ) -> ingest function."""
+
+    concern = "Ingest"
+
+    def __init__(self, scope: Any, **kwargs: Any) -> None:
+        super().__init__(scope, **kwargs)
+        spec = self.spec
+        shared = SharedResources(self, "Shared", spec=spec)
+        self.ingest = ServalQueue(self, "IngestQueue", queue_spec=spec.queues[INGEST_QUEUE])
+        UploadNotifications(
+            self,
+            "Uploads",
+            bucket_name=spec.buckets["data"].name,
+            queue=self.ingest.queue,
+            prefix=spec.upload_prefix,
+        )
+        layer = ServalLayer(self, "Runtime")
+        self.functions = {
+            f.id: ServalFunction(
+                self,
+                construct_id(f.id, "Function"),
+                spec=spec,
+                function_spec=f,
+                code=function_code(),
+                layer=layer.layer,
+                tables=shared.tables,
+                buckets=shared.buckets,
+                source=event_source(f.trigger, queues={INGEST_QUEUE: self.ingest.queue}),
+                # the DLQ for poison records (with reasons), the queue itself for continuations
+                send_to={"INGEST_DLQ_URL": self.ingest.dlq, "INGEST_QUEUE_URL": self.ingest.queue},
+            )
+            for f in self.placed_functions(spec)
+        }
+        CfnOutput(self, "IngestQueueUrl", value=self.ingest.queue.queue_url)
+        CfnOutput(self, "IngestDlqUrl", value=self.ingest.dlq.queue_url)
+
+    @staticmethod
+    def owned_queues(spec: ServalSpec) -> tuple[str, ...]:
+        """The queue S3 upload notifications go to."""
+        return (INGEST_QUEUE,)
+
+    @staticmethod
+    def placed_functions(spec: ServalSpec) -> list[FunctionSpec]:
+        """The functions this stack owns: those consuming the ingest queue."""
+        return [
+            f
+            for f in spec.functions.values()
+            if isinstance(f.trigger, SqsTrigger) and f.trigger.queue == INGEST_QUEUE
+        ]
