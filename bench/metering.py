@@ -11,14 +11,30 @@ from typing import Any
 from botocore.client import BaseClient
 
 
+def _caller() -> str:
+    """The Lambda function making the call (bound per invocation by the local runtime), or "-"."""
+    from serval.settings import current_environment
+
+    env = current_environment()
+    return env.get("POWERTOOLS_SERVICE_NAME", "-") if env is not None else "-"
+
+
 class CallLog:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.by_function: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
     def add(self, service: str, operation: str) -> None:
+        name = f"{service}:{operation}"
+        caller = _caller()
         with self._lock:
-            self.calls[f"{service}:{operation}"] += 1
+            self.calls[name] += 1
+            self.by_function[(caller, name)] += 1
+
+    def of_function(self, function: str) -> Counter[str]:
+        """The calls one function (by its Powertools service name) made."""
+        return Counter({name: n for (caller, name), n in self.by_function.items() if caller == function})
 
     def count(self, operation: str) -> int:
         """Calls of an operation, e.g. ``BatchWriteItem`` or ``dynamodb:Query``."""
@@ -33,6 +49,7 @@ class CallLog:
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.by_function.clear()
 
 
 @contextmanager

@@ -58,6 +58,19 @@ def _guard(action: Action) -> Callable[..., Response[Any]]:
     return middleware
 
 
+def authorize_matched_route(app: Any) -> None:
+    """Authorize the current request for the route Powertools matched.
+
+    Request validation runs before route middlewares, so the validation error handler
+    calls this first: a caller who may not use a route learns nothing about its body.
+    """
+    route = app.context.get("_route")
+    extensions = getattr(route, "openapi_extensions", None) or {}
+    action = extensions.get(ACTION_EXTENSION)
+    if action:
+        require(actor_from_event(app.current_event), Action(action))
+
+
 def guarded(action: Action) -> dict[str, Any]:
     """Route keyword arguments for a protected route performing ``action``."""
     return {

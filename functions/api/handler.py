@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from api.guard import SECURITY_SCHEME
+from api.guard import SECURITY_SCHEME, authorize_matched_route
 from api.telemetry import logger, metrics
 from api.routes import annotations, projects, system, tasks, uploads
 from serval import errors
@@ -68,6 +68,10 @@ def serval_error(exc: errors.ServalError) -> Response[Any]:
 
 @app.exception_handler(RequestValidationError)
 def invalid_request(exc: RequestValidationError) -> Response[Any]:
+    try:
+        authorize_matched_route(app)
+    except errors.ServalError as refused:
+        return serval_error(refused)
     problems = [
         {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()

@@ -57,6 +57,11 @@ def settings() -> RuntimeSettings:
     return _parse(tuple((k, source[k]) for k in _KEYS if k in source))
 
 
+def current_environment() -> Mapping[str, str] | None:
+    """The environment bound to the current invocation, if any (local runtime only)."""
+    return _invocation_env.get()
+
+
 @contextmanager
 def invocation_environment(env: Mapping[str, str]) -> Iterator[None]:
     """Bind a function's environment for the duration of one in-process invocation."""

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra import config, spec
-from serval.adapters import clients
+from serval.adapters import clients, dynamo_models
 from serval.domain.actor import Actor
 
 ACCOUNT = "123456789012"
@@ -33,7 +33,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
-        clients.reset()
+        _forget_clients()
         the_spec = spec.build(config.load("local"), ACCOUNT, REGION)
         env = dict(the_spec.functions["ingest"].environment) | _create(the_spec)
         for key, value in env.items():
@@ -45,7 +45,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             sqs=boto3.client("sqs", region_name=REGION),
             ddb=boto3.client("dynamodb", region_name=REGION),
         )
-        clients.reset()
+        _forget_clients()
+
+
+def _forget_clients() -> None:
+    """Drop cached SDK clients and pynamodb connections (another test may have used a server)."""
+    clients.reset()
+    dynamo_models.tasks_models.cache_clear()
+    dynamo_models.audit_models.cache_clear()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -194,3 +195,13 @@ def test_openapi_document_is_served_without_auth(aws: Aws) -> None:
     response = call("GET", "/openapi.json", None)
     assert response.status == 200
     assert "/projects/{project_id}/tasks" in response.body["paths"]
+
+
+def test_authorization_is_decided_before_the_body_is_validated(aws: Aws, annotator: Actor) -> None:
+    # Given an annotator sending an invalid body to a managers-only route
+    response = call("POST", "/projects", annotator, {"name": ""})
+    # Then the answer is 403, and it reveals nothing about the body
+    assert response.status == 403
+    assert "name" not in json.dumps(response.body)
+    # And without a token the answer is 401
+    assert call("POST", "/projects", None, {"name": ""}).status == 401

@@ -142,14 +142,14 @@ def test_explicit_external_id_wins_over_id() -> None:
 @pytest.mark.parametrize(
     ("value", "expected_key"),
     [
-        ("img/a.png", "projects/p_1/imports/img/a.png"),
-        ("a.PNG", "projects/p_1/imports/a.PNG"),
-        ("./a.png", "projects/p_1/imports/a.png"),
-        ("../raw/a.png", "projects/p_1/raw/a.png"),
-        ("deep/../b.wav", "projects/p_1/imports/b.wav"),
+        ("img/a.png", "projects/p_1/img/a.png"),
+        ("a.PNG", "projects/p_1/a.PNG"),
+        ("./a.png", "projects/p_1/a.png"),
+        ("raw/../a.png", "projects/p_1/a.png"),
+        ("deep/../b.wav", "projects/p_1/b.wav"),
     ],
 )
-def test_relative_keys_resolve_beside_the_manifest(value: str, expected_key: str) -> None:
+def test_relative_keys_resolve_against_the_project_prefix(value: str, expected_key: str) -> None:
     task = one_task({"data": {"media": value}})
     ref = s3(task, "media")
     assert (ref.bucket, ref.key) == (BUCKET, expected_key)
@@ -157,7 +157,7 @@ def test_relative_keys_resolve_beside_the_manifest(value: str, expected_key: str
 
 
 @pytest.mark.parametrize(
-    "value", ["../../p_2/a.png", "../../../etc/a.png", "/projects/p_1/a.png", "../../p_12/a.png"]
+    "value", ["../p_2/a.png", "../../etc/a.png", "/projects/p_1/a.png", "../p_12/a.png", "../../p_1/a.png"]
 )
 def test_relative_keys_that_leave_the_project_prefix_are_rejected(value: str) -> None:
     error = one_error({"data": {"image": value}})
@@ -283,7 +283,7 @@ def test_csv_row_becomes_a_task() -> None:
     ((number, task),) = parsed
     assert number == 2
     assert isinstance(task, TaskCreate)
-    assert s3(task, "image").key == "projects/p_1/imports/img/a.png"
+    assert s3(task, "image").key == "projects/p_1/img/a.png"
     assert task.tags == ["cats", "pets", "cute"]
     assert task.priority == 7
     assert task.external_id == "e-1"

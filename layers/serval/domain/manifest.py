@@ -11,8 +11,9 @@ CSV: a header row; columns named like data keys (``image``, ``audio``, ``video``
 ``priority`` and ``external_id`` are task fields; every other column becomes metadata.
 
 A data value is an S3 reference when it is ``s3://bucket/key``, or a relative key with a
-media extension (resolved beside the manifest, never outside the project's prefix);
-otherwise it is inline text.
+media extension, resolved against the project's prefix ``projects/<id>/`` (so a folder
+copied there keeps working: ``images/a.png`` is ``projects/<id>/images/a.png``), never
+outside it; otherwise it is inline text.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class ManifestContext:
                 raise ValueError(f"{value!r} is outside this project's prefix {self.project_prefix!r}")
             return S3Ref(bucket=bucket, key=key, media_type=media.detect(key))
         if media.detect(value) is not None and "\n" not in value and len(value) < 1024:
-            key = posixpath.normpath(posixpath.join(posixpath.dirname(self.manifest_key), value))
-            if not key.startswith(self.project_prefix):
+            key = posixpath.normpath(posixpath.join(self.project_prefix, value))
+            if value.startswith("/") or not key.startswith(self.project_prefix):
                 raise ValueError(f"relative key {value!r} leaves the project's prefix")
             return S3Ref(bucket=self.data_bucket, key=key, media_type=media.detect(key))
         return TextRef(text=value)

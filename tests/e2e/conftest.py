@@ -1,0 +1,75 @@
+"""The local stack started exactly as `make dev` starts it: `python -m infra.local` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from infra.local.moto_server import free_port
+from tests.conftest import ROOT
+
+READY = "Ctrl-C stops the stack"
+
+
+@dataclass
+class DevStack:
+    process: subprocess.Popen[str]
+    api_url: str
+    endpoint_url: str
+    data_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self, timeout_s: float = 60) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout_s)
+
+
+def start_dev_stack(data_dir: Path, timeout_s: float = 180, extra: tuple[str, ...] = ()) -> DevStack:
+    moto_port, api_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local", "--moto-port", str(moto_port), "--api-port", str(api_port),
+         "--data-dir", str(data_dir), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = DevStack(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{moto_port}", data_dir)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.output.append(line)
+            if READY in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while not ready.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the local stack did not come up:\n{stack.text()[-5000:]}")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    stack = start_dev_stack(tmp_path_factory.mktemp("serval-state"))
+    yield stack
+    if stack.process.poll() is None:
+        stack.stop()

@@ -1,0 +1,199 @@
+"""End to end on the local stack as `make dev` runs it: S3 upload -> tasks -> HTTP with real JWTs."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.seed import DEMO_USERS
+from tests.conftest import ROOT
+from tests.e2e.conftest import DevStack, start_dev_stack
+
+pytestmark = pytest.mark.e2e
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def _aws(stack: DevStack, service: str) -> Any:
+    return boto3.client(
+        service, endpoint_url=stack.endpoint_url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+
+
+def _token(stack: DevStack, role: str) -> str:
+    user = next(u for u in DEMO_USERS if u.role == role)
+    cognito = _aws(stack, "cognito-idp")
+    pool = cognito.list_user_pools(MaxResults=10)["UserPools"][0]["Id"]
+    client = cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=10)["UserPoolClients"][0]["ClientId"]
+    result = cognito.initiate_auth(
+        ClientId=client, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={"USERNAME": user.email, "PASSWORD": user.password}
+    )
+    return str(result["AuthenticationResult"]["IdToken"])
+
+
+def _http(stack: DevStack, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        stack.api_url + path, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw else None
+
+
+def _wait(predicate: Any, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail("timed out waiting")
+
+
+def test_banner_prints_urls_and_every_login(dev_stack: DevStack) -> None:
+    text = dev_stack.text()
+    assert dev_stack.api_url in text
+    for user in DEMO_USERS:
+        assert user.email in text
+        assert user.password in text
+
+
+def test_demo_project_is_seeded_through_the_ingest_path(dev_stack: DevStack) -> None:
+    token = _token(dev_stack, "annotator")
+    status, projects = _http(dev_stack, "GET", "/projects", token)
+    assert status == 200
+    demo = next(p for p in projects["items"] if p["name"].startswith("Demo"))
+    status, page = _http(dev_stack, "GET", f"/projects/{demo['project_id']}/tasks?limit=100", token)
+    assert status == 200
+    assert len(page["items"]) > 0
+    assert all(t["data"]["image"]["key"].startswith(f"projects/{demo['project_id']}/") for t in page["items"] if "image" in t["data"])
+
+
+def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack: DevStack) -> None:
+    # Given a text project created over HTTP by a manager
+    manager = _token(dev_stack, "manager")
+    status, project = _http(
+        dev_stack, "POST", "/projects", manager,
+        {"name": "Reviews", "media_types": ["text"], "label_config": {"controls": [
+            {"name": "sentiment", "type": "classification", "classes": [{"name": "positive"}, {"name": "negative"}, {"name": "neutral"}]}
+        ]}},
+    )
+    assert status == 201, project
+    project_id = project["project_id"]
+    # When the shared text manifest is uploaded with boto3 to the local S3 endpoint
+    manifest = (SHARED / "manifests" / "text.jsonl").read_bytes()
+    lines = [line for line in manifest.decode().splitlines() if line.strip()]
+    bucket = next(b["Name"] for b in _aws(dev_stack, "s3").list_buckets()["Buckets"] if "-data-" in b["Name"])
+    _aws(dev_stack, "s3").put_object(Bucket=bucket, Key=f"projects/{project_id}/manifests/text.jsonl", Body=manifest)
+    # Then an annotator sees one task per line over HTTP, page by page
+    annotator = _token(dev_stack, "annotator")
+
+    def all_tasks() -> list[dict[str, Any]] | None:
+        tasks: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            status, page = _http(dev_stack, "GET", f"/projects/{project_id}/tasks?limit=100{cursor}", annotator)
+            assert status == 200
+            tasks += page["items"]
+            if not page["next_cursor"]:
+                return tasks if len(tasks) == len(lines) else None
+            cursor = f"&cursor={page['next_cursor']}"
+
+    tasks = _wait(all_tasks)
+    assert {t["external_id"] for t in tasks} == {json.loads(line)["id"] for line in lines}
+    status, imports = _http(dev_stack, "GET", f"/projects/{project_id}/imports", annotator)
+    assert imports["items"][0]["status"] == "completed"
+    assert imports["items"][0]["tasks_created"] == len(lines)
+
+
+def test_broken_manifest_reports_its_bad_lines(dev_stack: DevStack) -> None:
+    admin = _token(dev_stack, "admin")
+    _, project = _http(dev_stack, "POST", "/projects", admin, {"name": "Digits", "media_types": ["image"], "label_config": {
+        "controls": [{"name": "digit", "type": "classification", "classes": [{"name": str(d)} for d in range(10)]}]}})
+    project_id = project["project_id"]
+    bucket = next(b["Name"] for b in _aws(dev_stack, "s3").list_buckets()["Buckets"] if "-data-" in b["Name"])
+    _aws(dev_stack, "s3").put_object(
+        Bucket=bucket, Key=f"projects/{project_id}/broken.jsonl", Body=(SHARED / "manifests" / "broken.jsonl").read_bytes()
+    )
+
+    def finished() -> dict[str, Any] | None:
+        _, imports = _http(dev_stack, "GET", f"/projects/{project_id}/imports", admin)
+        done = [i for i in imports["items"] if i["status"] != "running"]
+        return done[0] if done else None
+
+    record = _wait(finished)
+    assert record["status"] == "completed_with_errors"
+    assert record["errors"] > 0
+    assert record["tasks_created"] > 0
+    _, detail = _http(dev_stack, "GET", f"/projects/{project_id}/imports/{record['import_id']}", admin)
+    with urllib.request.urlopen(detail["error_report_url"], timeout=30) as response:
+        report = [json.loads(line) for line in response.read().decode().splitlines()]
+    assert len(report) == record["errors"]
+    assert all(r["line"] > 0 and r["error"] for r in report)
+
+
+def test_api_answers_with_real_jwts(dev_stack: DevStack) -> None:
+    annotator = _token(dev_stack, "annotator")
+    assert _http(dev_stack, "GET", "/health")[0] == 200
+    assert _http(dev_stack, "GET", "/projects")[0] == 401
+    forged = annotator[:-4] + ("AAAA" if not annotator.endswith("AAAA") else "BBBB")
+    assert _http(dev_stack, "GET", "/projects", forged)[0] == 401
+    status, body = _http(dev_stack, "POST", "/projects", annotator, {"name": "x", "media_types": ["image"], "label_config": {}})
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    admin = _token(dev_stack, "admin")
+    status, body = _http(dev_stack, "POST", "/projects", admin, {"name": "x", "media_types": ["image"], "label_config": {}})
+    assert (status, body["error"]["code"]) == (422, "validation_failed")
+    status, body = _http(dev_stack, "GET", "/projects/p_doesnotexist", admin)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, me = _http(dev_stack, "GET", "/me", annotator)
+    assert me["groups"] == ["annotator"]
+
+
+def test_unsupported_upload_goes_to_the_dlq_with_a_reason(dev_stack: DevStack) -> None:
+    admin = _token(dev_stack, "admin")
+    _, projects = _http(dev_stack, "GET", "/projects", admin)
+    project_id = projects["items"][0]["project_id"]
+    s3, sqs = _aws(dev_stack, "s3"), _aws(dev_stack, "sqs")
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "-data-" in b["Name"])
+    s3.put_object(Bucket=bucket, Key=f"projects/{project_id}/notes.xyz", Body=b"?")
+    dlq = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-ingest-dlq"))
+
+    def poisoned() -> list[dict[str, Any]]:
+        return sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+
+    [message] = _wait(poisoned)
+    assert "notes.xyz" in message["MessageAttributes"]["error-reason"]["StringValue"]
+
+
+def test_state_survives_a_restart(tmp_path: Any) -> None:
+    # Given a stack that seeded its demo project, stopped with Ctrl-C
+    first = start_dev_stack(tmp_path)
+    token = _token(first, "admin")
+    _, before = _http(first, "GET", "/projects", token)
+    assert first.stop() == 0
+    assert "Saved to" in first.text()
+    # When it starts again on the same data directory
+    second = start_dev_stack(tmp_path)
+    try:
+        token = _token(second, "admin")
+        _, after = _http(second, "GET", "/projects", token)
+        # Then the same projects are there, and the demo was not seeded a second time
+        assert [p["project_id"] for p in after["items"]] == [p["project_id"] for p in before["items"]]
+        project_id = before["items"][0]["project_id"]
+        _, one = _http(second, "GET", f"/projects/{project_id}/tasks?limit=500", token)
+        assert len(one["items"]) > 0
+    finally:
+        second.stop()
