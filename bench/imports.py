@@ -39,7 +39,10 @@ def median_micros(module: str) -> float:
 
 def run() -> Table:
     baseline = median_micros("boto3")
-    table = Table("Handler cold import (median of 7, -X importtime)", ["module", "ms", "× import boto3", "target ≤ 1.5×"])
+    table = Table(
+        "Handler cold import (median of 7, -X importtime)",
+        ["module", "ms", "x import boto3", "target <= 1.5x"],
+    )
     table.add("boto3", f"{baseline / 1000:.1f}", "1.00", "")
     for module in HANDLERS:
         micros = median_micros(module)

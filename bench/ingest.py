@@ -34,13 +34,18 @@ LIST_SAMPLES = 200
 PROJECT = {
     "name": "bench",
     "media_types": ["text"],
-    "label_config": {"controls": [{"name": "sentiment", "type": "classification", "classes": [{"name": "pos"}, {"name": "neg"}]}]},
+    "label_config": {
+        "controls": [
+            {"name": "sentiment", "type": "classification", "classes": [{"name": "pos"}, {"name": "neg"}]}
+        ]
+    },
 }
 
 
 def _manifest(lines: int) -> bytes:
     return "\n".join(
-        json.dumps({"data": {"text": f"review number {i}: the product was fine"}, "metadata": {"n": i}}) for i in range(lines)
+        json.dumps({"data": {"text": f"review number {i}: the product was fine"}, "metadata": {"n": i}})
+        for i in range(lines)
     ).encode()
 
 
@@ -69,7 +74,9 @@ def _raw_batch_write_rate(table: str, items: int) -> float:
     return items / (time.perf_counter() - start)
 
 
-def _wait_for_import(stack: LocalStack, token: str, project_id: str, timeout_s: float = 900) -> dict[str, Any]:
+def _wait_for_import(
+    stack: LocalStack, token: str, project_id: str, timeout_s: float = 900
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         page = call_api(stack.api_url, token, "GET", f"/projects/{project_id}/imports?limit=5")
@@ -101,7 +108,9 @@ def run() -> list[Table]:
     process = psutil.Process()
     with tempfile.TemporaryDirectory() as data_dir:
         stack = LocalStack(save_state=False, say=lambda _: None)
-        stack.start(port_moto=free_port(), port_api=free_port(), data_dir=Path(data_dir), seed=True, restore=False)
+        stack.start(
+            port_moto=free_port(), port_api=free_port(), data_dir=Path(data_dir), seed=True, restore=False
+        )
         try:
             return _measure(stack, process)
         finally:
@@ -118,11 +127,28 @@ def _measure(stack: LocalStack, process: psutil.Process) -> list[Table]:
     s3 = boto3.client("s3")
     ingest = Table(
         "Ingest on the local stack (upload to all tasks visible)",
-        ["lines", "seconds", "tasks/s", "raw BatchWriteItem items/s", "% of raw", "requests/task", "floor", "× floor", "peak RSS MiB"],
+        [
+            "lines",
+            "seconds",
+            "tasks/s",
+            "raw BatchWriteItem items/s",
+            "% of raw",
+            "requests/task",
+            "floor",
+            "x floor",
+            "peak RSS MiB",
+        ],
     )
     listing = Table(
         "List page latency, GET /projects/{id}/tasks?limit=50 via the local gateway (ms)",
-        ["tasks in project", "tasks in table", "first page p50", "first page p99", "deep page p50", "deep page p99"],
+        [
+            "tasks in project",
+            "tasks in table",
+            "first page p50",
+            "first page p99",
+            "deep page p50",
+            "deep page p99",
+        ],
     )
     small = call_api(stack.api_url, admin_token, "POST", "/projects", PROJECT)["project_id"]
     s3.put_object(Bucket=bucket, Key=f"projects/{small}/small.jsonl", Body=_manifest(1_000))
@@ -142,17 +168,33 @@ def _measure(stack: LocalStack, process: psutil.Process) -> list[Table]:
         per_task = dynamo_and_s3 / size
         floor = 1 / 25
         ingest.add(
-            f"{size:,}", f"{seconds:.1f}", f"{size / seconds:,.0f}", f"{raw_rate:,.0f}",
-            f"{100 * (size / seconds) / raw_rate:.0f}%", f"{per_task:.4f}", f"{floor:.4f}", f"{per_task / floor:.2f}",
+            f"{size:,}",
+            f"{seconds:.1f}",
+            f"{size / seconds:,.0f}",
+            f"{raw_rate:,.0f}",
+            f"{100 * (size / seconds) / raw_rate:.0f}%",
+            f"{per_task:.4f}",
+            f"{floor:.4f}",
+            f"{per_task / floor:.2f}",
             f"{process.memory_info().rss / 2**20:.0f}",
         )
     items_in_table = boto3.client("dynamodb").describe_table(TableName=table_name)["Table"]["ItemCount"]
-    for label, project_id in (("1,000", small), (f"{SIZES[-1]:,}", project_id)):
-        first, deep = _list_latency(stack, annotator_token, project_id)
-        listing.add(label, f"{items_in_table:,}", f"{percentile(first, 50):.1f}", f"{percentile(first, 99):.1f}",
-                    f"{percentile(deep, 50):.1f}", f"{percentile(deep, 99):.1f}")
+    largest = project_id
+    for label, listed in (("1,000", small), (f"{SIZES[-1]:,}", largest)):
+        first, deep = _list_latency(stack, annotator_token, listed)
+        listing.add(
+            label,
+            f"{items_in_table:,}",
+            f"{percentile(first, 50):.1f}",
+            f"{percentile(first, 99):.1f}",
+            f"{percentile(deep, 50):.1f}",
+            f"{percentile(deep, 99):.1f}",
+        )
     memory = Table("Local stack memory", ["what", "MiB"])
-    memory.add(f"RSS with {sum(SIZES) + 1000:,} tasks loaded (stack + bench driver, one process)", f"{process.memory_info().rss / 2**20:.0f}")
+    memory.add(
+        f"RSS with {sum(SIZES) + 1000:,} tasks loaded (stack + bench driver, one process)",
+        f"{process.memory_info().rss / 2**20:.0f}",
+    )
     return [ingest, listing, memory]
 
 

@@ -15,9 +15,17 @@ class Table:
         self.rows.append([str(v) for v in values])
 
     def render(self) -> str:
-        widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c) for i, c in enumerate(self.columns)]
+        widths = [
+            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+            for i, c in enumerate(self.columns)
+        ]
         line = "  ".join("-" * w for w in widths)
-        out = [self.title, line, "  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)), line]
+        out = [
+            self.title,
+            line,
+            "  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)),
+            line,
+        ]
         out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in self.rows]
         return "\n".join([*out, line, ""])
 

@@ -19,7 +19,9 @@ class EnvConfig(BaseModel):
     name: EnvName
     account: str | None = Field(default=None, description="Target account; None = the CLI's default.")
     region: str = "us-east-1"
-    retain_data: bool = Field(description="Keep tables, buckets and the user pool when the stack is destroyed.")
+    retain_data: bool = Field(
+        description="Keep tables, buckets and the user pool when the stack is destroyed."
+    )
     point_in_time_recovery: bool = True
     deletion_protection: bool = False
     log_retention_days: int = 30

@@ -19,10 +19,9 @@ FUNCTIONS_SRC = ROOT / "functions"
 if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
     sys.path.insert(0, str(LAYER_SRC))
 
+from infra.config import EnvConfig  # noqa: E402
 from serval import keys  # noqa: E402
 from serval.settings import RuntimeSettings  # noqa: E402
-
-from infra.config import EnvConfig  # noqa: E402
 
 ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
 PYTHON_RUNTIME = "python3.13"

@@ -82,4 +82,5 @@ def guarded(action: Action) -> dict[str, Any]:
 
 def actor(router: Router) -> Actor:
     """The caller of the current request (set by the route's guard)."""
-    return router.context["actor"]  # type: ignore[no-any-return]
+    caller: Actor = router.context["actor"]
+    return caller

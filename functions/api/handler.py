@@ -13,21 +13,24 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from api.guard import SECURITY_SCHEME, authorize_matched_route
+from api.routes import annotations as annotation_routes
+from api.routes import projects, system, tasks, uploads
 from api.telemetry import logger, metrics
-from api.routes import annotations, projects, system, tasks, uploads
 from serval import errors
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
 app = APIGatewayRestResolver(enable_validation=True)
-for module in (system, projects, tasks, annotations, uploads):
+for module in (system, projects, tasks, annotation_routes, uploads):
     app.include_router(module.router)
 
 app.configure_openapi(
     title="Serval API",
     version="0.1.0",
     summary="Serverless data annotation: projects, tasks, imports and annotations.",
-    security_schemes={SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT", description="A Cognito ID or access token")},
+    security_schemes={
+        SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT", description="A Cognito ID or access token")
+    },
 )
 app.enable_swagger(path="/swagger", title="Serval API")
 
@@ -73,17 +76,27 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     except errors.ServalError as refused:
         return serval_error(refused)
     problems = [
-        {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg", ""), "type": e.get("type", "")}
+        {
+            "location": [str(p) for p in e.get("loc", ())],
+            "message": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
         for e in exc.errors()
     ]
     if any(p["type"] == "json_invalid" for p in problems):
-        return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON", problems)
-    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "the request is invalid", problems)
+        return error_response(
+            HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON", problems
+        )
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "the request is invalid", problems
+    )
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[Any]:
-    return error_response(HTTPStatus.NOT_FOUND, "route_not_found", "no such route", {"path": app.current_event.path})
+    return error_response(
+        HTTPStatus.NOT_FOUND, "route_not_found", "no such route", {"path": app.current_event.path}
+    )
 
 
 @app.exception_handler(Exception)

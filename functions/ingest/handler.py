@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -30,14 +31,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         if outcome.kind == "task_created":
             metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
         elif outcome.kind == "import_completed":
-            metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=outcome.detail["tasks_created"])
+            metrics.add_metric(
+                name="TasksCreated", unit=MetricUnit.Count, value=outcome.detail["tasks_created"]
+            )
         elif outcome.kind == "poison":
             metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -40,8 +40,18 @@ def start_dev_stack(data_dir: Path, timeout_s: float = 180, extra: tuple[str, ..
     moto_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local", "--moto-port", str(moto_port), "--api-port", str(api_port),
-         "--data-dir", str(data_dir), *extra],
+        [
+            sys.executable,
+            "-m",
+            "infra.local",
+            "--moto-port",
+            str(moto_port),
+            "--api-port",
+            str(api_port),
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -21,8 +21,11 @@ SHARED = ROOT.parent / "shared" / "datasets"
 
 def _aws(stack: DevStack, service: str) -> Any:
     return boto3.client(
-        service, endpoint_url=stack.endpoint_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        service,
+        endpoint_url=stack.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -32,17 +35,24 @@ def _token(stack: DevStack, role: str) -> str:
     pool = cognito.list_user_pools(MaxResults=10)["UserPools"][0]["Id"]
     client = cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=10)["UserPoolClients"][0]["ClientId"]
     result = cognito.initiate_auth(
-        ClientId=client, AuthFlow="USER_PASSWORD_AUTH", AuthParameters={"USERNAME": user.email, "PASSWORD": user.password}
+        ClientId=client,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user.email, "PASSWORD": user.password},
     )
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def _http(stack: DevStack, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+def _http(
+    stack: DevStack, method: str, path: str, token: str | None = None, body: Any = None
+) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        stack.api_url + path, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+        stack.api_url + path,
+        method=method,
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -79,17 +89,34 @@ def test_demo_project_is_seeded_through_the_ingest_path(dev_stack: DevStack) -> 
     status, page = _http(dev_stack, "GET", f"/projects/{demo['project_id']}/tasks?limit=100", token)
     assert status == 200
     assert len(page["items"]) > 0
-    assert all(t["data"]["image"]["key"].startswith(f"projects/{demo['project_id']}/") for t in page["items"] if "image" in t["data"])
+    assert all(
+        t["data"]["image"]["key"].startswith(f"projects/{demo['project_id']}/")
+        for t in page["items"]
+        if "image" in t["data"]
+    )
 
 
 def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack: DevStack) -> None:
     # Given a text project created over HTTP by a manager
     manager = _token(dev_stack, "manager")
     status, project = _http(
-        dev_stack, "POST", "/projects", manager,
-        {"name": "Reviews", "media_types": ["text"], "label_config": {"controls": [
-            {"name": "sentiment", "type": "classification", "classes": [{"name": "positive"}, {"name": "negative"}, {"name": "neutral"}]}
-        ]}},
+        dev_stack,
+        "POST",
+        "/projects",
+        manager,
+        {
+            "name": "Reviews",
+            "media_types": ["text"],
+            "label_config": {
+                "controls": [
+                    {
+                        "name": "sentiment",
+                        "type": "classification",
+                        "classes": [{"name": "positive"}, {"name": "negative"}, {"name": "neutral"}],
+                    }
+                ]
+            },
+        },
     )
     assert status == 201, project
     project_id = project["project_id"]
@@ -97,7 +124,9 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
     manifest = (SHARED / "manifests" / "text.jsonl").read_bytes()
     lines = [line for line in manifest.decode().splitlines() if line.strip()]
     bucket = next(b["Name"] for b in _aws(dev_stack, "s3").list_buckets()["Buckets"] if "-data-" in b["Name"])
-    _aws(dev_stack, "s3").put_object(Bucket=bucket, Key=f"projects/{project_id}/manifests/text.jsonl", Body=manifest)
+    _aws(dev_stack, "s3").put_object(
+        Bucket=bucket, Key=f"projects/{project_id}/manifests/text.jsonl", Body=manifest
+    )
     # Then an annotator sees one task per line over HTTP, page by page
     annotator = _token(dev_stack, "annotator")
 
@@ -105,7 +134,9 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
         tasks: list[dict[str, Any]] = []
         cursor = ""
         while True:
-            status, page = _http(dev_stack, "GET", f"/projects/{project_id}/tasks?limit=100{cursor}", annotator)
+            status, page = _http(
+                dev_stack, "GET", f"/projects/{project_id}/tasks?limit=100{cursor}", annotator
+            )
             assert status == 200
             tasks += page["items"]
             if not page["next_cursor"]:
@@ -121,12 +152,31 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
 
 def test_broken_manifest_reports_its_bad_lines(dev_stack: DevStack) -> None:
     admin = _token(dev_stack, "admin")
-    _, project = _http(dev_stack, "POST", "/projects", admin, {"name": "Digits", "media_types": ["image"], "label_config": {
-        "controls": [{"name": "digit", "type": "classification", "classes": [{"name": str(d)} for d in range(10)]}]}})
+    _, project = _http(
+        dev_stack,
+        "POST",
+        "/projects",
+        admin,
+        {
+            "name": "Digits",
+            "media_types": ["image"],
+            "label_config": {
+                "controls": [
+                    {
+                        "name": "digit",
+                        "type": "classification",
+                        "classes": [{"name": str(d)} for d in range(10)],
+                    }
+                ]
+            },
+        },
+    )
     project_id = project["project_id"]
     bucket = next(b["Name"] for b in _aws(dev_stack, "s3").list_buckets()["Buckets"] if "-data-" in b["Name"])
     _aws(dev_stack, "s3").put_object(
-        Bucket=bucket, Key=f"projects/{project_id}/broken.jsonl", Body=(SHARED / "manifests" / "broken.jsonl").read_bytes()
+        Bucket=bucket,
+        Key=f"projects/{project_id}/broken.jsonl",
+        Body=(SHARED / "manifests" / "broken.jsonl").read_bytes(),
     )
 
     def finished() -> dict[str, Any] | None:
@@ -151,10 +201,14 @@ def test_api_answers_with_real_jwts(dev_stack: DevStack) -> None:
     assert _http(dev_stack, "GET", "/projects")[0] == 401
     forged = annotator[:-4] + ("AAAA" if not annotator.endswith("AAAA") else "BBBB")
     assert _http(dev_stack, "GET", "/projects", forged)[0] == 401
-    status, body = _http(dev_stack, "POST", "/projects", annotator, {"name": "x", "media_types": ["image"], "label_config": {}})
+    status, body = _http(
+        dev_stack, "POST", "/projects", annotator, {"name": "x", "media_types": ["image"], "label_config": {}}
+    )
     assert (status, body["error"]["code"]) == (403, "forbidden")
     admin = _token(dev_stack, "admin")
-    status, body = _http(dev_stack, "POST", "/projects", admin, {"name": "x", "media_types": ["image"], "label_config": {}})
+    status, body = _http(
+        dev_stack, "POST", "/projects", admin, {"name": "x", "media_types": ["image"], "label_config": {}}
+    )
     assert (status, body["error"]["code"]) == (422, "validation_failed")
     status, body = _http(dev_stack, "GET", "/projects/p_doesnotexist", admin)
     assert (status, body["error"]["code"]) == (404, "not_found")
@@ -172,7 +226,9 @@ def test_unsupported_upload_goes_to_the_dlq_with_a_reason(dev_stack: DevStack) -
     dlq = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-ingest-dlq"))
 
     def poisoned() -> list[dict[str, Any]]:
-        return sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+        return sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
+            "Messages", []
+        )
 
     [message] = _wait(poisoned)
     assert "notes.xyz" in message["MessageAttributes"]["error-reason"]["StringValue"]

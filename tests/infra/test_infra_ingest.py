@@ -114,7 +114,9 @@ def test_ingest_function_knows_its_dlq_and_its_own_queue(synth):
         for policy in policies
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "sqs:SendMessage" in statement.get("Action", [])
-        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+        for resource in (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
     ]
     assert {"Fn::GetAtt": [dlq_id, "Arn"]} in sends
     assert {"Fn::GetAtt": [queue_id, "Arn"]} in sends

@@ -57,7 +57,9 @@ def _forget_clients() -> None:
 
 @pytest.fixture
 def admin() -> Actor:
-    return Actor(user_id="u-admin", username="admin", groups=("admin",), request_id="req-1", source_ip="127.0.0.1")
+    return Actor(
+        user_id="u-admin", username="admin", groups=("admin",), request_id="req-1", source_ip="127.0.0.1"
+    )
 
 
 @pytest.fixture
@@ -73,11 +75,17 @@ def _create(s: spec.ServalSpec) -> dict[str, str]:
             TableName=table.name,
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in table.key_attributes],
-            KeySchema=[{"AttributeName": table.pk, "KeyType": "HASH"}, {"AttributeName": table.sk, "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": table.pk, "KeyType": "HASH"},
+                {"AttributeName": table.sk, "KeyType": "RANGE"},
+            ],
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": i.name,
-                    "KeySchema": [{"AttributeName": i.pk, "KeyType": "HASH"}, {"AttributeName": i.sk, "KeyType": "RANGE"}],
+                    "KeySchema": [
+                        {"AttributeName": i.pk, "KeyType": "HASH"},
+                        {"AttributeName": i.sk, "KeyType": "RANGE"},
+                    ],
                     "Projection": {"ProjectionType": "ALL"},
                 }
                 for i in table.indexes

@@ -21,7 +21,10 @@ LABELS = {
 
 def _create_project(actor: Actor, media: list[str] | None = None) -> str:
     response = call(
-        "POST", "/projects", actor, {"name": "Shapes", "media_types": media or ["image", "text"], "label_config": LABELS}
+        "POST",
+        "/projects",
+        actor,
+        {"name": "Shapes", "media_types": media or ["image", "text"], "label_config": LABELS},
     )
     assert response.status == 201, response.body
     return str(response.body["project_id"])
@@ -31,7 +34,12 @@ def test_project_lifecycle_create_list_get_update_archive(aws: Aws, admin: Actor
     project_id = _create_project(admin)
     listed = call("GET", "/projects?limit=10", admin)
     assert [p["project_id"] for p in listed.body["items"]] == [project_id]
-    changed = call("PATCH", f"/projects/{project_id}", admin, {"description": "new", "label_config": {**LABELS, "instructions": "be precise"}})
+    changed = call(
+        "PATCH",
+        f"/projects/{project_id}",
+        admin,
+        {"description": "new", "label_config": {**LABELS, "instructions": "be precise"}},
+    )
     assert changed.status == 200
     assert changed.body["description"] == "new"
     assert changed.body["label_config"]["version"] == 2
@@ -43,7 +51,9 @@ def test_project_lifecycle_create_list_get_update_archive(aws: Aws, admin: Actor
 
 
 def test_only_admins_and_managers_create_projects(aws: Aws, annotator: Actor) -> None:
-    response = call("POST", "/projects", annotator, {"name": "x", "media_types": ["image"], "label_config": LABELS})
+    response = call(
+        "POST", "/projects", annotator, {"name": "x", "media_types": ["image"], "label_config": LABELS}
+    )
     assert response.status == 403
     assert response.body["error"]["code"] == "forbidden"
 
@@ -63,7 +73,9 @@ def test_missing_claims_are_unauthorized(aws: Aws) -> None:
         ({"name": 5, "media_types": "image"}, "validation_failed", 422),
     ],
 )
-def test_invalid_bodies_get_422_with_machine_readable_details(aws: Aws, admin: Actor, body: Any, code: str, status: int) -> None:
+def test_invalid_bodies_get_422_with_machine_readable_details(
+    aws: Aws, admin: Actor, body: Any, code: str, status: int
+) -> None:
     response = call("POST", "/projects", admin, body)
     assert response.status == status
     assert response.body["error"]["code"] == code
@@ -85,14 +97,18 @@ def test_unknown_ids_get_404(aws: Aws, admin: Actor) -> None:
 
 def test_bulk_create_list_filter_paginate(aws: Aws, admin: Actor) -> None:
     project_id = _create_project(admin)
-    items = [{"data": {"text": f"t{i}"}, "tags": ["even"] if i % 2 == 0 else [], "priority": i} for i in range(25)]
+    items = [
+        {"data": {"text": f"t{i}"}, "tags": ["even"] if i % 2 == 0 else [], "priority": i} for i in range(25)
+    ]
     created = call("POST", f"/projects/{project_id}/tasks", admin, items)
     assert created.status == 201, created.body
     assert created.body["created"] == 25
     seen: list[str] = []
     cursor = None
     while True:
-        page = call("GET", f"/projects/{project_id}/tasks?limit=10" + (f"&cursor={cursor}" if cursor else ""), admin)
+        page = call(
+            "GET", f"/projects/{project_id}/tasks?limit=10" + (f"&cursor={cursor}" if cursor else ""), admin
+        )
         seen += [t["task_id"] for t in page.body["items"]]
         cursor = page.body["next_cursor"]
         if not cursor:
@@ -121,7 +137,12 @@ def test_bulk_create_rejects_references_into_another_project(aws: Aws, admin: Ac
     project_id = _create_project(admin)
     other = _create_project(admin)
     bucket = aws.env["DATA_BUCKET"]
-    response = call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"image": f"s3://{bucket}/projects/{other}/x.png"}}])
+    response = call(
+        "POST",
+        f"/projects/{project_id}/tasks",
+        admin,
+        [{"data": {"image": f"s3://{bucket}/projects/{other}/x.png"}}],
+    )
     assert response.status == 422
     assert response.body["error"]["details"][0]["index"] == 0
 
@@ -137,7 +158,9 @@ def test_cursor_from_another_project_is_refused(aws: Aws, admin: Actor) -> None:
 
 def test_patch_and_delete_task_keep_counts_and_audit(aws: Aws, admin: Actor) -> None:
     project_id = _create_project(admin)
-    [task_id] = call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "x"}, "tags": ["a"]}]).body["task_ids"]
+    [task_id] = call(
+        "POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "x"}, "tags": ["a"]}]
+    ).body["task_ids"]
     patched = call("PATCH", f"/projects/{project_id}/tasks/{task_id}", admin, {"tags": ["b"], "priority": 7})
     assert patched.body["tags"] == ["b"]
     assert call("GET", f"/projects/{project_id}/tasks?tag=a", admin).body["items"] == []
@@ -150,7 +173,9 @@ def test_patch_and_delete_task_keep_counts_and_audit(aws: Aws, admin: Actor) -> 
         ExpressionAttributeValues={":pk": {"S": f"PROJECT#{project_id}"}},
     )["Items"]
     actions = sorted(i["action"]["S"] for i in audit)
-    assert actions == sorted(["project.create", "import.start", "import.complete", "task.update", "task.delete"])
+    assert actions == sorted(
+        ["project.create", "import.start", "import.complete", "task.update", "task.delete"]
+    )
     from serval.adapters import dynamo
 
     assert sum(dynamo.read_counters(project_id).values()) == 0
@@ -158,17 +183,42 @@ def test_patch_and_delete_task_keep_counts_and_audit(aws: Aws, admin: Actor) -> 
 
 def test_annotations_are_validated_against_the_label_config(aws: Aws, admin: Actor, annotator: Actor) -> None:
     project_id = _create_project(admin)
-    [task_id] = call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "hello world"}}]).body["task_ids"]
+    [task_id] = call(
+        "POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "hello world"}}]
+    ).body["task_ids"]
     url = f"/projects/{project_id}/tasks/{task_id}/annotations"
-    bad = call("POST", url, annotator, {"results": [{"control": "shape", "type": "classification", "labels": ["hexagon"]}]})
+    bad = call(
+        "POST",
+        url,
+        annotator,
+        {"results": [{"control": "shape", "type": "classification", "labels": ["hexagon"]}]},
+    )
     assert bad.status == 422
     assert "unknown class" in bad.body["error"]["details"][0]
     out_of_bounds = call(
-        "POST", url, annotator,
-        {"results": [{"control": "objects", "type": "bbox", "boxes": [{"label": "circle", "x": 0.8, "y": 0.1, "w": 0.5, "h": 0.1}]}]},
+        "POST",
+        url,
+        annotator,
+        {
+            "results": [
+                {
+                    "control": "objects",
+                    "type": "bbox",
+                    "boxes": [{"label": "circle", "x": 0.8, "y": 0.1, "w": 0.5, "h": 0.1}],
+                }
+            ]
+        },
     )
     assert out_of_bounds.status == 422
-    good = call("POST", url, annotator, {"results": [{"control": "shape", "type": "classification", "labels": ["circle"]}], "lead_time_s": 3.5})
+    good = call(
+        "POST",
+        url,
+        annotator,
+        {
+            "results": [{"control": "shape", "type": "classification", "labels": ["circle"]}],
+            "lead_time_s": 3.5,
+        },
+    )
     assert good.status == 201, good.body
     listed = call("GET", url, annotator)
     assert [a["annotation_id"] for a in listed.body["items"]] == [good.body["annotation_id"]]
@@ -179,14 +229,26 @@ def test_annotations_are_validated_against_the_label_config(aws: Aws, admin: Act
 
 def test_presigned_upload_is_restricted_to_the_project_prefix(aws: Aws, admin: Actor) -> None:
     project_id = _create_project(admin)
-    ok = call("POST", f"/projects/{project_id}/uploads", admin, {"filename": "batch1/a.png", "content_type": "image/png"})
+    ok = call(
+        "POST",
+        f"/projects/{project_id}/uploads",
+        admin,
+        {"filename": "batch1/a.png", "content_type": "image/png"},
+    )
     assert ok.status == 201
     assert ok.body["key"] == f"projects/{project_id}/batch1/a.png"
     escape = call("POST", f"/projects/{project_id}/uploads", admin, {"filename": "../x/a.png"})
     assert escape.status == 422
-    multi = call("POST", f"/projects/{project_id}/uploads", admin, {"filename": "big.mp4", "content_type": "video/mp4", "size": 300 * 1024 * 1024})
+    multi = call(
+        "POST",
+        f"/projects/{project_id}/uploads",
+        admin,
+        {"filename": "big.mp4", "content_type": "video/mp4", "size": 300 * 1024 * 1024},
+    )
     assert multi.status == 422  # the project takes image and text only
-    manifest = call("POST", f"/projects/{project_id}/uploads", admin, {"filename": "m.jsonl", "size": 200 * 1024 * 1024})
+    manifest = call(
+        "POST", f"/projects/{project_id}/uploads", admin, {"filename": "m.jsonl", "size": 200 * 1024 * 1024}
+    )
     assert manifest.body["kind"] == "manifest"
     assert len(manifest.body["part_urls"]) == 4
 

@@ -18,7 +18,9 @@ def _stream_records(aws: Aws) -> list[dict[str, Any]]:
     streams = boto3.client("dynamodbstreams", region_name=REGION)
     arn = aws.ddb.describe_table(TableName=aws.env["TASKS_TABLE"])["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
     records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
     # as Lambda delivers them: JSON, with epoch seconds for the creation time
     return json.loads(json.dumps(records, default=lambda moment: moment.timestamp()))  # type: ignore[no-any-return]
@@ -29,7 +31,9 @@ def _bus_queue(aws: Aws) -> str:
     events.create_event_bus(Name=aws.env["EVENT_BUS"])
     url = aws.sqs.create_queue(QueueName="observed-events")["QueueUrl"]
     arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName=aws.env["EVENT_BUS"], EventPattern=json.dumps({"source": ["serval"]}))
+    events.put_rule(
+        Name="all", EventBusName=aws.env["EVENT_BUS"], EventPattern=json.dumps({"source": ["serval"]})
+    )
     events.put_targets(Rule="all", EventBusName=aws.env["EVENT_BUS"], Targets=[{"Id": "q", "Arn": arn}])
     return url
 
@@ -37,8 +41,15 @@ def _bus_queue(aws: Aws) -> str:
 def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: Actor) -> None:
     # Given a bus whose events we can observe, and a project with two tasks created in bulk
     queue = _bus_queue(aws)
-    project = call("POST", "/projects", admin, {"name": "p", "media_types": ["text"], "label_config": LABELS}).body
-    call("POST", f"/projects/{project['project_id']}/tasks", admin, [{"data": {"text": "a"}}, {"data": {"text": "b"}}])
+    project = call(
+        "POST", "/projects", admin, {"name": "p", "media_types": ["text"], "label_config": LABELS}
+    ).body
+    call(
+        "POST",
+        f"/projects/{project['project_id']}/tasks",
+        admin,
+        [{"data": {"text": "a"}}, {"data": {"text": "b"}}],
+    )
     records = _stream_records(aws)
     # When the events function processes the stream batch
     from events.handler import handler
@@ -49,7 +60,10 @@ def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: 
     received: list[dict[str, Any]] = []
     while batch := aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
         received += [json.loads(m["Body"]) for m in batch]
-        aws.sqs.delete_message_batch(QueueUrl=queue, Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch])
+        aws.sqs.delete_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch],
+        )
     types = sorted(e["detail-type"] for e in received)
     assert types == ["import.completed", "project.created", "task.created", "task.created"]
     completed = next(e["detail"] for e in received if e["detail-type"] == "import.completed")

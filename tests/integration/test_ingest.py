@@ -69,8 +69,8 @@ def test_media_object_becomes_one_task_even_when_delivered_three_times(aws: Aws,
     # Then exactly one task exists, and the key was URL-decoded
     assert outcomes == ["task_created", "duplicate", "duplicate"]
     assert _task_count(project_id) == 1
-    from serval.logic import tasks
     from serval.adapters.tasks import TaskFilter
+    from serval.logic import tasks
 
     page, _ = tasks.list_page(project_id, TaskFilter(), 10, None)
     assert [t.data["image"].key for t in page] == [f"projects/{project_id}/shapes/circle 1.png"]  # type: ignore[union-attr]
@@ -99,12 +99,16 @@ def test_manifest_with_broken_lines_imports_good_lines_and_reports_the_rest(aws:
     assert record.status == "completed_with_errors"
     assert record.lines_total == 5
     assert url is not None
-    report = aws.s3.get_object(Bucket=aws.env["DATA_BUCKET"], Key=record.error_report_key)["Body"].read().decode()
+    report = (
+        aws.s3.get_object(Bucket=aws.env["DATA_BUCKET"], Key=record.error_report_key)["Body"].read().decode()
+    )
     assert [json.loads(r)["line"] for r in report.splitlines()] == [2, 4]
     assert _task_count(project_id) == 3
 
 
-def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes(aws: Aws, admin: Any) -> None:
+def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes(
+    aws: Aws, admin: Any
+) -> None:
     # Given a 1,000-line manifest
     project_id = _project(admin, ["text"])
     manifest = "\n".join(json.dumps({"data": {"text": f"line {i}"}}) for i in range(1000))
@@ -141,9 +145,13 @@ def test_csv_manifest_lines_become_tasks(aws: Aws, admin: Any) -> None:
 def test_external_ids_never_duplicate_across_manifests(aws: Aws, admin: Any) -> None:
     project_id = _project(admin, ["text"])
     first = "\n".join(json.dumps({"external_id": f"doc-{i}", "data": {"text": f"v1 {i}"}}) for i in range(10))
-    second = "\n".join(json.dumps({"external_id": f"doc-{i}", "data": {"text": f"v2 {i}"}}) for i in range(5, 15))
+    second = "\n".join(
+        json.dumps({"external_id": f"doc-{i}", "data": {"text": f"v2 {i}"}}) for i in range(5, 15)
+    )
     ingest.process_message(_upload(aws, f"projects/{project_id}/a.jsonl", first.encode()), "m1", _forever)
-    [outcome] = ingest.process_message(_upload(aws, f"projects/{project_id}/b.jsonl", second.encode()), "m2", _forever)
+    [outcome] = ingest.process_message(
+        _upload(aws, f"projects/{project_id}/b.jsonl", second.encode()), "m2", _forever
+    )
     assert outcome.detail["tasks_created"] == 5
     assert outcome.detail["duplicates"] == 5
     assert _task_count(project_id) == 15
@@ -160,7 +168,9 @@ def test_poison_records_go_to_the_dlq_with_a_reason(aws: Aws, admin: Any, key: s
     body = _upload(aws, key, b"x")
     [outcome] = ingest.process_message(body, "m1", _forever)
     assert outcome.kind == "poison"
-    messages = aws.sqs.receive_message(QueueUrl=aws.env["INGEST_DLQ_URL"], MessageAttributeNames=["All"])["Messages"]
+    messages = aws.sqs.receive_message(QueueUrl=aws.env["INGEST_DLQ_URL"], MessageAttributeNames=["All"])[
+        "Messages"
+    ]
     assert reason in messages[0]["MessageAttributes"]["error-reason"]["StringValue"]
     assert messages[0]["Body"] == body
 
@@ -180,3 +190,62 @@ def test_import_near_the_deadline_checkpoints_and_continues(aws: Aws, admin: Any
     assert done.kind == "import_completed"
     assert done.detail["tasks_created"] == 1200
     assert _task_count(project_id) == 1200
+
+
+def test_a_second_worker_cannot_take_a_live_import_and_resumes_an_abandoned_one(aws: Aws, admin: Any) -> None:
+    # Given an import claimed by a first worker
+    from serval.adapters import imports as import_store
+    from serval.domain.actor import Actor
+    from serval.domain.models import ImportSource
+    from serval.errors import ImportBusy
+
+    project_id = _project(admin, ["text"])
+    worker = Actor.system("ingest")
+    first = import_store.claim(
+        project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600
+    )
+    assert first is not None and not first.resumed
+    # When a second worker tries while the lease is live
+    # Then it is told the import is busy (its message is retried later)
+    with pytest.raises(ImportBusy):
+        import_store.claim(project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600)
+    # When the first worker's lease has lapsed (it crashed)
+    import_store.release(first)
+    second = import_store.claim(
+        project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600
+    )
+    # Then the second worker resumes it, and the first can no longer checkpoint
+    assert second is not None and second.resumed
+    with pytest.raises(ImportBusy):
+        import_store.checkpoint(first, 10, 10, 0, {"new": 10}, lease_seconds=600)
+    assert _task_count(project_id) == 0
+
+
+def test_concurrent_deliveries_of_one_manifest_create_each_task_once(aws: Aws, admin: Any) -> None:
+    # Given one manifest whose event is delivered to four workers at the same time
+    import threading
+
+    from serval.errors import ImportBusy
+
+    project_id = _project(admin, ["text"])
+    manifest = "\n".join(json.dumps({"data": {"text": f"line {i}"}}) for i in range(300))
+    body = _upload(aws, f"projects/{project_id}/m.jsonl", manifest.encode())
+    kinds: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        try:
+            kinds.append(ingest.process_message(body, f"m{n}", _forever)[0].kind)
+        except ImportBusy:
+            kinds.append("busy")
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one import ran; the others were duplicates or busy (and would be retried)
+    assert kinds.count("import_completed") == 1
+    assert set(kinds) <= {"import_completed", "duplicate", "busy"}
+    assert _task_count(project_id) == 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from serval.domain.events import STATUS_EVENTS, from_change
 
 AT = "2024-05-01T12:00:00.000Z"

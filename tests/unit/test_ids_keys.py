@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+
 from serval import keys
 from serval.ids import new_id, stable_id
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from serval.domain.label_config import (
     CLASSLESS,
     CONTROL_MEDIA,

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+
 from serval.domain.manifest import (
     MAX_LINE_BYTES,
     ManifestContext,

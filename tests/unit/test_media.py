@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from serval.domain.media import DATA_KEY, MediaType, detect, extension, is_manifest
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from serval.domain.media import MediaType
 from serval.domain.models import (
     MAX_METADATA_BYTES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from serval.domain.actor import Actor
 from serval.domain.permissions import Action, allowed, require
 from serval.errors import Forbidden

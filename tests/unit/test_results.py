@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+
 from serval.domain.label_config import LabelConfig
 from serval.domain.results import Result, validate_results
 

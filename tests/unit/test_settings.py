@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from pydantic import ValidationError
+
 from serval.settings import invocation_environment, settings
 
 REQUIRED = {

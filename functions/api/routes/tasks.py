@@ -33,7 +33,8 @@ def create_tasks(
     project_id: ProjectId,
     body: Annotated[list[TaskInput], Body(min_length=1, max_length=1000)],
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=200, description="Repeat-safe key for retries.")
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200, description="Repeat-safe key for retries."),
     ] = None,
 ) -> BulkCreateResult:
     result = tasks.bulk_create(project_id, body, actor(router), idempotency_key)
@@ -52,12 +53,23 @@ def list_tasks(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Task]:
-    f = TaskFilter(status=status, tag=tag, has_prediction=has_prediction, media_type=media_type, descending=order == "desc")
+    f = TaskFilter(
+        status=status,
+        tag=tag,
+        has_prediction=has_prediction,
+        media_type=media_type,
+        descending=order == "desc",
+    )
     items, next_cursor = tasks.list_page(project_id, f, limit, cursor)
     return Page[Task](items=items, next_cursor=next_cursor)
 
 
-@router.get("/projects/<project_id>/tasks/<task_id>", tags=["tasks"], summary="Get a task", **guarded(Action.TASK_READ))
+@router.get(
+    "/projects/<project_id>/tasks/<task_id>",
+    tags=["tasks"],
+    summary="Get a task",
+    **guarded(Action.TASK_READ),
+)
 def get_task(project_id: ProjectId, task_id: TaskId) -> Task:
     return tasks.get(project_id, task_id)
 

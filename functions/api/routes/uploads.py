@@ -48,7 +48,12 @@ def complete_upload(project_id: Id, body: CompleteRequest) -> CompletedUpload:
     return CompletedUpload(**uploads.complete(project_id, body))
 
 
-@router.get("/projects/<project_id>/imports", tags=["imports"], summary="List imports, newest first", **guarded(Action.IMPORT_READ))
+@router.get(
+    "/projects/<project_id>/imports",
+    tags=["imports"],
+    summary="List imports, newest first",
+    **guarded(Action.IMPORT_READ),
+)
 def list_imports(project_id: Id, limit: Limit = 50, cursor: Cursor = None) -> Page[Import]:
     items, next_cursor = imports.list_page(project_id, limit, cursor)
     return Page[Import](items=items, next_cursor=next_cursor)

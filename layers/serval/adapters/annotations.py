@@ -25,7 +25,12 @@ def create(annotation: Annotation, actor: Actor) -> None:
         condition="attribute_exists(PK)",
     )
     audit.record(
-        tx, actor, "annotation.create", "annotation", annotation.annotation_id, annotation.project_id,
+        tx,
+        actor,
+        "annotation.create",
+        "annotation",
+        annotation.annotation_id,
+        annotation.project_id,
         after=annotation.model_dump(mode="json"),
     )
     try:
@@ -34,7 +39,9 @@ def create(annotation: Annotation, actor: Actor) -> None:
         raise NotFound(f"task {annotation.task_id} not found") from exc
 
 
-def list_for_task(project_id: str, task_id: str, limit: int, cursor: str | None) -> tuple[list[Annotation], str | None]:
+def list_for_task(
+    project_id: str, task_id: str, limit: int, cursor: str | None
+) -> tuple[list[Annotation], str | None]:
     m = dynamo.tasks()
     pk = keys.project_pk(project_id)
     start = dynamo.decode_cursor(cursor, keys.PK, pk)
@@ -55,5 +62,7 @@ def get(project_id: str, task_id: str, annotation_id: str) -> Annotation:
     try:
         item = m.AnnotationItem.get(keys.project_pk(project_id), keys.annotation_sk(task_id, annotation_id))
     except m.AnnotationItem.DoesNotExist:
-        raise NotFound(f"annotation {annotation_id} not found", details={"annotation_id": annotation_id}) from None
+        raise NotFound(
+            f"annotation {annotation_id} not found", details={"annotation_id": annotation_id}
+        ) from None
     return mapping.annotation_from_item(item)

@@ -35,23 +35,23 @@ def _client(service: str) -> Any:
 
 
 def s3() -> S3Client:
-    return _client("s3")  # type: ignore[no-any-return]
+    return _client("s3")
 
 
 def sqs() -> SQSClient:
-    return _client("sqs")  # type: ignore[no-any-return]
+    return _client("sqs")
 
 
 def dynamodb() -> DynamoDBClient:
-    return _client("dynamodb")  # type: ignore[no-any-return]
+    return _client("dynamodb")
 
 
 def events() -> EventBridgeClient:
-    return _client("events")  # type: ignore[no-any-return]
+    return _client("events")
 
 
 def cognito() -> CognitoIdentityProviderClient:
-    return _client("cognito-idp")  # type: ignore[no-any-return]
+    return _client("cognito-idp")
 
 
 def override(service: str, client: Any) -> None:

@@ -7,7 +7,7 @@ import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from serval import keys
 from serval.domain.lifecycle import TaskStatus
@@ -179,7 +179,7 @@ def serialize(value: Any) -> dict[str, Any]:
         from decimal import Decimal
 
         value = Decimal(str(value))
-    return _SERIALIZER.serialize(value)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], _SERIALIZER.serialize(value))
 
 
 def _key(key: dict[str, str]) -> dict[str, Any]:

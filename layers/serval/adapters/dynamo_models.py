@@ -48,7 +48,7 @@ def _index(table_name: str, name: str, pk: str, sk: str) -> GlobalSecondaryIndex
             sk: UnicodeAttribute(range_key=True),
         },
     )
-    return cls()  # type: ignore[no-any-return]
+    return cls()
 
 
 class TaskTableModels:
@@ -59,7 +59,7 @@ class TaskTableModels:
         meta = _meta(table_name)
 
         class Item(Model):
-            Meta = meta
+            Meta = meta  # type: ignore[assignment]  # built per table name
             PK = UnicodeAttribute(hash_key=True)
             SK = UnicodeAttribute(range_key=True)
             entity = DiscriminatorAttribute()
@@ -130,6 +130,7 @@ class TaskTableModels:
             errors = NumberAttribute(default=0)
             error_report_key = UnicodeAttribute(null=True)
             lease_until = NumberAttribute(default=0)
+            lease_owner = UnicodeAttribute(null=True)
             created_by = UnicodeAttribute(null=True)
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()
@@ -158,7 +159,7 @@ class AuditTableModels:
         self.table_name = table_name
 
         class AuditItem(Model):
-            Meta = _meta(table_name)
+            Meta = _meta(table_name)  # type: ignore[assignment]  # built per table name
             PK = UnicodeAttribute(hash_key=True)
             SK = UnicodeAttribute(range_key=True)
             entity = UnicodeAttribute(default="audit")

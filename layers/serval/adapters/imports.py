@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from serval import keys
+from serval import ids, keys
 from serval.adapters import audit, dynamo, mapping
 from serval.domain.actor import Actor
 from serval.domain.models import Import, ImportSource, ImportStatus, utcnow
@@ -24,6 +24,7 @@ class Claim:
     lines_committed: int
     resumed: bool
     lease_until: int
+    owner: str  # a fresh token per claim: only its holder may checkpoint, release or complete
 
 
 def _key(project_id: str, import_id: str) -> dict[str, str]:
@@ -33,7 +34,9 @@ def _key(project_id: str, import_id: str) -> dict[str, str]:
 def get(project_id: str, import_id: str) -> Import:
     m = dynamo.tasks()
     try:
-        return mapping.import_from_item(m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id)))
+        return mapping.import_from_item(
+            m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id))
+        )
     except m.ImportItem.DoesNotExist:
         raise NotFound(f"import {import_id} not found", details={"import_id": import_id}) from None
 
@@ -65,10 +68,18 @@ def claim(
     m = dynamo.tasks()
     now = int(time.time())
     lease_until = now + lease_seconds
+    owner = ids.new_id("lease")
     at = utcnow()
     record = Import(
-        import_id=import_id, project_id=project_id, source=source, bucket=bucket, key=key,
-        status=ImportStatus.RUNNING, created_by=actor.user_id, created_at=at, updated_at=at,
+        import_id=import_id,
+        project_id=project_id,
+        source=source,
+        bucket=bucket,
+        key=key,
+        status=ImportStatus.RUNNING,
+        created_by=actor.user_id,
+        created_at=at,
+        updated_at=at,
     )
     item = m.ImportItem(
         PK=keys.project_pk(project_id),
@@ -77,31 +88,45 @@ def claim(
         GSI2SK=keys.time_sort_key(at, import_id),
         **record.model_dump(mode="json", exclude_none=True),
         lease_until=lease_until,
+        lease_owner=owner,
     )
     tx = dynamo.Tx()
     tx.put(item, condition="attribute_not_exists(PK)")
     audit.record(
-        tx, actor, "import.start", "import", import_id, project_id,
+        tx,
+        actor,
+        "import.start",
+        "import",
+        import_id,
+        project_id,
         after={"source": source.value, "bucket": bucket, "key": key},
     )
     try:
         tx.commit()
-        return Claim(record, 0, resumed=False, lease_until=lease_until)
+        return Claim(record, 0, resumed=False, lease_until=lease_until, owner=owner)
     except dynamo.TransactionCancelled:
         pass
+    from pynamodb.exceptions import UpdateError
+
     existing = m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id), consistent_read=True)
     if existing.status in FINISHED:
         return None
     try:
         existing.update(
-            actions=[m.ImportItem.lease_until.set(lease_until), m.ImportItem.updated_at.set(at)],
+            actions=[
+                m.ImportItem.lease_until.set(lease_until),
+                m.ImportItem.lease_owner.set(owner),
+                m.ImportItem.updated_at.set(at),
+            ],
             condition=(m.ImportItem.status == ImportStatus.RUNNING.value) & (m.ImportItem.lease_until < now),
         )
-    except m.ImportItem.UpdateError as exc:
+    except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             raise ImportBusy(f"import {import_id} is being processed by another worker") from exc
         raise
-    return Claim(mapping.import_from_item(existing), int(existing.lines_committed or 0), True, lease_until)
+    return Claim(
+        mapping.import_from_item(existing), int(existing.lines_committed or 0), True, lease_until, owner
+    )
 
 
 def checkpoint(
@@ -120,17 +145,22 @@ def checkpoint(
         _key(c.record.project_id, c.record.import_id),
         "SET lines_committed = :n, lease_until = :l, updated_at = :at ADD tasks_created :c, duplicates :d",
         values={
-            ":n": lines_committed, ":l": lease_until, ":at": utcnow(), ":c": created, ":d": duplicates,
-            ":prev": c.lines_committed, ":lease": c.lease_until,
+            ":n": lines_committed,
+            ":l": lease_until,
+            ":at": utcnow(),
+            ":c": created,
+            ":d": duplicates,
+            ":prev": c.lines_committed,
+            ":owner": c.owner,
         },
-        condition="lines_committed = :prev AND lease_until = :lease",
+        condition="lines_committed = :prev AND lease_owner = :owner",
     )
     dynamo.add_counter(tx, c.record.project_id, f"{c.record.import_id}#{lines_committed}", counter_deltas)
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
         raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
-    return Claim(c.record, lines_committed, c.resumed, lease_until)
+    return Claim(c.record, lines_committed, c.resumed, lease_until, c.owner)
 
 
 def release(c: Claim) -> None:
@@ -140,8 +170,8 @@ def release(c: Claim) -> None:
         settings().TASKS_TABLE,
         _key(c.record.project_id, c.record.import_id),
         "SET lease_until = :zero",
-        values={":zero": 0, ":lease": c.lease_until},
-        condition="lease_until = :lease",
+        values={":zero": 0, ":owner": c.owner},
+        condition="lease_owner = :owner",
     )
     try:
         tx.commit()
@@ -160,7 +190,11 @@ def complete(
     """Finish the import and write its audit record with the counts, in one transaction."""
     at = utcnow()
     values: dict[str, Any] = {
-        ":s": status.value, ":t": lines_total, ":e": errors, ":at": at, ":lease": c.lease_until,
+        ":s": status.value,
+        ":t": lines_total,
+        ":e": errors,
+        ":at": at,
+        ":owner": c.owner,
     }
     expression = "SET #s = :s, lines_total = :t, errors = :e, completed_at = :at, updated_at = :at, lease_until = :zero"
     values[":zero"] = 0
@@ -174,13 +208,21 @@ def complete(
         expression,
         names={"#s": "status"},
         values=values,
-        condition="lease_until = :lease",
+        condition="lease_owner = :owner",
     )
     audit.record(
-        tx, actor, "import.complete", "import", c.record.import_id, c.record.project_id,
+        tx,
+        actor,
+        "import.complete",
+        "import",
+        c.record.import_id,
+        c.record.project_id,
         after={
-            "status": status.value, "lines_total": lines_total, "errors": errors,
-            "error_report_key": error_report_key, "source": {"bucket": c.record.bucket, "key": c.record.key},
+            "status": status.value,
+            "lines_total": lines_total,
+            "errors": errors,
+            "error_report_key": error_report_key,
+            "source": {"bucket": c.record.bucket, "key": c.record.key},
         },
     )
     try:

@@ -16,7 +16,12 @@ def create(project: Project, actor: Actor) -> None:
     tx = dynamo.Tx()
     tx.put(m.ProjectItem(**mapping.project_to_attrs(project)), condition="attribute_not_exists(PK)")
     audit.record(
-        tx, actor, "project.create", "project", project.project_id, project.project_id,
+        tx,
+        actor,
+        "project.create",
+        "project",
+        project.project_id,
+        project.project_id,
         after=project.model_dump(mode="json"),
     )
     try:
@@ -66,8 +71,14 @@ def replace(before: Project, after: Project, expected_version: int, actor: Actor
         values={":v": expected_version},
     )
     audit.record(
-        tx, actor, action, "project", after.project_id, after.project_id,
-        before=before.model_dump(mode="json"), after=after.model_dump(mode="json"),
+        tx,
+        actor,
+        action,
+        "project",
+        after.project_id,
+        after.project_id,
+        before=before.model_dump(mode="json"),
+        after=after.model_dump(mode="json"),
     )
     try:
         tx.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 from serval.adapters import clients
 
@@ -82,7 +82,7 @@ def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator
         yield pending.rstrip("\r")
 
 
-def upload(fileobj: BinaryIO, bucket: str, key: str, content_type: str) -> None:
+def upload(fileobj: IO[bytes], bucket: str, key: str, content_type: str) -> None:
     """Upload a file object (multipart when large, so memory stays bounded)."""
     clients.s3().upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": content_type})
 
@@ -96,10 +96,19 @@ def presigned_get(bucket: str, key: str, expires: int) -> str:
 def presigned_put(bucket: str, key: str, content_type: str, expires: int, uploader: str) -> dict[str, Any]:
     url = clients.s3().generate_presigned_url(
         "put_object",
-        Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "Metadata": {"uploaded-by": uploader}},
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "Metadata": {"uploaded-by": uploader},
+        },
         ExpiresIn=expires,
     )
-    return {"method": "PUT", "url": url, "headers": {"Content-Type": content_type, "x-amz-meta-uploaded-by": uploader}}
+    return {
+        "method": "PUT",
+        "url": url,
+        "headers": {"Content-Type": content_type, "x-amz-meta-uploaded-by": uploader},
+    }
 
 
 def start_multipart(bucket: str, key: str, content_type: str, uploader: str) -> str:
@@ -130,6 +139,8 @@ def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[dict[s
         if code in {"NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
             from serval.errors import ValidationFailed
 
-            raise ValidationFailed(f"cannot complete the upload: {code}", details={"upload_id": upload_id}) from exc
+            raise ValidationFailed(
+                f"cannot complete the upload: {code}", details={"upload_id": upload_id}
+            ) from exc
         raise
     return response.get("ETag", "").strip('"')

@@ -29,7 +29,10 @@ def _task_item(task: Task) -> Any:
 def _tag_items(task: Task) -> list[Any]:
     m = dynamo.tasks()
     pk = keys.project_pk(task.project_id)
-    return [m.TagLinkItem(PK=pk, SK=keys.tag_sk(tag, task.task_id), task_id=task.task_id, tag=tag) for tag in task.tags]
+    return [
+        m.TagLinkItem(PK=pk, SK=keys.tag_sk(tag, task.task_id), task_id=task.task_id, tag=tag)
+        for tag in task.tags
+    ]
 
 
 def get_item(project_id: str, task_id: str) -> Any:
@@ -45,6 +48,7 @@ def get(project_id: str, task_id: str) -> Task:
 
 
 # ---- writes for ingestion ------------------------------------------------------------------
+
 
 def batch_put(tasks: Sequence[Task]) -> int:
     """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
@@ -89,7 +93,7 @@ def existing_ids(project_id: str, task_ids: Sequence[str]) -> set[str]:
             response = clients.dynamodb().batch_get_item(RequestItems=request)
             for item in response.get("Responses", {}).get(table, []):
                 found.add(item[keys.SK]["S"].removeprefix("TASK#"))
-            request = response.get("UnprocessedKeys") or {}  # type: ignore[assignment]
+            request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
             time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
@@ -156,6 +160,7 @@ def _transaction_groups(tasks: Sequence[Task]) -> Iterable[list[Task]]:
 
 # ---- listing -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TaskFilter:
     status: TaskStatus | None = None
@@ -187,13 +192,19 @@ def _matches(task: Task, f: TaskFilter) -> bool:
     )
 
 
-def list_page(project_id: str, f: TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+def list_page(
+    project_id: str, f: TaskFilter, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
     """One page of a project's tasks. Queries one partition; never scans."""
     m = dynamo.tasks()
     if f.tag is not None:
         return _list_by_tag(project_id, f, limit, cursor)
     if f.status is not None:
-        index, partition_attr, partition = m.Item.by_status, keys.GSI1PK, keys.status_gsi1pk(project_id, f.status)
+        index, partition_attr, partition = (
+            m.Item.by_status,
+            keys.GSI1PK,
+            keys.status_gsi1pk(project_id, f.status),
+        )
     else:
         index, partition_attr, partition = m.Item.by_time, keys.GSI2PK, keys.tasks_gsi2pk(project_id)
     start = dynamo.decode_cursor(cursor, partition_attr, partition)
@@ -215,7 +226,9 @@ def list_page(project_id: str, f: TaskFilter, limit: int, cursor: str | None) ->
     return found, dynamo.encode_cursor(start)
 
 
-def _list_by_tag(project_id: str, f: TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+def _list_by_tag(
+    project_id: str, f: TaskFilter, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
     m = dynamo.tasks()
     pk = keys.project_pk(project_id)
     start = dynamo.decode_cursor(cursor, keys.PK, pk)
@@ -227,7 +240,7 @@ def _list_by_tag(project_id: str, f: TaskFilter, limit: int, cursor: str | None)
         page_size=limit,
         last_evaluated_key=start,
     )
-    task_ids = [link.task_id for link in links]
+    task_ids = [str(getattr(link, "task_id", "")) for link in links]
     by_id = {}
     for item in m.TaskItem.batch_get([(pk, keys.task_sk(t)) for t in task_ids]):
         by_id[item.task_id] = mapping.task_from_item(item)
@@ -236,6 +249,7 @@ def _list_by_tag(project_id: str, f: TaskFilter, limit: int, cursor: str | None)
 
 
 # ---- single-task changes -------------------------------------------------------------------
+
 
 def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Task:
     item = get_item(project_id, task_id)
@@ -259,10 +273,17 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
     )
     for tag in set(before.tags) - set(after.tags):
         tx.delete(settings().TASKS_TABLE, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
-    for link in _tag_items(after.model_copy(update={"tags": [t for t in after.tags if t not in before.tags]})):
+    for link in _tag_items(
+        after.model_copy(update={"tags": [t for t in after.tags if t not in before.tags]})
+    ):
         tx.put(link)
     audit.record(
-        tx, actor, "task.update", "task", task_id, project_id,
+        tx,
+        actor,
+        "task.update",
+        "task",
+        task_id,
+        project_id,
         before=before.model_dump(mode="json", include=set(updates)),
         after=after.model_dump(mode="json", include=set(updates)),
     )
@@ -285,11 +306,19 @@ def delete(project_id: str, task_id: str, actor: Actor) -> None:
     pk = keys.project_pk(project_id)
     table = settings().TASKS_TABLE
     annotation_keys = [
-        a.SK for a in m.Item.query(pk, m.Item.SK.startswith(keys.annotation_sk_prefix(task_id)), attributes_to_get=["PK", "SK"])
+        a.SK
+        for a in m.Item.query(
+            pk, m.Item.SK.startswith(keys.annotation_sk_prefix(task_id)), attributes_to_get=["PK", "SK"]
+        )
     ]
     tx = dynamo.Tx()
-    tx.delete(table, dynamo.item_key(pk, keys.task_sk(task_id)), condition="#v = :v",
-              names={"#v": "version"}, values={":v": int(item.version)})
+    tx.delete(
+        table,
+        dynamo.item_key(pk, keys.task_sk(task_id)),
+        condition="#v = :v",
+        names={"#v": "version"},
+        values={":v": int(item.version)},
+    )
     for tag in task.tags:
         tx.delete(table, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
     dynamo.add_counter(tx, project_id, task_id, {task.status.value: -1})
@@ -304,5 +333,7 @@ def delete(project_id: str, task_id: str, actor: Actor) -> None:
         raise Conflict("the task changed meanwhile; reload and retry") from exc
     for chunk in dynamo.chunks(later, BATCH_WRITE_LIMIT):
         clients.dynamodb().batch_write_item(
-            RequestItems={table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]}
+            RequestItems={
+                table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]
+            }
         )

@@ -79,7 +79,8 @@ def _resolve_data(ctx: ManifestContext, raw: dict[str, Any]) -> dict[str, Any]:
             data[name] = value  # an explicit {"kind": ...} reference, validated by the model
             if value.get("kind") == "s3":
                 checked = ctx.resolve(f"s3://{value.get('bucket')}/{value.get('key')}")
-                data[name] = {**value, "media_type": value.get("media_type") or checked.media_type}
+                detected = checked.media_type if isinstance(checked, S3Ref) else None
+                data[name] = {**value, "media_type": value.get("media_type") or detected}
         else:
             raise ValueError(f"data value {name!r} must be a string or an object")
     return data

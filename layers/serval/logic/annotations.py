@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from serval import ids
-from serval.adapters import annotations, projects, tasks
+from serval.adapters import annotations as annotation_store
+from serval.adapters import projects, tasks
 from serval.domain.actor import Actor
 from serval.domain.models import Annotation, AnnotationCreate, utcnow
 from serval.domain.results import validate_results
@@ -32,14 +33,16 @@ def create(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
         label_config_version=config.version,
         created_at=utcnow(),
     )
-    annotations.create(annotation, actor)
+    annotation_store.create(annotation, actor)
     return annotation
 
 
-def list_page(project_id: str, task_id: str, limit: int, cursor: str | None) -> tuple[list[Annotation], str | None]:
+def list_page(
+    project_id: str, task_id: str, limit: int, cursor: str | None
+) -> tuple[list[Annotation], str | None]:
     tasks.get(project_id, task_id)  # 404 for an unknown or foreign task
-    return annotations.list_for_task(project_id, task_id, limit, cursor)
+    return annotation_store.list_for_task(project_id, task_id, limit, cursor)
 
 
 def get(project_id: str, task_id: str, annotation_id: str) -> Annotation:
-    return annotations.get(project_id, task_id, annotation_id)
+    return annotation_store.get(project_id, task_id, annotation_id)

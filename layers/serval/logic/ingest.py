@@ -138,6 +138,7 @@ def ingest_object(obj: S3Object, time_left: Callable[[], float], request_id: str
 
 # ---- media objects -------------------------------------------------------------------------
 
+
 def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Outcome:
     media_type = media.detect(obj.key)
     content_type = None
@@ -156,8 +157,12 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
         project_id=project.project_id,
         data={
             media.DATA_KEY[media_type]: S3Ref(
-                bucket=obj.bucket, key=obj.key, version_id=obj.version_id, media_type=media_type,
-                content_type=content_type, size=obj.size,
+                bucket=obj.bucket,
+                key=obj.key,
+                version_id=obj.version_id,
+                media_type=media_type,
+                content_type=content_type,
+                size=obj.size,
             )
         },
         media_type=media_type,
@@ -170,7 +175,12 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
     tx.put(dynamo.tasks().TaskItem(**mapping.task_to_attrs(task)), condition="attribute_not_exists(PK)")
     dynamo.add_counter(tx, project.project_id, task.task_id, {task.status.value: 1})
     audit.record(
-        tx, _uploader(obj, request_id), "task.create", "task", task.task_id, project.project_id,
+        tx,
+        _uploader(obj, request_id),
+        "task.create",
+        "task",
+        task.task_id,
+        project.project_id,
         after={"source": task.source.model_dump(mode="json", exclude_none=True) if task.source else None},
     )
     try:
@@ -182,10 +192,13 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
 
 # ---- manifests -----------------------------------------------------------------------------
 
+
 def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, spec: TaskCreate) -> Task:
     media_type = manifest.primary_media(spec)
     if media_type not in project.media_types:
-        raise ValueError(f"the line is {media_type.value}; the project takes {[m.value for m in project.media_types]}")
+        raise ValueError(
+            f"the line is {media_type.value}; the project takes {[m.value for m in project.media_types]}"
+        )
     if spec.external_id:
         task_id = ids.stable_id("t", project.project_id, "external", spec.external_id)
     else:
@@ -203,7 +216,9 @@ def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, 
         predictions=spec.predictions,
         external_id=spec.external_id,
         import_id=import_id,
-        source=TaskSource(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line),
+        source=TaskSource(
+            bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line
+        ),
         created_at=now,
         updated_at=now,
     )
@@ -326,6 +341,7 @@ def ingest_manifest(
 
 
 # ---- one SQS message -----------------------------------------------------------------------
+
 
 def process_message(
     body: str, message_id: str, time_left: Callable[[], float], request_id: str | None = None

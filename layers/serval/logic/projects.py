@@ -39,11 +39,11 @@ def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
     if before.status is ProjectStatus.ARCHIVED:
         raise Conflict("an archived project cannot be changed", details={"project_id": project_id})
     updates = change.model_dump(exclude_unset=True, exclude_none=True)
-    after = before.model_copy(
-        update={k: getattr(change, k) for k in updates} | {"updated_at": utcnow()}
-    )
+    after = before.model_copy(update={k: getattr(change, k) for k in updates} | {"updated_at": utcnow()})
     if change.label_config is not None:
-        same = change.label_config.model_dump(exclude={"version"}) == before.label_config.model_dump(exclude={"version"})
+        same = change.label_config.model_dump(exclude={"version"}) == before.label_config.model_dump(
+            exclude={"version"}
+        )
         config_version = before.label_config.version if same else before.label_config.version + 1
         config = change.label_config.model_copy(update={"version": config_version})
         after = after.model_copy(update={"label_config": config})

@@ -43,12 +43,16 @@ class BulkCreateResult(BaseModel):
     created: int
     duplicates: int
     task_ids: list[str]
-    replayed: bool = Field(default=False, description="True when this repeats an earlier call's Idempotency-Key.")
+    replayed: bool = Field(
+        default=False, description="True when this repeats an earlier call's Idempotency-Key."
+    )
 
 
 def _normalize(project: Project, items: list[TaskInput]) -> list[TaskCreate]:
     """Resolve references with the same rules as manifests; every problem is reported at once."""
-    ctx = manifest.ManifestContext(settings().DATA_BUCKET, f"projects/{project.project_id}/", f"projects/{project.project_id}/")
+    ctx = manifest.ManifestContext(
+        settings().DATA_BUCKET, f"projects/{project.project_id}/", f"projects/{project.project_id}/"
+    )
     out: list[TaskCreate] = []
     problems: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -56,16 +60,22 @@ def _normalize(project: Project, items: list[TaskInput]) -> list[TaskCreate]:
             spec = manifest.task_from_object(ctx, item.model_dump(exclude_none=True))
             media_type = manifest.primary_media(spec)
             if media_type not in project.media_types:
-                raise ValueError(f"the task is {media_type.value}; the project takes {[m.value for m in project.media_types]}")
+                raise ValueError(
+                    f"the task is {media_type.value}; the project takes {[m.value for m in project.media_types]}"
+                )
             out.append(spec)
         except ValueError as exc:
             problems.append({"index": index, "error": manifest.explain(exc)})
     if problems:
-        raise ValidationFailed(f"{len(problems)} of {len(items)} tasks are invalid; nothing was created", details=problems)
+        raise ValidationFailed(
+            f"{len(problems)} of {len(items)} tasks are invalid; nothing was created", details=problems
+        )
     return out
 
 
-def bulk_create(project_id: str, items: list[TaskInput], actor: Actor, idempotency_key: str | None) -> BulkCreateResult:
+def bulk_create(
+    project_id: str, items: list[TaskInput], actor: Actor, idempotency_key: str | None
+) -> BulkCreateResult:
     cfg = settings()
     if not 1 <= len(items) <= cfg.MAX_BULK_CREATE:
         raise ValidationFailed(
@@ -76,30 +86,53 @@ def bulk_create(project_id: str, items: list[TaskInput], actor: Actor, idempoten
     if project.status is not ProjectStatus.ACTIVE:
         raise Conflict("the project is archived", details={"project_id": project_id})
     specs = _normalize(project, items)
-    import_id = ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
+    import_id = (
+        ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
+    )
     task_ids = [
-        ids.stable_id("t", project_id, "external", s.external_id) if s.external_id else ids.stable_id("t", import_id, i)
+        ids.stable_id("t", project_id, "external", s.external_id)
+        if s.external_id
+        else ids.stable_id("t", import_id, i)
         for i, s in enumerate(specs)
     ]
     claim = imports.claim(project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120)
     if claim is None:
         done = imports.get(project_id, import_id)
         return BulkCreateResult(
-            import_id=import_id, created=done.tasks_created, duplicates=done.duplicates, task_ids=task_ids, replayed=True
+            import_id=import_id,
+            created=done.tasks_created,
+            duplicates=done.duplicates,
+            task_ids=task_ids,
+            replayed=True,
         )
     now = utcnow()
     new_tasks = [
         Task(
-            task_id=task_id, project_id=project_id, data=s.data, media_type=manifest.primary_media(s),
-            metadata=s.metadata, tags=s.tags, priority=s.priority, status=INITIAL, predictions=s.predictions,
-            external_id=s.external_id, import_id=import_id, source=TaskSource(line=i + 1),
-            created_at=now, updated_at=now,
+            task_id=task_id,
+            project_id=project_id,
+            data=s.data,
+            media_type=manifest.primary_media(s),
+            metadata=s.metadata,
+            tags=s.tags,
+            priority=s.priority,
+            status=INITIAL,
+            predictions=s.predictions,
+            external_id=s.external_id,
+            import_id=import_id,
+            source=TaskSource(line=i + 1),
+            created_at=now,
+            updated_at=now,
         )
         for i, (task_id, s) in enumerate(zip(task_ids, specs, strict=True))
     ]
     result = tasks.put_new(project_id, new_tasks, import_id)
     claim = imports.checkpoint(
-        claim, len(new_tasks), len(result.created), len(result.duplicates), counter_deltas={}, lease_seconds=120
+        claim,
+        len(new_tasks),
+        len(result.created),
+        len(result.duplicates),
+        counter_deltas={},
+        lease_seconds=120,
     )
     imports.complete(claim, len(new_tasks), 0, None, ImportStatus.COMPLETED, actor)
     return BulkCreateResult(
@@ -107,7 +140,9 @@ def bulk_create(project_id: str, items: list[TaskInput], actor: Actor, idempoten
     )
 
 
-def list_page(project_id: str, f: tasks.TaskFilter, limit: int, cursor: str | None) -> tuple[list[Task], str | None]:
+def list_page(
+    project_id: str, f: tasks.TaskFilter, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
     projects.get(project_id)  # 404 for an unknown project rather than an empty list
     return tasks.list_page(project_id, f, limit, cursor)
 

@@ -23,7 +23,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9 _.\-()+=,@!]+$")
 
 
 class UploadRequest(BaseModel):
-    filename: str = Field(min_length=1, max_length=255, description="File name, optionally with folders: a/b.png")
+    filename: str = Field(
+        min_length=1, max_length=255, description="File name, optionally with folders: a/b.png"
+    )
     content_type: str = Field(default="application/octet-stream", max_length=255)
     size: int | None = Field(default=None, ge=0, le=MAX_OBJECT, description="Bytes; required for multipart.")
     multipart: bool | None = Field(default=None, description="Force multipart; default: when size > 100 MiB.")
@@ -79,19 +81,32 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
         )
     cfg = settings()
     key = posixpath.join(f"projects/{project_id}", request.filename)
-    multipart = request.multipart if request.multipart is not None else (request.size or 0) > MULTIPART_THRESHOLD
+    multipart = (
+        request.multipart if request.multipart is not None else (request.size or 0) > MULTIPART_THRESHOLD
+    )
     if not multipart:
-        signed = storage.presigned_put(cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.user_id)
+        signed = storage.presigned_put(
+            cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.user_id
+        )
         return Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
     if request.size is None:
         raise ValidationFailed("a multipart upload needs the file size", details={"field": "size"})
     part_size = max(PART_SIZE, math.ceil(request.size / MAX_PARTS))
     parts = max(1, math.ceil(request.size / part_size))
     upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.user_id)
-    urls = [storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS) for n in range(1, parts + 1)]
+    urls = [
+        storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS)
+        for n in range(1, parts + 1)
+    ]
     return Upload(
-        key=key, bucket=cfg.DATA_BUCKET, method="PUT", upload_id=upload_id, part_size=part_size,
-        part_urls=urls, expires_in=cfg.PRESIGN_SECONDS, kind=kind,
+        key=key,
+        bucket=cfg.DATA_BUCKET,
+        method="PUT",
+        upload_id=upload_id,
+        part_size=part_size,
+        part_urls=urls,
+        expires_in=cfg.PRESIGN_SECONDS,
+        kind=kind,
     )
 
 
