@@ -106,6 +106,14 @@ Trigger = SqsTrigger | StreamTrigger | ApiTrigger
 
 
 @dataclass(frozen=True)
+class QueueRef:
+    """A queue of the spec, or its dead-letter queue."""
+
+    queue: str  # QueueSpec.id
+    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     id: str
     name: str
@@ -120,6 +128,9 @@ class FunctionSpec:
     bucket_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
     publishes_events: bool = False
     manages_users: bool = False
+    # Queues the function sends to: environment variable -> QueueRef. Both runtimes set the
+    # variable to the queue's URL and grant (CDK) sqs:SendMessage on it.
+    sends_to: dict[str, QueueRef] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -319,6 +330,11 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             environment=fenv("ingest"),
             table_access={"tasks": "write", "audit": "write"},
             bucket_access={"data": "write"},
+            # poison records go to the DLQ with their reason; imports near the deadline continue
+            sends_to={
+                "INGEST_DLQ_URL": QueueRef("ingest", dead_letter=True),
+                "INGEST_QUEUE_URL": QueueRef("ingest"),
+            },
         ),
         "events": FunctionSpec(
             id="events",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger()
-metrics = Metrics()
+logger = Logger(service="api")
+metrics = Metrics(service="api")
 
 
 def count(name: str, value: int = 1) -> None:

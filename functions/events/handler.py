@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import events
 
-logger = Logger()
-metrics = Metrics()
+logger = Logger(service="events")
+metrics = Metrics(service="events")
 
 
 @logger.inject_lambda_context(clear_state=True)

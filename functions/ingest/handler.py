@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import ingest
 
-logger = Logger()
-metrics = Metrics()
+logger = Logger(service="ingest")
+metrics = Metrics(service="ingest")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

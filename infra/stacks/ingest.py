@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput
+from aws_cdk import aws_sqs as sqs
 
 from infra.bundling import function_code
 from infra.constructs.function import ServalFunction, event_source
@@ -46,13 +47,22 @@ class IngestStack(ServalStack):
                 tables=shared.tables,
                 buckets=shared.buckets,
                 source=event_source(f.trigger, queues={INGEST_QUEUE: self.ingest.queue}),
-                # the DLQ for poison records (with reasons), the queue itself for continuations
-                send_to={"INGEST_DLQ_URL": self.ingest.dlq, "INGEST_QUEUE_URL": self.ingest.queue},
+                send_to=self._queues_for(f),
             )
             for f in self.placed_functions(spec)
         }
         CfnOutput(self, "IngestQueueUrl", value=self.ingest.queue.queue_url)
         CfnOutput(self, "IngestDlqUrl", value=self.ingest.dlq.queue_url)
+
+    def _queues_for(self, f: FunctionSpec) -> dict[str, sqs.IQueue]:
+        """The queues ``f`` sends to (spec ``sends_to``); this stack owns only the ingest queue."""
+        unknown = {ref.queue for ref in f.sends_to.values()} - {INGEST_QUEUE}
+        if unknown:
+            raise ValueError(f"{f.id} sends to queues the Ingest stack does not own: {sorted(unknown)}")
+        return {
+            variable: self.ingest.dlq if ref.dead_letter else self.ingest.queue
+            for variable, ref in f.sends_to.items()
+        }
 
     @staticmethod
     def owned_queues(spec: ServalSpec) -> tuple[str, ...]:

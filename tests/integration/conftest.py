@@ -1,4 +1,4 @@
-"""In-process moto (``mock_aws``) with every table, bucket and queue built from infra.spec."""
+"""In-process moto (``mock_aws``) with every resource built from infra.spec, as the local stack builds it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra import config, spec
+from infra.local import resources
 from serval.adapters import clients, dynamo_models
 from serval.domain.actor import Actor
 
@@ -35,7 +36,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     with mock_aws():
         _forget_clients()
         the_spec = spec.build(config.load("local"), ACCOUNT, REGION)
-        env = dict(the_spec.functions["ingest"].environment) | _create(the_spec)
+        created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))
+        ingest_fn = the_spec.functions["ingest"]
+        env = ingest_fn.environment | resources.runtime_references(
+            ingest_fn, user_pool_id=created.user_pool_id, queue_urls=created.queue_urls, dlq_urls=created.dlq_urls
+        )
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield Aws(
@@ -65,37 +70,3 @@ def admin() -> Actor:
 @pytest.fixture
 def annotator() -> Actor:
     return Actor(user_id="u-annotator", username="annotator", groups=("annotator",), request_id="req-2")
-
-
-def _create(s: spec.ServalSpec) -> dict[str, str]:
-    """Tables, buckets and queues of the spec; returns the runtime references (queue URLs)."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    for table in s.tables.values():
-        ddb.create_table(
-            TableName=table.name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in table.key_attributes],
-            KeySchema=[
-                {"AttributeName": table.pk, "KeyType": "HASH"},
-                {"AttributeName": table.sk, "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": i.name,
-                    "KeySchema": [
-                        {"AttributeName": i.pk, "KeyType": "HASH"},
-                        {"AttributeName": i.sk, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for i in table.indexes
-            ],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-    s3 = boto3.client("s3", region_name=REGION)
-    for bucket in s.buckets.values():
-        s3.create_bucket(Bucket=bucket.name)
-    sqs = boto3.client("sqs", region_name=REGION)
-    urls = {q.id: sqs.create_queue(QueueName=q.name)["QueueUrl"] for q in s.queues.values()}
-    dlqs = {q.id: sqs.create_queue(QueueName=q.dlq_name)["QueueUrl"] for q in s.queues.values()}
-    return {"INGEST_QUEUE_URL": urls["ingest"], "INGEST_DLQ_URL": dlqs["ingest"]}

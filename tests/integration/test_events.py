@@ -27,19 +27,12 @@ def _stream_records(aws: Aws) -> list[dict[str, Any]]:
 
 
 def _bus_queue(aws: Aws) -> str:
-    events = boto3.client("events", region_name=REGION)
-    events.create_event_bus(Name=aws.env["EVENT_BUS"])
-    url = aws.sqs.create_queue(QueueName="observed-events")["QueueUrl"]
-    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="all", EventBusName=aws.env["EVENT_BUS"], EventPattern=json.dumps({"source": ["serval"]})
-    )
-    events.put_targets(Rule="all", EventBusName=aws.env["EVENT_BUS"], Targets=[{"Id": "q", "Arn": arn}])
-    return url
+    """The queue the spec's bus rule routes every Serval event to (the webhooks queue)."""
+    return str(aws.sqs.get_queue_url(QueueName=aws.spec.queues["webhooks"].name)["QueueUrl"])
 
 
 def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: Actor) -> None:
-    # Given a bus whose events we can observe, and a project with two tasks created in bulk
+    # Given the bus and the queue its rule feeds, and a project with two tasks created in bulk
     queue = _bus_queue(aws)
     project = call(
         "POST", "/projects", admin, {"name": "p", "media_types": ["text"], "label_config": LABELS}

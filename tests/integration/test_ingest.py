@@ -185,7 +185,10 @@ def test_import_near_the_deadline_checkpoints_and_continues(aws: Aws, admin: Any
     [outcome] = ingest.process_message(body, "m1", lambda: next(budget))
     # Then it re-enqueued itself, and the continuation finishes the import exactly
     assert outcome.kind == "continue"
-    continuation = aws.sqs.receive_message(QueueUrl=aws.env["INGEST_QUEUE_URL"])["Messages"][0]["Body"]
+    messages = aws.sqs.receive_message(
+        QueueUrl=aws.env["INGEST_QUEUE_URL"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    continuation = next(m["Body"] for m in messages if "continuation-of" in m.get("MessageAttributes", {}))
     [done] = ingest.process_message(continuation, "m2", _forever)
     assert done.kind == "import_completed"
     assert done.detail["tasks_created"] == 1200

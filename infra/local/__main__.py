@@ -1,0 +1,84 @@
+"""``python -m infra.local`` (``make dev``): run Serval on this machine until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
+from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
+from infra.local.resources import UPLOAD_BUCKET, LocalResources
+from infra.local.seed import DEMO_USERS
+from infra.local.stack import LocalStack, data_dir_from_env
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__)
+    parser.add_argument("--moto-port", type=int, default=DEFAULT_MOTO_PORT, help="moto server port (4566)")
+    parser.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="API and frontend port (8000)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="local state ($SERVAL_DATA_DIR or .serval)"
+    )
+    parser.add_argument("--no-seed", action="store_true", help="create no demo users or project")
+    parser.add_argument("--fresh", action="store_true", help="start empty, ignoring the saved state")
+    return parser.parse_args()
+
+
+def banner(stack: LocalStack, resources: LocalResources, data_dir: Path) -> str:
+    bucket = resources.bucket_names[UPLOAD_BUCKET]
+    project = stack.demo_project_id or "<project_id>"
+    width = max(len(u.email) for u in DEMO_USERS)
+    logins = "\n".join(f"    {u.email:<{width}}  {u.password}   ({u.role})" for u in DEMO_USERS)
+    return f"""
+Serval is running locally ({stack.spec.prefix}).
+
+  API + frontend   {stack.api_url}
+  Swagger UI       {stack.api_url}/swagger
+  AWS (moto)       {stack.endpoint_url}   (any credentials, region {resources.region})
+  Buckets          data: {bucket}
+                   exports: {resources.bucket_names.get("exports", "-")}
+  User pool        {resources.user_pool_id}   client {resources.user_pool_client_id}
+  State            {data_dir}   (restored: {stack.restored.describe()})
+
+  Logins (USER_PASSWORD_AUTH; send the IdToken as "Authorization: Bearer <token>"):
+{logins}
+
+  Upload media or a manifest into a project (the ingest function picks it up):
+    aws --endpoint-url {stack.endpoint_url} s3 cp ./image.png s3://{bucket}/{stack.spec.upload_prefix}{project}/image.png
+
+Ctrl-C stops the stack and saves its state.
+"""
+
+
+def main() -> None:
+    args = _arguments()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore"):  # a line per moto request or per client is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    data_dir = args.data_dir or data_dir_from_env()
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack = LocalStack()
+    try:
+        stack.start(args.moto_port, args.api_port, data_dir, seed=not args.no_seed, restore=not args.fresh)
+        assert stack.resources is not None
+        print(banner(stack, stack.resources, data_dir), flush=True)
+        stopping.wait()
+        print("Stopping: pollers, gateway, saving state ...", flush=True)
+    finally:
+        saved = stack.stop()
+        if saved is not None:
+            print(f"Saved to {data_dir}: {saved.describe()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The few places where the local stack changes moto 5.2.5, each small and reversible.
+
+1. **Lambda without Docker.** ``LambdaFunction._invoke_lambda`` runs the real
+   handler in this process (:mod:`infra.local.lambda_runtime`).
+2. **DynamoDB Query.** ``Table.query`` reads one partition, in order, from a
+   sorted index (:mod:`infra.local.ddb_index`); the write paths keep the index
+   current (``Table.put_item``, ``Table.delete_item``, ``DynamoDBBackend.update_item``).
+3. **DynamoDB TransactWriteItems.** moto snapshots every table a transaction
+   touches with ``copy.deepcopy`` (2.6 s at 100k items) to roll back a cancelled
+   one. The patch journals the before-image of the items the transaction names
+   and restores those instead; the result is the same.
+4. **DynamoDB atomicity.** moto's server handles requests on many threads with
+   no lock, so two conditional writes could both pass their condition. DynamoDB
+   and DynamoDB Streams requests are serialized, as each item's writes are in AWS.
+
+Every hooked moto internal is checked before it is replaced: a moto upgrade that
+renames or reshapes one fails loudly in :func:`install`, not silently later.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from moto.awslambda.models import LambdaFunction
+from moto.core.responses import BaseResponse
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+from infra.local import ddb_index, lambda_runtime
+
+MOTO_VERSION = "5.2.5"
+
+
+class MotoInternalsChanged(RuntimeError):
+    """A moto internal the local stack hooks is not what it was written against."""
+
+
+# The hooked callables and the parameters they must have (after ``self``).
+EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
+    (LambdaFunction, "_invoke_lambda"): ("event",),
+    (Table, "query"): (
+        "hash_key",
+        "range_comparison",
+        "range_objs",
+        "limit",
+        "exclusive_start_key",
+        "scan_index_forward",
+        "projection_expressions",
+        "index_name",
+        "consistent_read",
+        "filter_expression",
+        "hash_key_conditions",
+        "range_key_conditions",
+        "filter_kwargs",
+    ),
+    (Table, "put_item"): (
+        "item_attrs",
+        "expected",
+        "condition_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+        "overwrite",
+        "return_values_on_condition_check_failure",
+    ),
+    (Table, "delete_item"): ("hash_key", "range_key"),
+    (Table, "get_item"): ("hash_key", "range_key", "projection_expression"),
+    (Table, "_get_last_evaluated_key"): ("last_result", "index_name"),
+    (Table, "get_index"): ("index_name", "error_if_not"),
+    (DynamoDBBackend, "update_item"): (
+        "table_name",
+        "key",
+        "update_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+        "attribute_updates",
+        "expected",
+        "condition_expression",
+        "return_values_on_condition_check_failure",
+    ),
+    (DynamoDBBackend, "transact_write_items"): ("transact_items",),
+    (DynamoDBBackend, "get_table"): ("table_name",),
+    (StreamShard, "add"): ("old", "new"),
+    (BaseResponse, "call_action"): (),
+}
+
+
+def check_moto_internals() -> None:
+    """Raise :class:`MotoInternalsChanged` unless every hooked internal looks as expected."""
+    problems = []
+    for (owner, name), expected in EXPECTED_SIGNATURES.items():
+        function = _original(owner, name)
+        if not callable(function):
+            problems.append(f"{owner.__qualname__}.{name} is missing")
+            continue
+        params = tuple(inspect.signature(function).parameters)[1:]
+        if params != expected:
+            problems.append(f"{owner.__qualname__}.{name}{params} != {expected}")
+    if "__deepcopy__" in vars(Table) and not _state.installed:
+        problems.append("Table now defines __deepcopy__ itself")
+    if problems:
+        raise MotoInternalsChanged(
+            f"moto internals hooked by infra/local/patches.py changed (written for moto {MOTO_VERSION}): "
+            + "; ".join(problems)
+        )
+
+
+# --------------------------------------------------------------------------- patch bookkeeping
+
+_MISSING = object()
+
+
+@dataclass
+class _State:
+    installed: bool = False
+    generation: int = 0  # bumped on every install: indexes built before are stale
+    saved: dict[tuple[type, str], Any] = field(default_factory=dict)
+
+
+_state = _State()
+_local = threading.local()  # moto_semantics() and the transaction in progress, per thread
+_dynamodb_lock = threading.RLock()
+
+
+def _original(owner: type, name: str) -> Any:
+    """What ``owner.name`` was before :func:`install` (what it is, when not installed)."""
+    if (owner, name) not in _state.saved:
+        return getattr(owner, name, None)
+    previous = _state.saved[(owner, name)]
+    return getattr(owner.__mro__[1], name, None) if previous is _MISSING else previous
+
+
+def _replace(owner: type, name: str, replacement: Any) -> None:
+    _state.saved[(owner, name)] = owner.__dict__.get(name, _MISSING)
+    setattr(owner, name, replacement)
+
+
+def _restore_all() -> None:
+    for (owner, name), previous in _state.saved.items():
+        if previous is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, previous)
+    _state.saved.clear()
+
+
+def _call_original(owner: type, name: str, *args: Any, **kwargs: Any) -> Any:
+    return _original(owner, name)(*args, **kwargs)
+
+
+def _moto_semantics_active() -> bool:
+    return bool(getattr(_local, "moto_semantics", False))
+
+
+@contextmanager
+def moto_semantics() -> Iterator[None]:
+    """Run moto's own Query and TransactWriteItems in this thread (the patches stay installed).
+
+    For the equivalence tests and the benchmark, which compare the two.
+    """
+    previous = _moto_semantics_active()
+    _local.moto_semantics = True
+    try:
+        yield
+    finally:
+        _local.moto_semantics = previous
+
+
+# --------------------------------------------------------------------------- 1. Lambda
+
+
+def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+    return lambda_runtime.invoke(self, event)
+
+
+# --------------------------------------------------------------------------- 2. Query and its index
+
+
+def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    if not _moto_semantics_active():
+        result = ddb_index.indexed_query(self, _state.generation, *args, **kwargs)
+        if result is not None:
+            return result
+    return _call_original(Table, "query", self, *args, **kwargs)
+
+
+def _put_item(self: Table, *args: Any, **kwargs: Any) -> Item:
+    item: Item = _call_original(Table, "put_item", self, *args, **kwargs)
+    ddb_index.sync_key(self, _state.generation, item.hash_key, item.range_key)
+    return item
+
+
+def _delete_item(self: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
+    try:
+        return _call_original(Table, "delete_item", self, hash_key, range_key)
+    finally:
+        ddb_index.sync_key(self, _state.generation, hash_key, range_key)
+
+
+def _table_key(table: Table, key: dict[str, Any]) -> tuple[DynamoType, DynamoType | None]:
+    hash_key = DynamoType(key[table.hash_key_attr])
+    range_attr = table.range_key_attr
+    return hash_key, (DynamoType(key[range_attr]) if range_attr is not None else None)
+
+
+def _update_item(
+    self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+) -> Item:
+    # moto updates the stored item in place, so the index is told afterwards, whatever happened.
+    try:
+        return _call_original(DynamoDBBackend, "update_item", self, table_name, key, *args, **kwargs)
+    finally:
+        try:
+            table = self.get_table(table_name)
+            ddb_index.sync_key(table, _state.generation, *_table_key(table, key))
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------- 3. TransactWriteItems
+
+
+@dataclass
+class _Journal:
+    """Before-images of the items a transaction names, and each table's stream length."""
+
+    images: list[tuple[Table, DynamoType, DynamoType | None, Item | None]] = field(default_factory=list)
+    stream_lengths: dict[int, tuple[StreamShard, int]] = field(default_factory=dict)
+
+    @classmethod
+    def capture(cls, backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> _Journal:
+        journal = cls()
+        for entry in transact_items:
+            op_type, op = next(iter(entry.items()))
+            table = backend.get_table(op["TableName"])
+            key = op["Item"] if op_type == "Put" else op["Key"]
+            hash_key, range_key = _table_key(table, key)
+            before = copy.deepcopy(table.get_item(hash_key, range_key))
+            journal.images.append((table, hash_key, range_key, before))
+            if table.stream_shard is not None:
+                journal.stream_lengths[id(table)] = (table.stream_shard, len(table.stream_shard.items))
+        return journal
+
+    def rollback(self) -> None:
+        for table, hash_key, range_key, before in reversed(self.images):
+            if range_key is None:
+                if before is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = before  # type: ignore[assignment]
+            elif before is None:
+                table.items[hash_key].pop(range_key, None)
+            else:
+                table.items[hash_key][range_key] = before
+            ddb_index.sync_key(table, _state.generation, hash_key, range_key)
+        for shard, length in self.stream_lengths.values():
+            del shard.items[length:]  # the cancelled transaction's stream records
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if _moto_semantics_active():
+        return _call_original(DynamoDBBackend, "transact_write_items", self, transact_items)
+    try:
+        journal = _Journal.capture(self, transact_items)
+    except Exception:  # malformed: moto validates and answers it
+        return _call_original(DynamoDBBackend, "transact_write_items", self, transact_items)
+    _local.transaction = True  # moto's "deepcopy(table)" snapshots become free (see _table_deepcopy)
+    try:
+        _call_original(DynamoDBBackend, "transact_write_items", self, transact_items)
+    except BaseException:
+        journal.rollback()
+        raise
+    finally:
+        _local.transaction = False
+
+
+def _table_deepcopy(self: Table, memo: dict[int, Any]) -> Table:
+    """A transaction's snapshot is the table itself (the journal restores it); else a real deep copy."""
+    if getattr(_local, "transaction", False):
+        return self
+    clone = cast(Table, self.__class__.__new__(self.__class__))
+    memo[id(self)] = clone
+    for name, value in self.__dict__.items():
+        setattr(clone, name, copy.deepcopy(value, memo))
+    return clone
+
+
+# --------------------------------------------------------------------------- 4. one DynamoDB request at a time
+
+
+def _serialized(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseResponse], Any]:
+    def call(self: BaseResponse) -> Any:
+        with _dynamodb_lock:
+            return call_action(self)
+
+    return call
+
+
+# --------------------------------------------------------------------------- install / uninstall
+
+
+def install() -> None:
+    """Apply every patch (idempotent)."""
+    if _state.installed:
+        return
+    check_moto_internals()
+    _state.generation += 1
+    _replace(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    _replace(Table, "query", _query)
+    _replace(Table, "put_item", _put_item)
+    _replace(Table, "delete_item", _delete_item)
+    _replace(Table, "__deepcopy__", _table_deepcopy)
+    _replace(DynamoDBBackend, "update_item", _update_item)
+    _replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        _replace(handler, "call_action", _serialized(handler.call_action))
+    _state.installed = True
+
+
+def uninstall() -> None:
+    """Put moto back as it was."""
+    if _state.installed:
+        _restore_all()
+        _state.installed = False
+
+
+def is_installed() -> bool:
+    return _state.installed
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    was_installed = _state.installed
+    install()
+    try:
+        yield
+    finally:
+        if not was_installed:
+            uninstall()

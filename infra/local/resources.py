@@ -1,0 +1,288 @@
+"""Every resource of the spec, created with boto3 on the local moto server.
+
+Two steps, so saved state can be restored in between without side effects:
+
+1. :func:`provision` creates tables (streams still off), buckets, queues with their
+   DLQs, the event bus and its rules, the Cognito user pool, and the functions.
+2. :func:`connect_event_sources` then turns the table streams on and sends the
+   data bucket's uploads to the ingest queue: restored items and objects are
+   already there, so they produce no stream records and no ingest events.
+
+Event-source mappings are not created in moto: :mod:`infra.local.pollers` plays
+the Lambda poller service instead (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from infra.local.moto_server import ACCOUNT_ID, REGION
+from infra.spec import ARCHITECTURE, PYTHON_RUNTIME, FunctionSpec, ServalSpec, TableSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+
+# What IngestStack wires: uploads to the data bucket under spec.upload_prefix -> the ingest queue.
+UPLOAD_BUCKET = "data"
+UPLOAD_QUEUE = "ingest"
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    """The identifiers the runtime needs, as created on moto."""
+
+    endpoint_url: str
+    user_pool_id: str
+    user_pool_client_id: str
+    queue_urls: dict[str, str]  # by QueueSpec.id
+    dlq_urls: dict[str, str]  # by QueueSpec.id
+    queue_arns: dict[str, str]  # by QueueSpec.id
+    bucket_names: dict[str, str]  # by BucketSpec.id
+    table_names: dict[str, str]  # by TableSpec.id
+    function_names: dict[str, str]  # by FunctionSpec.id
+    event_bus_arn: str
+    stream_arns: dict[str, str] = field(default_factory=dict)  # by TableSpec.id, once connected
+    region: str = REGION
+    account_id: str = ACCOUNT_ID
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.endpoint_url}/{self.user_pool_id}/.well-known/jwks.json"
+
+    @property
+    def issuer(self) -> str:
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+
+def runtime_references(
+    fn: FunctionSpec, *, user_pool_id: str, queue_urls: dict[str, str], dlq_urls: dict[str, str]
+) -> dict[str, str]:
+    """The environment entries only known once resources exist, given as the CDK stacks give them."""
+    refs: dict[str, str] = {}
+    if fn.manages_users:
+        refs["USER_POOL_ID"] = user_pool_id
+    for variable, ref in fn.sends_to.items():
+        refs[variable] = (dlq_urls if ref.dead_letter else queue_urls)[ref.queue]
+    return refs
+
+
+def _code_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "README.txt",
+            "The local stack runs this function's handler from functions/ in the launcher process.\n",
+        )
+    return buffer.getvalue()
+
+
+def create_table(client: Any, table: TableSpec, *, stream: bool = False) -> None:
+    """A spec table: string keys, ALL-projected GSIs, TTL; its stream only when ``stream``."""
+
+    def key_schema(pk: str, sk: str) -> list[dict[str, str]]:
+        return [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]
+
+    params: dict[str, Any] = {
+        "TableName": table.name,
+        "KeySchema": key_schema(table.pk, table.sk),
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in table.key_attributes],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if stream and table.stream:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
+    if table.indexes:
+        params["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": i.name,
+                "KeySchema": key_schema(i.pk, i.sk),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for i in table.indexes
+        ]
+    client.create_table(**params)
+    if table.ttl_attribute:
+        client.update_time_to_live(
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+
+
+def _create_buckets(s3: Any, spec: ServalSpec) -> None:
+    for bucket in spec.buckets.values():
+        s3.create_bucket(Bucket=bucket.name)
+        if bucket.versioned:
+            s3.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
+        if bucket.cors:
+            methods = ["GET", "HEAD"] + (["PUT", "POST"] if bucket.browser_uploads else [])
+            rule = {
+                "AllowedMethods": methods,
+                "AllowedOrigins": list(spec.config.cors_allowed_origins),
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 3000,
+            }
+            s3.put_bucket_cors(Bucket=bucket.name, CORSConfiguration={"CORSRules": [rule]})
+
+
+def _create_queues(sqs: Any, spec: ServalSpec) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    urls, dlq_urls, arns = {}, {}, {}
+
+    def arn_of(url: str) -> str:
+        return str(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        )
+
+    for queue in spec.queues.values():
+        retention = str(queue.retention_s)
+        dlq_url = sqs.create_queue(
+            QueueName=queue.dlq_name, Attributes={"MessageRetentionPeriod": retention}
+        )["QueueUrl"]
+        redrive = {"deadLetterTargetArn": arn_of(dlq_url), "maxReceiveCount": str(queue.max_receive_count)}
+        url = sqs.create_queue(
+            QueueName=queue.name,
+            Attributes={
+                "VisibilityTimeout": str(queue.visibility_timeout_s),
+                "MessageRetentionPeriod": retention,
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        urls[queue.id], dlq_urls[queue.id], arns[queue.id] = url, dlq_url, arn_of(url)
+    return urls, dlq_urls, arns
+
+
+def _create_event_bus(events: Any, spec: ServalSpec, queue_arns: dict[str, str]) -> str:
+    bus_arn = str(events.create_event_bus(Name=spec.event_bus_name)["EventBusArn"])
+    for rule in spec.event_rules:
+        events.put_rule(Name=rule.name, EventBusName=spec.event_bus_name, EventPattern=rule.pattern)
+        events.put_targets(
+            Rule=rule.name,
+            EventBusName=spec.event_bus_name,
+            Targets=[{"Id": rule.queue, "Arn": queue_arns[rule.queue]}],
+        )
+    return bus_arn
+
+
+def _create_user_pool(cognito: CognitoIdentityProviderClient, spec: ServalSpec) -> tuple[str, str]:
+    auth = spec.auth
+    pool_id = cognito.create_user_pool(
+        PoolName=auth.user_pool_name,
+        UsernameAttributes=list(auth.username_attributes),  # type: ignore[arg-type]
+        AutoVerifiedAttributes=["email"],
+        Policies={
+            "PasswordPolicy": {
+                "MinimumLength": auth.password_min_length,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+                "TemporaryPasswordValidityDays": 3,
+            }
+        },
+    )["UserPool"]["Id"]
+    for precedence, group in enumerate(auth.groups):
+        cognito.create_group(
+            UserPoolId=pool_id,
+            GroupName=group,
+            Precedence=precedence,
+            Description=f"Serval global role: {group}",
+        )
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=auth.client_name,
+        GenerateSecret=False,
+        ExplicitAuthFlows=list(auth.client_auth_flows),  # type: ignore[arg-type]
+        PreventUserExistenceErrors="ENABLED",
+        EnableTokenRevocation=True,
+    )["UserPoolClient"]["ClientId"]
+    return pool_id, client_id
+
+
+def _create_functions(
+    spec: ServalSpec, *, user_pool_id: str, queue_urls: dict[str, str], dlq_urls: dict[str, str]
+) -> dict[str, str]:
+    iam, lambda_ = boto3.client("iam"), boto3.client("lambda")
+    code = _code_zip()
+    for fn in spec.functions.values():
+        role = iam.create_role(RoleName=f"{fn.name}-role", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)
+        environment = fn.environment | runtime_references(
+            fn, user_pool_id=user_pool_id, queue_urls=queue_urls, dlq_urls=dlq_urls
+        )
+        params: dict[str, Any] = {
+            "FunctionName": fn.name,
+            "Runtime": PYTHON_RUNTIME,
+            "Architectures": [ARCHITECTURE],
+            "Role": role["Role"]["Arn"],
+            "Handler": fn.handler,
+            "Description": fn.description,
+            "Timeout": fn.timeout_s,
+            "MemorySize": fn.memory_mb,
+            "Code": {"ZipFile": code},
+            "Environment": {"Variables": environment},
+        }
+        lambda_.create_function(**params)
+    return {fn.id: fn.name for fn in spec.functions.values()}
+
+
+def provision(spec: ServalSpec, endpoint_url: str) -> LocalResources:
+    """Create every resource except the event sources (see :func:`connect_event_sources`)."""
+    dynamodb = boto3.client("dynamodb")
+    for table in spec.tables.values():
+        create_table(dynamodb, table)
+    _create_buckets(boto3.client("s3"), spec)
+    urls, dlq_urls, arns = _create_queues(boto3.client("sqs"), spec)
+    bus_arn = _create_event_bus(boto3.client("events"), spec, arns)
+    pool_id, client_id = _create_user_pool(boto3.client("cognito-idp"), spec)
+    functions = _create_functions(spec, user_pool_id=pool_id, queue_urls=urls, dlq_urls=dlq_urls)
+    return LocalResources(
+        endpoint_url=endpoint_url,
+        user_pool_id=pool_id,
+        user_pool_client_id=client_id,
+        queue_urls=urls,
+        dlq_urls=dlq_urls,
+        queue_arns=arns,
+        bucket_names={b.id: b.name for b in spec.buckets.values()},
+        table_names={t.id: t.name for t in spec.tables.values()},
+        function_names=functions,
+        event_bus_arn=bus_arn,
+    )
+
+
+def connect_event_sources(spec: ServalSpec, resources: LocalResources) -> LocalResources:
+    """Turn on the table streams and the upload notifications: writes from now on are events."""
+    dynamodb = boto3.client("dynamodb")
+    stream_arns = {}
+    for table in spec.tables.values():
+        if table.stream:
+            dynamodb.update_table(
+                TableName=table.name,
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": table.stream},
+            )
+            stream_arns[table.id] = dynamodb.describe_table(TableName=table.name)["Table"]["LatestStreamArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=resources.bucket_names[UPLOAD_BUCKET],
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": "uploads-to-ingest",
+                    "QueueArn": resources.queue_arns[UPLOAD_QUEUE],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": spec.upload_prefix}]}},
+                }
+            ]
+        },
+    )
+    return replace(resources, stream_arns=stream_arns)

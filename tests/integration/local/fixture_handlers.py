@@ -1,0 +1,123 @@
+"""Throwaway Lambda handlers for the local-stack tests (registered only by the tests).
+
+They run in this process through the in-process runtime, so they record what they
+saw in module globals the tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from serval.settings import settings
+
+lock = threading.Lock()
+sqs_deliveries: list[dict[str, Any]] = []  # one entry per message delivery
+stream_invocations: list[list[str]] = []  # the sequence numbers of each invocation
+stream_records: list[dict[str, Any]] = []  # every record received
+# Stream behaviour: "ok", "partial" (report failing records) or "error" (raise on a failing record).
+stream_mode = {"mode": "ok"}
+
+
+def reset() -> None:
+    with lock:
+        sqs_deliveries.clear()
+        stream_invocations.clear()
+        stream_records.clear()
+        stream_mode["mode"] = "ok"
+
+
+def echo(event: Any, context: Any) -> dict[str, Any]:
+    """What the function saw: its event, its context and its settings."""
+    return {
+        "event": event,
+        "tasks_table": settings().TASKS_TABLE,
+        "process_has_tasks_table": "TASKS_TABLE" in os.environ,
+        "context": {
+            "function_name": context.function_name,
+            "aws_request_id": context.aws_request_id,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "invoked_function_arn": context.invoked_function_arn,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+        },
+    }
+
+
+def fail(event: Any, context: Any) -> None:
+    raise ValueError("the handler failed on purpose")
+
+
+def unserializable(event: Any, context: Any) -> object:
+    return {"value": object()}
+
+
+def slow(event: Any, context: Any) -> str:
+    time.sleep(1.5)
+    return "too late"
+
+
+def sqs_partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Fails every message whose body starts with "poison", by reporting it."""
+    failures = []
+    with lock:
+        for record in event["Records"]:
+            sqs_deliveries.append(
+                {
+                    "body": record["body"],
+                    "receive_count": int(record["attributes"]["ApproximateReceiveCount"]),
+                    "record": record,
+                }
+            )
+            if record["body"].startswith("poison"):
+                failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def stream_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Records each invocation; fails records whose new image has ``fail`` set (see ``stream_mode``)."""
+    records = event["Records"]
+    with lock:
+        stream_invocations.append([r["dynamodb"]["SequenceNumber"] for r in records])
+        stream_records.extend(records)
+        mode = stream_mode["mode"]
+    failing = [r for r in records if "fail" in r["dynamodb"].get("NewImage", {})]
+    if failing and mode == "error":
+        raise RuntimeError("a record failed")
+    if failing and mode == "partial":
+        return {"batchItemFailures": [{"itemIdentifier": failing[0]["dynamodb"]["SequenceNumber"]}]}
+    return {"batchItemFailures": []}
+
+
+def api_echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An API proxy function answering with the event it received."""
+    query = event.get("queryStringParameters") or {}
+    if query.get("crash"):
+        raise RuntimeError("crash requested")
+    if query.get("malformed"):
+        return {"body": "no status code"}
+    return {
+        "statusCode": int(query.get("http_status", 200)),
+        "headers": {"Content-Type": "application/json", "X-Echo": "1"},
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+        "body": json.dumps(event),
+        "isBase64Encoded": False,
+    }
+
+
+def fake_projects_api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Just enough of the API for seeding: create a project; list its "tasks" (its uploaded objects)."""
+    import boto3
+
+    if event["httpMethod"] == "POST" and event["path"] == "/projects":
+        body = json.loads(event["body"])
+        claims = event["requestContext"]["authorizer"]["claims"]
+        project = {"project_id": "demo-1", "name": body["name"], "created_by": claims["email"]}
+        return {"statusCode": 201, "body": json.dumps(project)}
+    if event["httpMethod"] == "GET" and event["path"] == "/projects/demo-1/tasks":
+        listed = boto3.client("s3").list_objects_v2(Bucket=settings().DATA_BUCKET, Prefix="projects/demo-1/")
+        items = [{"task_id": o["Key"]} for o in listed.get("Contents", [])]
+        return {"statusCode": 200, "body": json.dumps({"items": items})}
+    return {"statusCode": 404, "body": json.dumps({"message": "not found"})}
