@@ -32,7 +32,7 @@ setup: .venv/.synced node_modules/.installed ## Install Python and npm dependenc
 dev: setup ## Run the whole platform locally on moto, seeded with demo data
 	$(PY) -m infra.local
 
-test: setup ## Run the whole test suite (unit, integration, infra, e2e)
+test: setup lint ## Lint, then run the whole test suite (unit, integration, infra, e2e)
 	$(PY) -m pytest
 
 test-fast: setup ## Unit and integration tests only
@@ -41,7 +41,7 @@ test-fast: setup ## Unit and integration tests only
 lint: setup ## ruff + mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy layers functions infra
+	.venv/bin/mypy -p serval -p api -p ingest -p events -p infra -p bench
 
 synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
 	npx cdk synth --quiet -c env=$(ENV)

@@ -56,14 +56,14 @@ class CallLog:
 def metered() -> Iterator[CallLog]:
     """Every API call made while the block runs, by operation name."""
     log = CallLog()
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def counting(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         log.add(self.meta.service_model.service_name, operation_name)
         return original(self, operation_name, api_params)
 
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     try:
         yield log
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        BaseClient._make_api_call = original  # type: ignore[attr-defined]

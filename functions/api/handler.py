@@ -29,7 +29,9 @@ app.configure_openapi(
     version="0.1.0",
     summary="Serverless data annotation: projects, tasks, imports and annotations.",
     security_schemes={
-        SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT", description="A Cognito ID token (the authorizer takes ID tokens)")
+        SECURITY_SCHEME: HTTPBearer(
+            bearerFormat="JWT", description="A Cognito ID token (the authorizer takes ID tokens)"
+        )
     },
 )
 app.enable_swagger(path="/swagger", title="Serval API")

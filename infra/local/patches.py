@@ -19,8 +19,11 @@ renames or reshapes one fails loudly in :func:`install`, not silently later.
 
 from __future__ import annotations
 
+import base64
 import copy
+import decimal
 import inspect
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from moto.awslambda.models import LambdaFunction
-from moto.core.responses import BaseResponse
+from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamShard, Table
@@ -90,6 +93,7 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (DynamoDBBackend, "get_table"): ("table_name",),
     (StreamShard, "add"): ("old", "new"),
     (BaseResponse, "call_action"): (),
+    (BaseResponse, "serialized"): ("action_result",),
 }
 
 
@@ -304,6 +308,35 @@ def _serialized(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseRes
     return call
 
 
+# --------------------------------------------------------------------------- 5. fast DynamoDB responses
+
+# Read operations whose results moto already holds in the JSON wire format (attribute values as
+# {"S": ...}, counts, keys): a plain json.dumps gives the bytes moto's shape-driven serializer
+# gives, at a fraction of its cost (~1 ms per returned item). tests/integration/local checks
+# the two agree.
+FAST_DYNAMODB_ACTIONS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "TransactGetItems"})
+
+
+def _dynamodb_serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
+    result = action_result.result
+    if (
+        _moto_semantics_active()
+        or isinstance(result, BaseException)
+        or self._get_action() not in FAST_DYNAMODB_ACTIONS
+    ):
+        return _call_original(DynamoHandler, "serialized", self, action_result)
+    headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
+    return 200, headers, json.dumps(result, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()  # binary attribute values travel as base64
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 # --------------------------------------------------------------------------- install / uninstall
 
 
@@ -322,6 +355,7 @@ def install() -> None:
     _replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         _replace(handler, "call_action", _serialized(handler.call_action))
+    _replace(DynamoHandler, "serialized", _dynamodb_serialized)
     _state.installed = True
 
 

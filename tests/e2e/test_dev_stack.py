@@ -253,3 +253,25 @@ def test_state_survives_a_restart(tmp_path: Any) -> None:
         assert len(one["items"]) > 0
     finally:
         second.stop()
+
+
+def test_login_helper_prints_a_token_the_api_accepts(dev_stack: DevStack) -> None:
+    import subprocess
+    import sys
+
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.local.login",
+            "reviewer@serval.local",
+            "--endpoint-url",
+            dev_stack.endpoint_url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    status, me = _http(dev_stack, "GET", "/me", token)
+    assert (status, me["groups"]) == (200, ["reviewer"])

@@ -39,7 +39,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))
         ingest_fn = the_spec.functions["ingest"]
         env = ingest_fn.environment | resources.runtime_references(
-            ingest_fn, user_pool_id=created.user_pool_id, queue_urls=created.queue_urls, dlq_urls=created.dlq_urls
+            ingest_fn,
+            user_pool_id=created.user_pool_id,
+            queue_urls=created.queue_urls,
+            dlq_urls=created.dlq_urls,
         )
         for key, value in env.items():
             monkeypatch.setenv(key, value)

@@ -1,0 +1,28 @@
+"""`make bench`: every benchmark, one after the other, each printing its tables.
+
+These are measurements, not tests: nothing here asserts a time. Targets are printed
+beside the results so a reader can compare.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bench import imports, ingest, query_flatness
+
+
+def main() -> int:
+    logging.disable(logging.WARNING)
+    print("== Handler cold starts ==", flush=True)
+    print(imports.run().render(), flush=True)
+    print("== DynamoDB query flatness (local stack patches vs moto) ==", flush=True)
+    query_flatness.main()
+    print("\n== Ingest and listing on the local stack ==", flush=True)
+    for table in ingest.run():
+        print(table.render(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
