@@ -214,31 +214,23 @@ class ServalSpec:
         return f"Serval-{self.config.name}-{concern}"
 
 
+def _single_table(table_id: str, prefix: str) -> TableSpec:
+    """A table with the single-table keys (PK/SK), GSI1, GSI2, TTL and a stream."""
+    return TableSpec(
+        id=table_id,
+        name=f"{prefix}-{table_id}",
+        pk=keys.PK,
+        sk=keys.SK,
+        indexes=(
+            IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
+            IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
+        ),
+        ttl_attribute=keys.TTL_ATTRIBUTE,
+    )
+
+
 def _tables(prefix: str) -> dict[str, TableSpec]:
-    return {
-        "tasks": TableSpec(
-            id="tasks",
-            name=f"{prefix}-tasks",
-            pk=keys.PK,
-            sk=keys.SK,
-            indexes=(
-                IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
-                IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
-            ),
-            ttl_attribute=keys.TTL_ATTRIBUTE,
-        ),
-        "audit": TableSpec(
-            id="audit",
-            name=f"{prefix}-audit",
-            pk=keys.PK,
-            sk=keys.SK,
-            indexes=(
-                IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
-                IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
-            ),
-            ttl_attribute=keys.TTL_ATTRIBUTE,
-        ),
-    }
+    return {table_id: _single_table(table_id, prefix) for table_id in ("tasks", "audit")}
 
 
 def build(config: EnvConfig, account: str, region: str) -> ServalSpec:

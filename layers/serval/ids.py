@@ -29,3 +29,10 @@ def stable_id(prefix: str, *parts: object) -> str:
     encoded = "".join(f"{len(str(p))}:{p}," for p in parts)
     digest = hashlib.sha256(encoded.encode()).digest()
     return f"{prefix}_{_b32(int.from_bytes(digest[:16], 'big'), 26)}"
+
+
+def task_id(project_id: str, external_id: str | None, position: tuple[object, ...]) -> str:
+    """A task's id: its external id names it across imports; otherwise its position in its source does."""
+    if external_id:
+        return stable_id("t", project_id, "external", external_id)
+    return stable_id("t", *position)

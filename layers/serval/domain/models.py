@@ -210,6 +210,35 @@ class Task(BaseModel):
         return len(texts[0]) if len(texts) == 1 else None
 
 
+def new_task(
+    spec: TaskCreate,
+    *,
+    task_id: str,
+    project_id: str,
+    media_type: MediaType,
+    import_id: str,
+    source: TaskSource,
+) -> Task:
+    """A new task (status ``new``) from a validated TaskCreate."""
+    now = utcnow()
+    return Task(
+        task_id=task_id,
+        project_id=project_id,
+        data=spec.data,
+        media_type=media_type,
+        metadata=spec.metadata,
+        tags=spec.tags,
+        priority=spec.priority,
+        status=TaskStatus.NEW,
+        predictions=spec.predictions,
+        external_id=spec.external_id,
+        import_id=import_id,
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 class AnnotationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -39,6 +39,7 @@ from serval.domain.models import (
     Task,
     TaskCreate,
     TaskSource,
+    new_task,
     utcnow,
 )
 from serval.errors import NotFound, PoisonRecord
@@ -199,28 +200,15 @@ def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, 
         raise ValueError(
             f"the line is {media_type.value}; the project takes {[m.value for m in project.media_types]}"
         )
-    if spec.external_id:
-        task_id = ids.stable_id("t", project.project_id, "external", spec.external_id)
-    else:
-        task_id = ids.stable_id("t", obj.bucket, obj.key, obj.identity, line)
-    now = utcnow()
-    return Task(
+    task_id = ids.task_id(project.project_id, spec.external_id, (obj.bucket, obj.key, obj.identity, line))
+    source = TaskSource(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line)
+    return new_task(
+        spec,
         task_id=task_id,
         project_id=project.project_id,
-        data=spec.data,
         media_type=media_type,
-        metadata=spec.metadata,
-        tags=spec.tags,
-        priority=spec.priority,
-        status=INITIAL,
-        predictions=spec.predictions,
-        external_id=spec.external_id,
         import_id=import_id,
-        source=TaskSource(
-            bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line
-        ),
-        created_at=now,
-        updated_at=now,
+        source=source,
     )
 
 

@@ -10,7 +10,6 @@ from serval import ids
 from serval.adapters import imports, projects, tasks
 from serval.domain import manifest
 from serval.domain.actor import Actor
-from serval.domain.lifecycle import INITIAL
 from serval.domain.models import (
     ImportSource,
     ImportStatus,
@@ -20,7 +19,7 @@ from serval.domain.models import (
     TaskCreate,
     TaskPatch,
     TaskSource,
-    utcnow,
+    new_task,
 )
 from serval.errors import Conflict, ValidationFailed
 from serval.settings import settings
@@ -89,12 +88,7 @@ def bulk_create(
     import_id = (
         ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
     )
-    task_ids = [
-        ids.stable_id("t", project_id, "external", s.external_id)
-        if s.external_id
-        else ids.stable_id("t", import_id, i)
-        for i, s in enumerate(specs)
-    ]
+    task_ids = [ids.task_id(project_id, s.external_id, (import_id, i)) for i, s in enumerate(specs)]
     claim = imports.claim(project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120)
     if claim is None:
         done = imports.get(project_id, import_id)
@@ -105,23 +99,14 @@ def bulk_create(
             task_ids=task_ids,
             replayed=True,
         )
-    now = utcnow()
     new_tasks = [
-        Task(
+        new_task(
+            s,
             task_id=task_id,
             project_id=project_id,
-            data=s.data,
             media_type=manifest.primary_media(s),
-            metadata=s.metadata,
-            tags=s.tags,
-            priority=s.priority,
-            status=INITIAL,
-            predictions=s.predictions,
-            external_id=s.external_id,
             import_id=import_id,
             source=TaskSource(line=i + 1),
-            created_at=now,
-            updated_at=now,
         )
         for i, (task_id, s) in enumerate(zip(task_ids, specs, strict=True))
     ]
