@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import decimal
 import inspect
 import json
@@ -314,22 +315,35 @@ def _serialized(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseRes
 # {"S": ...}, counts, keys): a plain json.dumps gives the bytes moto's shape-driven serializer
 # gives, at a fraction of its cost (~1 ms per returned item). tests/integration/local checks
 # the two agree.
-FAST_DYNAMODB_ACTIONS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "TransactGetItems"})
+FAST_ACTIONS: dict[type, frozenset[str]] = {
+    DynamoHandler: frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "TransactGetItems"}),
+    DynamoDBStreamsHandler: frozenset({"GetRecords"}),
+}
 
 
-def _dynamodb_serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
-    result = action_result.result
-    if (
-        _moto_semantics_active()
-        or isinstance(result, BaseException)
-        or self._get_action() not in FAST_DYNAMODB_ACTIONS
-    ):
-        return _call_original(DynamoHandler, "serialized", self, action_result)
-    headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
-    return 200, headers, json.dumps(result, separators=(",", ":"), default=_json_default)
+def _fast_serialized(handler: type) -> Callable[[BaseResponse, ActionResult], Any]:
+    def serialized(self: BaseResponse, action_result: ActionResult) -> Any:
+        result = action_result.result
+        if (
+            _moto_semantics_active()
+            or isinstance(result, BaseException)
+            or self._get_action() not in FAST_ACTIONS[handler]
+        ):
+            return _call_original(handler, "serialized", self, action_result)
+        headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
+        return 200, headers, json.dumps(result, separators=(",", ":"), default=_json_default)
+
+    return serialized
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):  # timestamps travel as epoch seconds (moto's are naive UTC)
+        moment = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        millis = (moment - _EPOCH) // datetime.timedelta(milliseconds=1)  # AWS sends milliseconds
+        return millis / 1000
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()  # binary attribute values travel as base64
     if isinstance(value, decimal.Decimal):
@@ -355,7 +369,8 @@ def install() -> None:
     _replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         _replace(handler, "call_action", _serialized(handler.call_action))
-    _replace(DynamoHandler, "serialized", _dynamodb_serialized)
+    for handler in FAST_ACTIONS:
+        _replace(handler, "serialized", _fast_serialized(handler))
     _state.installed = True
 
 
