@@ -369,8 +369,8 @@ def install() -> None:
     _replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         _replace(handler, "call_action", _serialized(handler.call_action))
-    for handler in FAST_ACTIONS:
-        _replace(handler, "serialized", _fast_serialized(handler))
+    for fast_handler in FAST_ACTIONS:
+        _replace(fast_handler, "serialized", _fast_serialized(fast_handler))
     _state.installed = True
 
 
