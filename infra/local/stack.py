@@ -131,11 +131,15 @@ class LocalStack:
         (api,) = [f for f in self.spec.functions.values() if isinstance(f.trigger, ApiTrigger)]
         return api.name
 
-    def stop(self) -> StateSummary | None:
-        """Stop everything; returns what was saved (None when nothing was)."""
+    def stop_pollers(self) -> None:
+        """Stop the event-source pollers (benchmarks isolate the API path with this)."""
         for poller in self._pollers:
             poller.stop()
         self._pollers = []
+
+    def stop(self) -> StateSummary | None:
+        """Stop everything; returns what was saved (None when nothing was)."""
+        self.stop_pollers()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
