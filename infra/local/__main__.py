@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+import warnings
 from pathlib import Path
 from types import FrameType
 
@@ -56,6 +57,8 @@ Ctrl-C stops the stack and saves its state.
 
 def main() -> None:
     args = _arguments()
+    # Powertools warns on every invocation that adds no metric (reads, mostly): noise on a console
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore"):  # a line per moto request or per client is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
