@@ -5,10 +5,7 @@ from typing import Any
 from aws_cdk import CfnOutput
 from aws_cdk import aws_cognito as cognito
 
-from infra.bundling import function_code
 from infra.constructs.api import ServalRestApi
-from infra.constructs.function import ServalFunction
-from infra.constructs.layer import ServalLayer
 from infra.constructs.shared import SharedResources
 from infra.spec import ApiTrigger, FunctionSpec, ServalSpec
 from infra.stacks.base import ServalStack
@@ -24,20 +21,8 @@ class ApiStack(ServalStack):
         spec = self.spec
         (function_spec,) = self.placed_functions(spec)  # exactly one function serves the API
         shared = SharedResources(self, "Shared", spec=spec)
-        layer = ServalLayer(self, "Runtime")
-        self.handler = ServalFunction(
-            self,
-            "ApiFunction",
-            spec=spec,
-            function_spec=function_spec,
-            code=function_code(),
-            layer=layer.layer,
-            tables=shared.tables,
-            buckets=shared.buckets,
-            bus=shared.bus,
-            user_pool=user_pool,
-        )
-        self.functions = {function_spec.id: self.handler}
+        self.functions = self.build_functions(shared, lambda f: {"user_pool": user_pool})
+        self.handler = self.functions[function_spec.id]
         self.rest_api = ServalRestApi(
             self, "RestApi", spec=spec, handler=self.handler.function, user_pool=user_pool
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_cdk import Environment, Stack
@@ -22,6 +23,33 @@ class ServalStack(Stack):
     def placed_functions(spec: ServalSpec) -> list[FunctionSpec]:
         """The spec functions this stack creates."""
         return []
+
+    def build_functions(
+        self, shared: Any, wiring: Callable[[FunctionSpec], dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """One ServalFunction per placed spec function, sharing one layer; ``wiring`` adds its trigger,
+        queues or user pool."""
+        from infra.bundling import function_code
+        from infra.constructs.function import ServalFunction
+        from infra.constructs.layer import ServalLayer
+        from infra.constructs.naming import construct_id
+
+        layer = ServalLayer(self, "Runtime")
+        return {
+            f.id: ServalFunction(
+                self,
+                construct_id(f.id, "Function"),
+                spec=self.spec,
+                function_spec=f,
+                code=function_code(),
+                layer=layer.layer,
+                tables=shared.tables,
+                buckets=shared.buckets,
+                bus=shared.bus,
+                **(wiring(f) if wiring else {}),
+            )
+            for f in self.placed_functions(self.spec)
+        }
 
     def __init__(self, scope: Construct, *, spec: ServalSpec, env: Environment, **kwargs: Any) -> None:
         super().__init__(

@@ -5,9 +5,7 @@ from typing import Any
 from aws_cdk import CfnOutput
 from aws_cdk import aws_dynamodb as dynamodb
 
-from infra.bundling import function_code
-from infra.constructs.function import ServalFunction, event_source
-from infra.constructs.layer import ServalLayer
+from infra.constructs.function import event_source
 from infra.constructs.naming import construct_id
 from infra.constructs.queue import ServalQueue
 from infra.constructs.routing import EventRoutes
@@ -35,24 +33,10 @@ class EventsStack(ServalStack):
             for queue_id in self.owned_queues(spec)
         }
         EventRoutes(self, "Routes", spec=spec, queues={k: (q.queue, q.dlq) for k, q in self.queues.items()})
-        layer = ServalLayer(self, "Runtime")
-        self.functions = {
-            f.id: ServalFunction(
-                self,
-                construct_id(f.id, "Function"),
-                spec=spec,
-                function_spec=f,
-                code=function_code(),
-                layer=layer.layer,
-                tables=shared.tables,
-                buckets=shared.buckets,
-                bus=shared.bus,
-                source=event_source(
-                    f.trigger, tables=streams, queues={k: q.queue for k, q in self.queues.items()}
-                ),
-            )
-            for f in self.placed_functions(spec)
-        }
+        queues = {k: q.queue for k, q in self.queues.items()}
+        self.functions = self.build_functions(
+            shared, lambda f: {"source": event_source(f.trigger, tables=streams, queues=queues)}
+        )
         for queue_id, queue in self.queues.items():
             CfnOutput(self, f"{construct_id(queue_id)}QueueUrl", value=queue.queue.queue_url)
 

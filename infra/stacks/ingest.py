@@ -5,11 +5,8 @@ from typing import Any
 from aws_cdk import CfnOutput
 from aws_cdk import aws_sqs as sqs
 
-from infra.bundling import function_code
-from infra.constructs.function import ServalFunction, event_source
+from infra.constructs.function import event_source
 from infra.constructs.ingest import UploadNotifications
-from infra.constructs.layer import ServalLayer
-from infra.constructs.naming import construct_id
 from infra.constructs.queue import ServalQueue
 from infra.constructs.shared import SharedResources
 from infra.spec import FunctionSpec, ServalSpec, SqsTrigger
@@ -35,22 +32,13 @@ class IngestStack(ServalStack):
             queue=self.ingest.queue,
             prefix=spec.upload_prefix,
         )
-        layer = ServalLayer(self, "Runtime")
-        self.functions = {
-            f.id: ServalFunction(
-                self,
-                construct_id(f.id, "Function"),
-                spec=spec,
-                function_spec=f,
-                code=function_code(),
-                layer=layer.layer,
-                tables=shared.tables,
-                buckets=shared.buckets,
-                source=event_source(f.trigger, queues={INGEST_QUEUE: self.ingest.queue}),
-                send_to=self._queues_for(f),
-            )
-            for f in self.placed_functions(spec)
-        }
+        self.functions = self.build_functions(
+            shared,
+            lambda f: {
+                "source": event_source(f.trigger, queues={INGEST_QUEUE: self.ingest.queue}),
+                "send_to": self._queues_for(f),
+            },
+        )
         CfnOutput(self, "IngestQueueUrl", value=self.ingest.queue.queue_url)
         CfnOutput(self, "IngestDlqUrl", value=self.ingest.dlq.queue_url)
 
