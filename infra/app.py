@@ -16,7 +16,16 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.config import EnvConfig, load
 from infra.spec import ROOT, ServalSpec, build
-from infra.stacks import ApiStack, AuthStack, DataStack, EventsStack, IngestStack, ServalStack, StorageStack
+from infra.stacks import (
+    ApiStack,
+    AuthStack,
+    DataStack,
+    EventsStack,
+    IngestStack,
+    JobsStack,
+    ServalStack,
+    StorageStack,
+)
 
 DEFAULT_ENV = "dev"
 DEPLOYABLE = ("dev", "staging", "prod")
@@ -26,7 +35,7 @@ DEPLOYABLE = ("dev", "staging", "prod")
 class ServalApp:
     app: App
     spec: ServalSpec
-    stacks: dict[str, ServalStack]  # by concern: Storage, Data, Auth, Ingest, Events, Api
+    stacks: dict[str, ServalStack]  # by concern: Storage, Data, Auth, Ingest, Events, Jobs, Api
 
 
 def cdk_context() -> dict[str, Any]:
@@ -59,6 +68,17 @@ def check_placement(spec: ServalSpec, stacks: dict[str, ServalStack]) -> None:
         raise ValueError("; ".join(problems))
 
 
+def order_queue_senders(spec: ServalSpec, stacks: dict[str, ServalStack]) -> None:
+    """A stack whose functions send to another stack's queue (imported by name) deploys after it."""
+    owners = {queue_id: stack for stack in stacks.values() for queue_id in stack.owned_queues(spec)}
+    for stack in stacks.values():
+        for f in stack.placed_functions(spec):
+            for ref in f.sends_to.values():
+                owner = owners[ref.queue]
+                if owner is not stack:
+                    stack.add_stack_dependency(owner, f"{f.id} sends to queue {ref.queue!r} by name")
+
+
 def build_app(app: App, env_name: str) -> ServalApp:
     if env_name not in DEPLOYABLE:
         raise SystemExit(f"env={env_name!r} cannot be deployed; choose one of {', '.join(DEPLOYABLE)}")
@@ -71,15 +91,17 @@ def build_app(app: App, env_name: str) -> ServalApp:
     auth = AuthStack(app, **common)
     ingest = IngestStack(app, **common)
     events = EventsStack(app, streams=dict(data.data.tables), **common)
+    jobs = JobsStack(app, **common)
     api = ApiStack(app, user_pool=auth.auth.user_pool, **common)
-    # Compute stacks address buckets, tables and the bus by their spec names, so their
-    # deployment order is stated here rather than implied by references.
-    for consumer in (ingest, events, api):
+    # Compute stacks address buckets, tables, the bus, the secrets and other stacks' queues by
+    # their spec names, so their deployment order is stated here rather than implied by references.
+    for consumer in (ingest, events, jobs, api):
         consumer.add_stack_dependency(storage, "uses the buckets by name")
-        consumer.add_stack_dependency(data, "uses the tables and the bus by name")
+        consumer.add_stack_dependency(data, "uses the tables, the bus and the secrets by name")
 
-    stacks: dict[str, ServalStack] = {s.concern: s for s in (storage, data, auth, ingest, events, api)}
+    stacks: dict[str, ServalStack] = {s.concern: s for s in (storage, data, auth, ingest, events, jobs, api)}
     check_placement(spec, stacks)
+    order_queue_senders(spec, stacks)
     return ServalApp(app=app, spec=spec, stacks=stacks)
 
 

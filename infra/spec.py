@@ -21,6 +21,7 @@ if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
 
 from infra.config import EnvConfig  # noqa: E402
 from serval import keys  # noqa: E402
+from serval.domain.access import PASSWORD_MIN_LENGTH  # noqa: E402
 from serval.settings import RuntimeSettings  # noqa: E402
 
 ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
@@ -74,6 +75,15 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class SecretSpec:
+    """A generated secret (Secrets Manager) that functions read through ``secrets``."""
+
+    id: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class SqsTrigger:
     queue: str  # QueueSpec.id
     batch_size: int
@@ -124,13 +134,16 @@ class FunctionSpec:
     trigger: Trigger
     environment: dict[str, str] = field(default_factory=dict)
     # What the function's role may do, by resource id: least privilege per function.
-    table_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
+    # "append": reads + PutItem; "update": reads + UpdateItem (neither can delete); "write": all of it.
+    table_access: dict[str, Literal["read", "append", "update", "write"]] = field(default_factory=dict)
     bucket_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
     publishes_events: bool = False
     manages_users: bool = False
     # Queues the function sends to: environment variable -> QueueRef. Both runtimes set the
     # variable to the queue's URL and grant (CDK) sqs:SendMessage on it.
     sends_to: dict[str, QueueRef] = field(default_factory=dict)
+    # SecretSpec ids the function may read (secretsmanager:GetSecretValue on each).
+    secrets: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -148,7 +161,7 @@ class AuthSpec:
     groups: tuple[str, ...] = ROLES  # in precedence order: admin wins
     username_attributes: tuple[str, ...] = ("email",)  # users sign in with their email
     # Password policy: at least this long, with lower and upper case, digits and symbols.
-    password_min_length: int = 12
+    password_min_length: int = PASSWORD_MIN_LENGTH
     client_auth_flows: tuple[str, ...] = (
         "ALLOW_USER_PASSWORD_AUTH",
         "ALLOW_ADMIN_USER_PASSWORD_AUTH",
@@ -209,13 +222,14 @@ class ServalSpec:
     upload_prefix: str = UPLOAD_PREFIX
     api: ApiSpec = field(default_factory=ApiSpec)
     event_rules: tuple[EventRuleSpec, ...] = ()
+    secrets: dict[str, SecretSpec] = field(default_factory=dict)
 
     def stack_name(self, concern: str) -> str:
         return f"Serval-{self.config.name}-{concern}"
 
 
-def _single_table(table_id: str, prefix: str) -> TableSpec:
-    """A table with the single-table keys (PK/SK), GSI1, GSI2, TTL and a stream."""
+def _single_table(table_id: str, prefix: str, *extra: IndexSpec) -> TableSpec:
+    """A table with the single-table keys (PK/SK), GSI1, GSI2 (+ ``extra``), TTL and a stream."""
     return TableSpec(
         id=table_id,
         name=f"{prefix}-{table_id}",
@@ -224,13 +238,18 @@ def _single_table(table_id: str, prefix: str) -> TableSpec:
         indexes=(
             IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),
             IndexSpec(keys.GSI2, keys.GSI2PK, keys.GSI2SK),
+            *extra,
         ),
         ttl_attribute=keys.TTL_ATTRIBUTE,
     )
 
 
 def _tables(prefix: str) -> dict[str, TableSpec]:
-    return {table_id: _single_table(table_id, prefix) for table_id in ("tasks", "audit")}
+    return {
+        "tasks": _single_table("tasks", prefix),
+        # GSI3 orders each scope's hash chain by sequence number (sparse: chained records only).
+        "audit": _single_table("audit", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
+    }
 
 
 def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
@@ -259,6 +278,22 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-events-failed-dlq",
             max_receive_count=1000,
         ),
+        # Async jobs (audit exports now; exports and bulk operations build on it).
+        "jobs": QueueSpec(
+            id="jobs",
+            name=f"{prefix}-jobs",
+            visibility_timeout_s=6 * 900,
+            dlq_name=f"{prefix}-jobs-dlq",
+            max_receive_count=3,
+        ),
+        # Audit stream batches the chainer could not link after every retry (the chain waits).
+        "chainer-failed": QueueSpec(
+            id="chainer-failed",
+            name=f"{prefix}-audit-chain-failed",
+            visibility_timeout_s=30,
+            dlq_name=f"{prefix}-audit-chain-failed-dlq",
+            max_receive_count=1000,
+        ),
         # Every domain event, routed from the bus; the webhook dispatcher consumes it.
         "webhooks": QueueSpec(
             id="webhooks",
@@ -277,6 +312,13 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         ),
     )
     auth = AuthSpec(user_pool_name=f"{prefix}-users", client_name=f"{prefix}-web")
+    secrets = {
+        "audit-seal": SecretSpec(
+            id="audit-seal",
+            name=f"{prefix}/audit-seal-key",
+            description="HMAC key that seals audit records; verify flags any record whose seal does not match",
+        )
+    }
     base_env = RuntimeSettings(
         SERVAL_ENV=config.name,
         TASKS_TABLE=tables["tasks"].name,
@@ -287,6 +329,8 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         LEASE_SECONDS=config.lease_seconds,
         AUDIT_TTL_DAYS=config.audit_ttl_days,
         MAX_BULK_CREATE=config.max_bulk_create,
+        AUDIT_SEAL_SECRET=secrets["audit-seal"].name,
+        AUTH_CACHE_SECONDS=config.auth_cache_seconds,
     ).model_dump()
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
@@ -303,9 +347,11 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             timeout_s=29,
             trigger=ApiTrigger(),
             environment=fenv("api"),
-            table_access={"tasks": "write", "audit": "write"},
-            bucket_access={"data": "write", "exports": "read"},
+            table_access={"tasks": "write", "audit": "append"},
+            bucket_access={"data": "write", "exports": "write"},
             manages_users=True,
+            sends_to={"JOBS_QUEUE_URL": QueueRef("jobs")},
+            secrets=("audit-seal",),
         ),
         "ingest": FunctionSpec(
             id="ingest",
@@ -320,8 +366,9 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
                 max_concurrency=config.ingest_max_concurrency,
             ),
             environment=fenv("ingest"),
-            table_access={"tasks": "write", "audit": "write"},
+            table_access={"tasks": "write", "audit": "append"},
             bucket_access={"data": "write"},
+            secrets=("audit-seal",),
             # poison records go to the DLQ with their reason; imports near the deadline continue
             sends_to={
                 "INGEST_DLQ_URL": QueueRef("ingest", dead_letter=True),
@@ -339,6 +386,32 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             environment=fenv("events"),
             publishes_events=True,
         ),
+        "chainer": FunctionSpec(
+            id="chainer",
+            name=f"{prefix}-audit-chainer",
+            handler="chainer.handler.handler",
+            description="Links each new audit record into its scope's SHA-256 hash chain, in stream order",
+            memory_mb=256,
+            timeout_s=60,
+            # Never skip a record: the chain waits at a failing record until it links.
+            trigger=StreamTrigger(table="audit", retry_attempts=10_000, on_failure_queue="chainer-failed"),
+            environment=fenv("chainer"),
+            table_access={"audit": "update"},
+            secrets=("audit-seal",),
+        ),
+        "jobs": FunctionSpec(
+            id="jobs",
+            name=f"{prefix}-jobs",
+            handler="jobs.handler.handler",
+            description="Runs async jobs (audit exports) with streaming multipart uploads",
+            memory_mb=512,
+            timeout_s=900,
+            trigger=SqsTrigger(queue="jobs", batch_size=1, max_concurrency=5, max_batching_window_s=0),
+            environment=fenv("jobs"),
+            table_access={"tasks": "write", "audit": "append"},
+            bucket_access={"exports": "write"},
+            secrets=("audit-seal",),
+        ),
     }
     return ServalSpec(
         config=config,
@@ -350,4 +423,5 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         auth=auth,
         functions=functions,
         event_rules=event_rules,
+        secrets=secrets,
     )

@@ -1,9 +1,10 @@
 """One Lambda function from one FunctionSpec, with its own least-privilege role.
 
 The role starts empty (no AWS managed policies) and receives exactly what the
-spec declares: read or read/write grants on tables (GSIs included) and buckets,
-PutEvents on the bus, the Cognito admin actions on the one user pool, writes to
-its own log group, X-Ray segments, and whatever its trigger needs.
+spec declares: grants on tables (GSIs included, at one of the :data:`TABLE_ACCESS`
+levels) and buckets, PutEvents on the bus, the Cognito admin actions on the one
+user pool, sqs:SendMessage on its ``sends_to`` queues, GetSecretValue on its
+secrets, writes to its own log group, X-Ray segments, and whatever its trigger needs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -35,19 +37,48 @@ POWERTOOLS_DEFAULTS: dict[str, str] = {
     "POWERTOOLS_TRACER_CAPTURE_ERROR": "true",
 }
 
-# What a function with ``manages_users`` may do, on its user pool only.
+# What a function with ``manages_users`` may do, on its user pool only: what the user-management
+# API calls (invite, with AdminDeleteUser rolling back a half-finished invite; disable/enable with
+# a global sign-out; role groups; listing).
 USER_ADMIN_ACTIONS: tuple[str, ...] = (
     "cognito-idp:AdminCreateUser",
-    "cognito-idp:AdminGetUser",
-    "cognito-idp:AdminUpdateUserAttributes",
+    "cognito-idp:AdminDeleteUser",
     "cognito-idp:AdminDisableUser",
     "cognito-idp:AdminEnableUser",
+    "cognito-idp:AdminUserGlobalSignOut",
     "cognito-idp:AdminAddUserToGroup",
     "cognito-idp:AdminRemoveUserFromGroup",
     "cognito-idp:AdminListGroupsForUser",
     "cognito-idp:ListUsers",
-    "cognito-idp:ListUsersInGroup",
 )
+
+# DynamoDB actions per ``FunctionSpec.table_access`` level, granted on the table and its GSIs.
+# Named one by one rather than taken from Table.grant_read_data/grant_read_write_data, which add
+# Scan (no request path scans, STYLE.md) and the stream actions (a stream consumer gets those, on
+# the stream, from its event source). "append" and "update" allow neither DeleteItem nor
+# BatchWriteItem (whose one IAM action covers deletes too): they are the levels of the append-only
+# audit table, whose writers put records (conditionally, inside TransactWriteItems) and whose
+# chainer only updates (sets a record's chain fields, upserts a chain head).
+TABLE_READ_ACTIONS: tuple[str, ...] = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",  # the condition checks of TransactWriteItems
+    "dynamodb:DescribeTable",
+)
+TABLE_ACCESS: dict[str, tuple[str, ...]] = {
+    "read": TABLE_READ_ACTIONS,
+    "append": (*TABLE_READ_ACTIONS, "dynamodb:PutItem"),
+    "update": (*TABLE_READ_ACTIONS, "dynamodb:UpdateItem"),
+    "write": (
+        *TABLE_READ_ACTIONS,
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ),
+}
+SECRET_READ_ACTIONS: tuple[str, ...] = ("secretsmanager:GetSecretValue",)
 
 
 def latest_python_runtime() -> str:
@@ -115,15 +146,18 @@ class ServalFunction(Construct):
         user_pool: cognito.IUserPool | None = None,
         source: lambda_.IEventSource | None = None,
         send_to: Mapping[str, sqs.IQueue] | None = None,
+        secrets: Mapping[str, secretsmanager.ISecret] | None = None,
     ) -> None:
-        """``send_to`` maps an environment variable to a queue the function may send to (its URL is the value)."""
+        """``send_to`` maps an environment variable to a queue the function may send to (its URL is the value);
+        ``secrets`` holds at least the spec secrets the function reads, by spec id."""
         super().__init__(scope, construct_id_)
         fs = function_spec
         tables = tables or {}
         buckets = buckets or {}
         send_to = send_to or {}
+        secrets = secrets or {}
         self.spec = fs
-        self._check_inputs(fs, tables, buckets, bus, user_pool)
+        self._check_inputs(fs, tables, buckets, bus, user_pool, secrets)
 
         self.role = iam.Role(
             self,
@@ -163,8 +197,7 @@ class ServalFunction(Construct):
         self.log_group.grant_write(self.role)
 
         for table_id, mode in fs.table_access.items():
-            table = tables[table_id]
-            (table.grant_read_write_data if mode == "write" else table.grant_read_data)(self.role)
+            tables[table_id].grant(self.role, *TABLE_ACCESS[mode])
         for bucket_id, mode in fs.bucket_access.items():
             bucket = buckets[bucket_id]
             (bucket.grant_read_write if mode == "write" else bucket.grant_read)(self.role)
@@ -173,7 +206,17 @@ class ServalFunction(Construct):
         if fs.manages_users and user_pool is not None:
             user_pool.grant(self.role, *USER_ADMIN_ACTIONS)
         for queue in send_to.values():
-            queue.grant_send_messages(self.role)
+            # SendMessage only: Queue.grant_send_messages adds GetQueueAttributes/GetQueueUrl, which a
+            # function given the queue's URL never calls.
+            queue.grant(self.role, "sqs:SendMessage")
+        for secret_id in fs.secrets:
+            # GetSecretValue only (no DescribeSecret, which Secret.grant_read adds): the functions read the value.
+            # The name-based ARN ends in "-??????", the six characters Secrets Manager appends.
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=list(SECRET_READ_ACTIONS), resources=[f"{secrets[secret_id].secret_arn}-??????"]
+                )
+            )
         if source is not None:
             self.function.add_event_source(source)
 
@@ -197,9 +240,14 @@ class ServalFunction(Construct):
         buckets: Mapping[str, s3.IBucket],
         bus: events.IEventBus | None,
         user_pool: cognito.IUserPool | None,
+        secrets: Mapping[str, secretsmanager.ISecret],
     ) -> None:
+        unknown = {mode for mode in fs.table_access.values() if mode not in TABLE_ACCESS}
+        if unknown:
+            raise ValueError(f"function {fs.id!r} has unknown table access {sorted(unknown)}")
         missing = [f"table {t!r}" for t in fs.table_access if t not in tables]
         missing += [f"bucket {b!r}" for b in fs.bucket_access if b not in buckets]
+        missing += [f"secret {s!r}" for s in fs.secrets if s not in secrets]
         if fs.publishes_events and bus is None:
             missing.append("the event bus")
         if fs.manages_users and user_pool is None:

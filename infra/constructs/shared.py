@@ -4,19 +4,24 @@ Tables, buckets and the bus have deterministic names (``infra.spec``), so the
 compute stacks import them by name instead of through cross-stack references:
 no stack exports what another stack's grants need, the ARNs in IAM policies are
 readable (``...:table/serval-dev-tasks``), and deployment order comes from
-explicit stack dependencies (see ``infra/app.py``). Only values that are not
-deterministic (the user pool id, a table's stream ARN) cross stacks as references.
+explicit stack dependencies (see ``infra/app.py``). Queues of another stack
+(a ``sends_to`` target) and the secrets are imported by name the same way. Only
+values that are not deterministic (the user pool id, a table's stream ARN) cross
+stacks as references.
 """
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.naming import construct_id
-from infra.spec import ServalSpec
+from infra.spec import QueueRef, ServalSpec
 
 
 class SharedResources(Construct):
@@ -36,3 +41,26 @@ class SharedResources(Construct):
             for b in spec.buckets.values()
         }
         self.bus = events.EventBus.from_event_bus_name(self, "Bus", spec.event_bus_name)
+        self.secrets: dict[str, secretsmanager.ISecret] = {
+            s.id: secretsmanager.Secret.from_secret_name_v2(self, construct_id(s.id, "Secret"), s.name)
+            for s in spec.secrets.values()
+        }
+        self._spec = spec
+        self._queues: dict[QueueRef, sqs.IQueue] = {}
+
+    def queue(self, ref: QueueRef) -> sqs.IQueue:
+        """The queue (or dead-letter queue) ``ref`` names, imported by its spec name."""
+        if ref not in self._queues:
+            stack = Stack.of(self)
+            queue_spec = self._spec.queues[ref.queue]
+            name = queue_spec.dlq_name if ref.dead_letter else queue_spec.name
+            self._queues[ref] = sqs.Queue.from_queue_attributes(
+                self,
+                construct_id(ref.queue, "DeadLetterQueue" if ref.dead_letter else "Queue"),
+                queue_arn=stack.format_arn(
+                    service="sqs", resource=name, arn_format=ArnFormat.NO_RESOURCE_NAME
+                ),
+                queue_name=name,
+                queue_url=f"https://sqs.{stack.region}.{stack.url_suffix}/{stack.account}/{name}",
+            )
+        return self._queues[ref]

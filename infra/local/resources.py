@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import zipfile
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -211,6 +212,16 @@ def _create_user_pool(cognito: CognitoIdentityProviderClient, spec: ServalSpec) 
     return pool_id, client_id
 
 
+def _create_secrets(secretsmanager: Any, spec: ServalSpec) -> None:
+    """Each secret with a random value, as CDK's generated secrets have (state restore replaces it)."""
+    for secret in spec.secrets.values():
+        secretsmanager.create_secret(
+            Name=secret.name,
+            Description=secret.description,
+            SecretString=secrets.token_hex(32),
+        )
+
+
 def _create_functions(
     spec: ServalSpec, *, user_pool_id: str, queue_urls: dict[str, str], dlq_urls: dict[str, str]
 ) -> dict[str, str]:
@@ -246,6 +257,7 @@ def provision(spec: ServalSpec, endpoint_url: str) -> LocalResources:
     urls, dlq_urls, arns = _create_queues(boto3.client("sqs"), spec)
     bus_arn = _create_event_bus(boto3.client("events"), spec, arns)
     pool_id, client_id = _create_user_pool(boto3.client("cognito-idp"), spec)
+    _create_secrets(boto3.client("secretsmanager"), spec)
     functions = _create_functions(spec, user_pool_id=pool_id, queue_urls=urls, dlq_urls=dlq_urls)
     return LocalResources(
         endpoint_url=endpoint_url,

@@ -7,7 +7,9 @@ What is kept (under ``$SERVAL_DATA_DIR``, default ``.serval/``, in ``state/``):
   object of every spec bucket, with its version id, content type and user metadata;
 - ``cognito/users.json``: every user of the pool with its ``sub``, attributes,
   groups, status and password (local demo data, kept so logins and the ``sub``
-  that items refer to stay the same).
+  that items refer to stay the same);
+- ``secretsmanager/secrets.json``: the current value of every spec secret (by
+  secret id), so what was sealed with the audit seal key stays verifiable.
 
 Not kept: noncurrent object versions and delete markers, stream records, queued
 messages, and Step Functions executions. Restoring happens after the resources
@@ -47,6 +49,7 @@ class StateSummary:
     items: dict[str, int] = field(default_factory=dict)  # by table id
     objects: dict[str, int] = field(default_factory=dict)  # by bucket id
     users: int = 0
+    secrets: int = 0
 
     @property
     def is_empty(self) -> bool:
@@ -55,7 +58,10 @@ class StateSummary:
     def describe(self) -> str:
         items = ", ".join(f"{n} {t}" for t, n in self.items.items())
         objects = ", ".join(f"{n} in {b}" for b, n in self.objects.items())
-        return f"items: {items or 'none'}; objects: {objects or 'none'}; users: {self.users}"
+        return (
+            f"items: {items or 'none'}; objects: {objects or 'none'}; users: {self.users}; "
+            f"secrets: {self.secrets}"
+        )
 
 
 # --------------------------------------------------------------------------- DynamoDB JSON on disk
@@ -152,6 +158,7 @@ class LocalState:
             items={t: self._save_table(staging, t, name) for t, name in resources.table_names.items()},
             objects={b: self._save_bucket(staging, b, name) for b, name in resources.bucket_names.items()},
             users=self._save_users(staging, resources),
+            secrets=self._save_secrets(staging, spec),
         )
         (staging / "state.json").write_text(
             json.dumps(
@@ -174,6 +181,7 @@ class LocalState:
                 b: self._restore_bucket(b, name, resources) for b, name in resources.bucket_names.items()
             },
             users=self._restore_users(resources),
+            secrets=self._restore_secrets(spec),
         )
 
     # ------------------------------------------------------------------ DynamoDB
@@ -294,3 +302,29 @@ class LocalState:
                     UserPoolId=resources.user_pool_id, Username=saved["username"], GroupName=group
                 )
         return len(users)
+
+    # ------------------------------------------------------------------ Secrets Manager
+
+    @staticmethod
+    def _save_secrets(staging: Path, spec: ServalSpec) -> int:
+        client = boto3.client("secretsmanager")
+        values = {
+            secret_id: client.get_secret_value(SecretId=secret.name)["SecretString"]
+            for secret_id, secret in spec.secrets.items()
+        }
+        path = staging / "secretsmanager" / "secrets.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, indent=2))
+        return len(values)
+
+    def _restore_secrets(self, spec: ServalSpec) -> int:
+        """Put the saved value over the random one provisioning gave each secret still in the spec."""
+        path = self.state_dir / "secretsmanager" / "secrets.json"
+        if not path.is_file():
+            return 0
+        client = boto3.client("secretsmanager")
+        saved: dict[str, str] = json.loads(path.read_text())
+        restored = {k: v for k, v in saved.items() if k in spec.secrets}
+        for secret_id, value in restored.items():
+            client.put_secret_value(SecretId=spec.secrets[secret_id].name, SecretString=value)
+        return len(restored)

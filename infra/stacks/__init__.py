@@ -6,6 +6,16 @@ from infra.stacks.base import ServalStack
 from infra.stacks.data import DataStack
 from infra.stacks.events import EventsStack
 from infra.stacks.ingest import IngestStack
+from infra.stacks.jobs import JobsStack
 from infra.stacks.storage import StorageStack
 
-__all__ = ["ApiStack", "AuthStack", "DataStack", "EventsStack", "IngestStack", "ServalStack", "StorageStack"]
+__all__ = [
+    "ApiStack",
+    "AuthStack",
+    "DataStack",
+    "EventsStack",
+    "IngestStack",
+    "JobsStack",
+    "ServalStack",
+    "StorageStack",
+]

@@ -6,7 +6,6 @@ from aws_cdk import CfnOutput
 from aws_cdk import aws_cognito as cognito
 
 from infra.constructs.api import ServalRestApi
-from infra.constructs.shared import SharedResources
 from infra.spec import ApiTrigger, FunctionSpec, ServalSpec
 from infra.stacks.base import ServalStack
 
@@ -20,15 +19,14 @@ class ApiStack(ServalStack):
         super().__init__(scope, **kwargs)
         spec = self.spec
         (function_spec,) = self.placed_functions(spec)  # exactly one function serves the API
-        shared = SharedResources(self, "Shared", spec=spec)
-        self.functions = self.build_functions(shared, lambda f: {"user_pool": user_pool})
+        self.functions = self.build_functions(lambda f: {"user_pool": user_pool})
         self.handler = self.functions[function_spec.id]
         self.rest_api = ServalRestApi(
             self, "RestApi", spec=spec, handler=self.handler.function, user_pool=user_pool
         )
         CfnOutput(self, "ApiUrl", value=self.rest_api.url)
 
-    @staticmethod
-    def placed_functions(spec: ServalSpec) -> list[FunctionSpec]:
+    @classmethod
+    def placed_functions(cls, spec: ServalSpec) -> list[FunctionSpec]:
         """The functions this stack owns: the API handler."""
         return [f for f in spec.functions.values() if isinstance(f.trigger, ApiTrigger)]

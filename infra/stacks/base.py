@@ -1,14 +1,29 @@
-"""The base of every Serval stack: named from the spec, tagged, bound to one environment."""
+"""The base of every Serval stack: named from the spec, tagged, bound to one environment.
+
+A stack creates the spec queues it owns (:meth:`ServalStack.owned_queues`) with
+their URL outputs, and the spec functions it places (:meth:`ServalStack.placed_functions`,
+by default the consumers of its queues) through :meth:`ServalStack.build_functions`,
+which wires each function's trigger and ``sends_to`` queues the same way in every stack.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Environment, Stack
+from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from infra.spec import FunctionSpec, ServalSpec
+from infra.constructs.naming import construct_id
+from infra.constructs.queue import ServalQueue
+from infra.spec import FunctionSpec, QueueRef, ServalSpec, SqsTrigger
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_sqs as sqs
+
+    from infra.constructs.function import ServalFunction
+    from infra.constructs.shared import SharedResources
 
 
 class ServalStack(Stack):
@@ -19,37 +34,15 @@ class ServalStack(Stack):
         """The spec queues (by id) this stack creates."""
         return ()
 
-    @staticmethod
-    def placed_functions(spec: ServalSpec) -> list[FunctionSpec]:
-        """The spec functions this stack creates."""
-        return []
-
-    def build_functions(
-        self, shared: Any, wiring: Callable[[FunctionSpec], dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
-        """One ServalFunction per placed spec function, sharing one layer; ``wiring`` adds its trigger,
-        queues or user pool."""
-        from infra.bundling import function_code
-        from infra.constructs.function import ServalFunction
-        from infra.constructs.layer import ServalLayer
-        from infra.constructs.naming import construct_id
-
-        layer = ServalLayer(self, "Runtime")
-        return {
-            f.id: ServalFunction(
-                self,
-                construct_id(f.id, "Function"),
-                spec=self.spec,
-                function_spec=f,
-                code=function_code(),
-                layer=layer.layer,
-                tables=shared.tables,
-                buckets=shared.buckets,
-                bus=shared.bus,
-                **(wiring(f) if wiring else {}),
-            )
-            for f in self.placed_functions(self.spec)
-        }
+    @classmethod
+    def placed_functions(cls, spec: ServalSpec) -> list[FunctionSpec]:
+        """The spec functions this stack creates: by default those consuming one of its queues."""
+        queues = cls.owned_queues(spec)
+        return [
+            f
+            for f in spec.functions.values()
+            if isinstance(f.trigger, SqsTrigger) and f.trigger.queue in queues
+        ]
 
     def __init__(self, scope: Construct, *, spec: ServalSpec, env: Environment, **kwargs: Any) -> None:
         super().__init__(
@@ -62,3 +55,59 @@ class ServalStack(Stack):
             **kwargs,
         )
         self.spec = spec
+        self.queues: dict[str, ServalQueue] = {}
+        for queue_id in self.owned_queues(spec):
+            queue = ServalQueue(self, construct_id(queue_id, "Queue"), queue_spec=spec.queues[queue_id])
+            CfnOutput(self, f"{construct_id(queue_id)}QueueUrl", value=queue.queue.queue_url)
+            CfnOutput(self, f"{construct_id(queue_id)}DlqUrl", value=queue.dlq.queue_url)
+            self.queues[queue_id] = queue
+
+    def queue(self, ref: QueueRef, shared: SharedResources) -> sqs.IQueue:
+        """The queue ``ref`` names: this stack's own, else the owner stack's imported by name.
+
+        A stack that sends to another stack's queue must deploy after it: see
+        ``order_queue_senders`` in ``infra/app.py``.
+        """
+        owned = self.queues.get(ref.queue)
+        if owned is None:
+            return shared.queue(ref)
+        return owned.dlq if ref.dead_letter else owned.queue
+
+    def build_functions(
+        self,
+        wiring: Callable[[FunctionSpec], dict[str, Any]] | None = None,
+        *,
+        streams: Mapping[str, dynamodb.ITable] | None = None,
+    ) -> dict[str, ServalFunction]:
+        """One ServalFunction per placed spec function, sharing one layer.
+
+        Each gets its trigger (the stack's queues, or ``streams``: the tables whose streams
+        this stack consumes, by spec id) and its ``sends_to`` queues; ``wiring`` adds the rest
+        (the user pool).
+        """
+        from infra.bundling import function_code
+        from infra.constructs.function import ServalFunction, event_source
+        from infra.constructs.layer import ServalLayer
+        from infra.constructs.shared import SharedResources
+
+        shared = SharedResources(self, "Shared", spec=self.spec)
+        layer = ServalLayer(self, "Runtime")
+        own_queues = {queue_id: queue.queue for queue_id, queue in self.queues.items()}
+        return {
+            f.id: ServalFunction(
+                self,
+                construct_id(f.id, "Function"),
+                spec=self.spec,
+                function_spec=f,
+                code=function_code(),
+                layer=layer.layer,
+                tables=shared.tables,
+                buckets=shared.buckets,
+                bus=shared.bus,
+                secrets=shared.secrets,
+                source=event_source(f.trigger, queues=own_queues, tables=streams),
+                send_to={variable: self.queue(ref, shared) for variable, ref in f.sends_to.items()},
+                **(wiring(f) if wiring else {}),
+            )
+            for f in self.placed_functions(self.spec)
+        }

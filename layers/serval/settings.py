@@ -29,7 +29,10 @@ class RuntimeSettings(BaseModel):
     EVENT_BUS: str
     INGEST_QUEUE_URL: str = ""
     INGEST_DLQ_URL: str = ""
+    JOBS_QUEUE_URL: str = ""
     USER_POOL_ID: str = ""
+    AUDIT_SEAL_SECRET: str = ""
+    AUTH_CACHE_SECONDS: int = 30
     LEASE_SECONDS: int = 1800
     AUDIT_TTL_DAYS: int = 0
     MAX_BULK_CREATE: int = 1000

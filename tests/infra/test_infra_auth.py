@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from cfn_helpers import only, resources
 
 
@@ -30,11 +31,12 @@ def test_app_client_is_public_and_allows_password_and_srp_auth(synth):
     assert props["PreventUserExistenceErrors"] == "ENABLED"
 
 
-def test_user_pool_enforces_strong_passwords_and_offers_totp(synth):
-    # Given the dev spec
-    spec = synth.envs["dev"].spec
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_user_pool_enforces_strong_passwords_and_offers_totp(synth, env):
+    # Given the environment's spec
+    spec = synth.envs[env].spec
     # When the user pool is read
-    _, pool = only(synth.raw("dev", "Auth"), "AWS::Cognito::UserPool")
+    _, pool = only(synth.raw(env, "Auth"), "AWS::Cognito::UserPool")
     props = pool["Properties"]
     # Then it is named by the spec, passwords are long and mixed, MFA is optional TOTP
     assert props["UserPoolName"] == spec.auth.user_pool_name
@@ -49,8 +51,9 @@ def test_user_pool_enforces_strong_passwords_and_offers_totp(synth):
     assert props["AccountRecoverySetting"] == {
         "RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]
     }
-    # And only admins create users unless the config enables self sign-up
-    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is not spec.config.cognito_self_sign_up
+    # And only admins create users: self sign-up is off unless the config enables it, and no env does
+    assert spec.config.cognito_self_sign_up is False
+    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
 
 
 def test_auth_outputs_pool_and_client_ids(synth):

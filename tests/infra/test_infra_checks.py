@@ -74,7 +74,7 @@ def test_iam_wildcards_are_acknowledged_only_when_grants_produced_them():
 def test_cfn_lint_reports_no_errors_on_any_template(synth):
     # Given every synthesized template of both environments
     files = synth.template_files()
-    assert len(files) == 2 * 6
+    assert len(files) == 2 * len(synth.envs["dev"].stacks)
     # When cfn-lint checks them
     errors = [
         f"{path.name}: {match}"

@@ -1,26 +1,34 @@
-"""The tasks stream feeds the events function with bisection, retries and an on-failure queue."""
+"""Table streams feed their consumers (events: tasks, chainer: audit) with bisection, retries and an on-failure queue."""
 
 from __future__ import annotations
 
 import json
 
-from cfn_helpers import flat, only, resources
+import pytest
+from cfn_helpers import flat, queues, resources, spec_functions
 
 
-def test_stream_trigger_bisects_retries_and_parks_failures(synth):
-    # Given the dev spec's stream trigger and failure queue
+def _mapping(synth, function_id):
+    """The function's stack template and the properties of its one event source mapping."""
+    template, function_logical_id, _ = spec_functions(synth)[function_id]
+    (props,) = [
+        m["Properties"]
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_logical_id}
+    ]
+    return template, props
+
+
+@pytest.mark.parametrize(("function_id", "table"), [("events", "Tasks"), ("chainer", "Audit")])
+def test_stream_trigger_bisects_retries_and_parks_failures(synth, function_id, table):
+    # Given the dev spec's stream trigger and failure queue of one stream consumer
     spec = synth.envs["dev"].spec
-    trigger = spec.functions["events"].trigger
-    template = synth.raw("dev", "Events")
-    failed = {
-        q["Properties"]["QueueName"]: logical_id
-        for logical_id, q in resources(template, "AWS::SQS::Queue").items()
-    }
-    # When the event source mapping is read
-    _, mapping = only(template, "AWS::Lambda::EventSourceMapping")
-    props = mapping["Properties"]
-    # Then it reads the tasks table's stream, splits failing batches, retries, and sends failures to the queue
-    assert "TasksTable" in flat(props["EventSourceArn"]) and "StreamArn" in flat(props["EventSourceArn"])
+    trigger = spec.functions[function_id].trigger
+    # When its event source mapping is read
+    template, props = _mapping(synth, function_id)
+    failed = {name: logical_id for name, (logical_id, _) in queues(template).items()}
+    # Then it reads its table's stream, splits failing batches, retries, and sends failures to the queue
+    assert f"{table}Table" in flat(props["EventSourceArn"]) and "StreamArn" in flat(props["EventSourceArn"])
     assert props["StartingPosition"] == trigger.starting_position
     assert props["BatchSize"] == trigger.batch_size
     assert props["BisectBatchOnFunctionError"] is True
@@ -33,14 +41,20 @@ def test_stream_trigger_bisects_retries_and_parks_failures(synth):
     }
 
 
+def test_the_chainer_never_skips_an_audit_record(synth):
+    # Given the chainer's event source mapping (the chain waits at a failing record until it links)
+    _, props = _mapping(synth, "chainer")
+    # Then it retries as often as Lambda allows, from the oldest record, and records never age out
+    assert props["MaximumRetryAttempts"] == 10_000
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props.get("MaximumRecordAgeInSeconds", -1) == -1
+
+
 def test_every_event_rule_forwards_bus_events_to_its_queue_with_a_dlq(synth):
     # Given the dev spec's event rules
     spec = synth.envs["dev"].spec
     template = synth.raw("dev", "Events")
-    queues = {
-        q["Properties"]["QueueName"]: logical_id
-        for logical_id, q in resources(template, "AWS::SQS::Queue").items()
-    }
+    queue_ids = {name: logical_id for name, (logical_id, _) in queues(template).items()}
     rules = {
         r["Properties"]["Name"]: (logical_id, r["Properties"])
         for logical_id, r in resources(template, "AWS::Events::Rule").items()
@@ -54,15 +68,15 @@ def test_every_event_rule_forwards_bus_events_to_its_queue_with_a_dlq(synth):
         assert props["EventBusName"] == spec.event_bus_name
         assert props["EventPattern"] == json.loads(rule_spec.pattern)
         (target,) = props["Targets"]
-        assert target["Arn"] == {"Fn::GetAtt": [queues[queue_spec.name], "Arn"]}
+        assert target["Arn"] == {"Fn::GetAtt": [queue_ids[queue_spec.name], "Arn"]}
         # And undeliverable events go to the queue's DLQ after EventBridge's retries
-        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queues[queue_spec.dlq_name], "Arn"]}}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_ids[queue_spec.dlq_name], "Arn"]}}
         # And EventBridge may send to both queues only on behalf of this rule
         for queue_name in (queue_spec.name, queue_spec.dlq_name):
             policy = next(
                 p
                 for p in resources(template, "AWS::SQS::QueuePolicy").values()
-                if p["Properties"]["Queues"] == [{"Ref": queues[queue_name]}]
+                if p["Properties"]["Queues"] == [{"Ref": queue_ids[queue_name]}]
             )
             allowed = [
                 s

@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from cfn_helpers import actions_of, flat, resources, resources_of, statements
-
-CONCERNS = ("Ingest", "Events", "Api")
-
-
-def _functions(synth, env="dev"):
-    """Function id -> (template, function logical id, function properties)."""
-    spec = synth.envs[env].spec
-    by_name = {f.name: f.id for f in spec.functions.values()}
-    found = {}
-    for concern in CONCERNS:
-        template = synth.raw(env, concern)
-        for logical_id, fn in resources(template, "AWS::Lambda::Function").items():
-            name = fn["Properties"].get("FunctionName")
-            if name in by_name:
-                found[by_name[name]] = (template, logical_id, fn["Properties"])
-    return found
-
-
-def _policy_statements(template, role_ref):
-    """Every statement of every policy attached to ``role_ref``."""
-    return [
-        statement
-        for policy in resources(template, "AWS::IAM::Policy").values()
-        if role_ref in policy["Properties"]["Roles"]
-        for statement in statements(policy)
-    ]
+from cfn_helpers import actions_of, flat, resources_of, role_statements, spec_functions
 
 
 def _actions(template, role_ref):
-    return {action for s in _policy_statements(template, role_ref) for action in actions_of(s)}
+    return {action for s in role_statements(template, role_ref) for action in actions_of(s)}
 
 
 def test_every_spec_function_is_deployed_once_as_specified(synth):
     # Given the dev spec
     spec = synth.envs["dev"].spec
     # When the functions of the compute stacks are read
-    functions = _functions(synth)
+    functions = spec_functions(synth)
     # Then each FunctionSpec became one function with its handler, runtime, size, timeout and tracing
     assert set(functions) == set(spec.functions)
     for function_id, (_, _, props) in functions.items():
@@ -66,7 +40,7 @@ def test_every_spec_function_is_deployed_once_as_specified(synth):
 def test_every_function_logs_to_its_own_group_with_the_configured_retention(synth, env):
     # Given the environment's config
     config = synth.envs[env].spec.config
-    for _, (template, _, props) in _functions(synth, env).items():
+    for _, (template, _, props) in spec_functions(synth, env).items():
         # When the function's log group is looked up
         group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
         group = template["Resources"][group_id]["Properties"]
@@ -77,7 +51,7 @@ def test_every_function_logs_to_its_own_group_with_the_configured_retention(synt
 
 def test_each_function_has_its_own_role_without_managed_policies(synth):
     # Given the deployed functions
-    functions = _functions(synth)
+    functions = spec_functions(synth)
     roles = {function_id: props["Role"]["Fn::GetAtt"][0] for function_id, (_, _, props) in functions.items()}
     # Then no two functions share a role
     assert len(set(roles.values())) == len(roles)
@@ -92,9 +66,9 @@ def test_each_function_has_its_own_role_without_managed_policies(synth):
 
 def test_no_function_policy_grants_whole_services(synth):
     # Given every function role's statements
-    for template, _, props in _functions(synth).values():
+    for template, _, props in spec_functions(synth).values():
         role_ref = {"Ref": props["Role"]["Fn::GetAtt"][0]}
-        for statement in _policy_statements(template, role_ref):
+        for statement in role_statements(template, role_ref):
             # Then no statement allows a service-wide action like "s3:*" or "*"
             assert not [a for a in actions_of(statement) if a == "*" or a.endswith(":*")], statement
             # And "*" resources appear only for actions that have no resource-level permissions
@@ -108,11 +82,11 @@ def test_no_function_policy_grants_whole_services(synth):
 
 def test_events_function_publishes_events_but_touches_no_bucket_or_table_items(synth):
     # Given the events function (it only turns the stream into bus events)
-    template, _, props = _functions(synth)["events"]
+    template, _, props = spec_functions(synth)["events"]
     role_ref = {"Ref": props["Role"]["Fn::GetAtt"][0]}
     actions = _actions(template, role_ref)
     # Then it may put events on the spec's bus and read the stream
-    put = [s for s in _policy_statements(template, role_ref) if "events:PutEvents" in actions_of(s)]
+    put = [s for s in role_statements(template, role_ref) if "events:PutEvents" in actions_of(s)]
     assert len(put) == 1
     assert flat(put[0]["Resource"]).endswith(f":event-bus/{synth.envs['dev'].spec.event_bus_name}")
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= actions
@@ -124,9 +98,9 @@ def test_events_function_publishes_events_but_touches_no_bucket_or_table_items(s
 def test_ingest_function_writes_tasks_and_reads_uploads_but_manages_no_users(synth):
     # Given the ingest function and its spec
     spec = synth.envs["dev"].spec
-    template, _, props = _functions(synth)["ingest"]
+    template, _, props = spec_functions(synth)["ingest"]
     role_ref = {"Ref": props["Role"]["Fn::GetAtt"][0]}
-    policy = _policy_statements(template, role_ref)
+    policy = role_statements(template, role_ref)
     actions = _actions(template, role_ref)
     # Then it can write the tables it declares, including their GSIs
     writes = [s for s in policy if "dynamodb:PutItem" in actions_of(s)]
@@ -147,11 +121,11 @@ def test_ingest_function_writes_tasks_and_reads_uploads_but_manages_no_users(syn
 
 def test_api_function_manages_users_of_its_own_pool_only(synth):
     # Given the api function (manages_users in the spec)
-    template, _, props = _functions(synth)["api"]
+    template, _, props = spec_functions(synth)["api"]
     role_ref = {"Ref": props["Role"]["Fn::GetAtt"][0]}
     cognito = [
         s
-        for s in _policy_statements(template, role_ref)
+        for s in role_statements(template, role_ref)
         if any(a.startswith("cognito-idp:") for a in actions_of(s))
     ]
     # Then its Cognito actions are named one by one and target the user pool of the Auth stack
@@ -166,7 +140,7 @@ def test_api_function_manages_users_of_its_own_pool_only(synth):
 def test_functions_without_manages_users_get_no_pool_id(synth):
     # Given the functions that do not manage users
     spec = synth.envs["dev"].spec
-    for function_id, (_, _, props) in _functions(synth).items():
+    for function_id, (_, _, props) in spec_functions(synth).items():
         if not spec.functions[function_id].manages_users:
             # Then they are not given a user pool id
             assert "USER_POOL_ID" not in props["Environment"]["Variables"]

@@ -54,6 +54,10 @@ def cognito() -> CognitoIdentityProviderClient:
     return _client("cognito-idp")
 
 
+def secretsmanager() -> Any:  # no mypy_boto3 stubs for Secrets Manager are installed
+    return _client("secretsmanager")
+
+
 def override(service: str, client: Any) -> None:
     """Replace a client (tests)."""
     with _lock:
