@@ -3,7 +3,9 @@
 API Gateway's Cognito authorizer has verified the JWT; its claims arrive in
 ``requestContext.authorizer.claims``. Every protected route declares the Action it
 performs with :func:`guarded`, which documents it in the OpenAPI spec
-(``x-serval-action``) and enforces it before the route runs.
+(``x-serval-action``) and enforces it before the route runs: the user must still be
+enabled, and a project action needs a membership in the route's ``{project_id}``
+(:mod:`serval.logic.access`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import Response
 from aws_lambda_powertools.event_handler.router import Router
 
+from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
-from serval.domain.permissions import Action, require
+from serval.domain.permissions import Action
 from serval.errors import Unauthorized
+from serval.logic import access
 
 SECURITY_SCHEME = "cognito"
 ACTION_EXTENSION = "x-serval-action"
@@ -48,11 +52,16 @@ def actor_from_event(event: Any) -> Actor:
     )
 
 
+def _authorize(app: Any, action: Action) -> tuple[Actor, ProjectAccess | None]:
+    caller = access.authenticate(actor_from_event(app.current_event))
+    project_id = (app.context.get("_route_args") or {}).get("project_id")
+    return access.authorize(caller, action, project_id)
+
+
 def _guard(action: Action) -> Callable[..., Response[Any]]:
     def middleware(app: Any, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
-        actor = actor_from_event(app.current_event)
-        require(actor, action)
-        app.append_context(actor=actor)
+        caller, grant = _authorize(app, action)
+        app.append_context(actor=caller, access=grant)
         return next_middleware(app)
 
     return middleware
@@ -68,7 +77,7 @@ def authorize_matched_route(app: Any) -> None:
     extensions = getattr(route, "openapi_extensions", None) or {}
     action = extensions.get(ACTION_EXTENSION)
     if action:
-        require(actor_from_event(app.current_event), Action(action))
+        _authorize(app, Action(action))
 
 
 def guarded(action: Action) -> dict[str, Any]:
@@ -84,3 +93,11 @@ def actor(router: Router) -> Actor:
     """The caller of the current request (set by the route's guard)."""
     caller: Actor = router.context["actor"]
     return caller
+
+
+def project_access(router: Router) -> ProjectAccess:
+    """The caller's access to the route's project (set by the guard of a project route)."""
+    grant: ProjectAccess | None = router.context.get("access")
+    if grant is None:
+        raise RuntimeError("project_access() used on a route without a project action")
+    return grant

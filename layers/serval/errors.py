@@ -62,3 +62,20 @@ class PoisonRecord(ServalError):
 
 class Throttled(ServalError):
     code = "throttled"
+
+
+class UserDisabled(Unauthorized):
+    """The token is valid but its user has been disabled."""
+
+    code = "user_disabled"
+
+
+class SelfGrant(Forbidden):
+    """Nobody changes their own role, groups or account status."""
+
+    code = "self_grant"
+
+
+def project_not_found(project_id: str) -> NotFound:
+    """The one answer for a project that does not exist *and* for one the caller may not see."""
+    return NotFound(f"project {project_id} not found", details={"project_id": project_id})

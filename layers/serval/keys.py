@@ -10,6 +10,8 @@ Tasks table (single-table design, see docs/data-model.md):
 | annotation  | PROJECT#<pid>       | ANNOTATION#<tid>#<aid>    |                                  |                              |
 | import      | PROJECT#<pid>       | IMPORT#<iid>              |                                  | PROJECT#<pid>#IMPORTS / <c>#<iid> |
 | counter     | PROJECT#<pid>       | COUNTER#<shard>           |                                  |                              |
+| job         | PROJECT#<pid>       | JOB#<job id>              |                                  | PROJECT#<pid>#JOBS / <c>#<jid> |
+| activity    | PROJECT#<pid>       | ACTIVITY#<day>#<user id>  |                                  |                              |
 
 Audit table: PK=PROJECT#<pid> (or GLOBAL), SK=<time>#<audit id>; GSI1 by actor, GSI2 by target.
 """
@@ -24,6 +26,9 @@ GSI1SK = "GSI1SK"
 GSI2 = "GSI2"
 GSI2PK = "GSI2PK"
 GSI2SK = "GSI2SK"
+GSI3 = "GSI3"
+GSI3PK = "GSI3PK"
+GSI3SK = "GSI3SK"
 ENTITY = "entity"
 TTL_ATTRIBUTE = "expires_at"
 
@@ -102,3 +107,92 @@ def audit_actor_pk(actor_id: str) -> str:
 
 def audit_target_pk(target_type: str, target_id: str) -> str:
     return f"TARGET#{target_type}#{target_id}"
+
+
+MEMBER_SK_PREFIX = "MEMBER#"
+
+
+def member_sk(user_id: str) -> str:
+    return f"{MEMBER_SK_PREFIX}{user_id}"
+
+
+def user_projects_gsi1pk(user_id: str) -> str:
+    """GSI1 partition listing the projects a user belongs to."""
+    return f"USER#{user_id}#PROJECTS"
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+USER_SK = "PROFILE"
+USERS_GSI1PK = "USERS"
+
+
+# ---- audit hash chain (audit table) ----------------------------------------------------------
+# A scope is a project id, or GLOBAL for changes outside any project. Each scope has one
+# chain: its records carry GSI3PK=CHAIN#<scope>, GSI3SK=<zero-padded seq>, and a head item
+# PK=CHAIN#<scope>, SK=HEAD holds the last linked seq and hash.
+
+CHAIN_HEAD_SK = "HEAD"
+CHAIN_SEQ_DIGITS = 20
+
+
+def audit_scope(project_id: str | None) -> str:
+    return project_id or GLOBAL_SCOPE
+
+
+def audit_scope_pk(scope: str) -> str:
+    """The audit partition of a scope (the inverse of :func:`audit_scope`)."""
+    return audit_pk(None if scope == GLOBAL_SCOPE else scope)
+
+
+def chain_pk(scope: str) -> str:
+    return f"CHAIN#{scope}"
+
+
+def chain_seq_sk(seq: int) -> str:
+    """Zero-padded, so GSI3 sorts a chain by sequence number."""
+    return f"{seq:0{CHAIN_SEQ_DIGITS}d}"
+
+
+def audit_bulk_ids_key(scope: str, audit_id: str) -> str:
+    """S3 key (exports bucket) of the JSON list of ids a bulk operation's audit record covers."""
+    return f"audit/{scope}/{audit_id}.json"
+
+
+# ---- jobs and activity counters ------------------------------------------------------------
+
+JOB_SK_PREFIX = "JOB#"
+
+
+def job_sk(job_id: str) -> str:
+    return f"{JOB_SK_PREFIX}{job_id}"
+
+
+def jobs_gsi2pk(project_id: str) -> str:
+    return f"PROJECT#{project_id}#JOBS"
+
+
+ACTIVITY_SK_PREFIX = "ACTIVITY#"
+
+
+def activity_sk(day: str, user_id: str) -> str:
+    """A user's activity counter for one UTC day (``yyyy-mm-dd``) in a project."""
+    return f"{ACTIVITY_SK_PREFIX}{day}#{user_id}"
+
+
+def activity_sk_range(first_day: str, last_day: str) -> tuple[str, str]:
+    """SK bounds (for BETWEEN) of every user's counters from ``first_day`` to ``last_day`` inclusive.
+
+    ``$`` sorts right after ``#``, so ``ACTIVITY#<last_day>$`` is above every counter of that day.
+    """
+    return f"{ACTIVITY_SK_PREFIX}{first_day}#", f"{ACTIVITY_SK_PREFIX}{last_day}$"
+
+
+def audit_scope_of_pk(pk: str) -> str | None:
+    """The scope whose records live in audit partition ``pk`` (None: not a record partition)."""
+    if pk == GLOBAL_SCOPE:
+        return GLOBAL_SCOPE
+    prefix = project_pk("")
+    return pk[len(prefix) :] or None if pk.startswith(prefix) else None

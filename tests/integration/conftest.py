@@ -37,13 +37,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         _forget_clients()
         the_spec = spec.build(config.load("local"), ACCOUNT, REGION)
         created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))
-        ingest_fn = the_spec.functions["ingest"]
-        env = ingest_fn.environment | resources.runtime_references(
-            ingest_fn,
-            user_pool_id=created.user_pool_id,
-            queue_urls=created.queue_urls,
-            dlq_urls=created.dlq_urls,
-        )
+        env: dict[str, str] = {}
+        for fn in the_spec.functions.values():  # every function's variables (names never clash)
+            env |= fn.environment | resources.runtime_references(
+                fn,
+                user_pool_id=created.user_pool_id,
+                queue_urls=created.queue_urls,
+                dlq_urls=created.dlq_urls,
+            )
+        env.pop("POWERTOOLS_SERVICE_NAME", None)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield Aws(

@@ -1,76 +1,95 @@
-"""Who may do what: the role table, checked for every role and every action."""
+"""Who may do what: the code's table against the written policy, for every role and action."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from serval.domain.actor import Actor
-from serval.domain.permissions import Action, allowed, require
-from serval.errors import Forbidden
+from serval.domain.permissions import (
+    GLOBAL_ACTIONS,
+    PROJECT_ACTIONS,
+    Action,
+    Decision,
+    ProjectRole,
+    ceiling,
+    decide,
+    effective_project_role,
+    global_actions,
+    project_actions,
+    sees_all_annotations,
+)
+from tests import policy
 
-A = Action
-READS = {A.PROJECT_READ, A.TASK_READ, A.IMPORT_READ, A.ANNOTATION_READ}
-LABELLER = READS | {A.ANNOTATION_CREATE}
-EXPECTED: dict[str, set[Action]] = {
-    "admin": set(Action),
-    "manager": set(Action),
-    "reviewer": LABELLER,
-    "annotator": LABELLER,
-    "none": set(),
-}
-GROUPS: dict[str, tuple[str, ...]] = {
-    "admin": ("admin",),
-    "manager": ("manager",),
-    "reviewer": ("reviewer",),
-    "annotator": ("annotator",),
-    "none": (),
-}
-CASES = [(role, action) for role in EXPECTED for action in Action]
+GLOBAL_GROUPS: list[str | None] = [*policy.GLOBAL_ROLES, None]
+MEMBERSHIPS: list[str | None] = [*policy.PROJECT_ROLES, None]
+CASES = list(itertools.product(Action, GLOBAL_GROUPS, MEMBERSHIPS))
 
 
-def actor(*groups: str) -> Actor:
-    return Actor(user_id="u-1", username="ada", groups=groups)
+def actor(group: str | None) -> Actor:
+    return Actor(user_id="u-1", username="ada", groups=(group,) if group else ())
 
 
-@pytest.mark.parametrize(("role", "action"), CASES, ids=[f"{r}:{a.value}" for r, a in CASES])
-def test_role_table(role: str, action: Action) -> None:
-    # Given an actor holding one role / When it tries an action
-    who = actor(*GROUPS[role])
-    expected = action in EXPECTED[role]
+def test_every_action_is_in_exactly_one_table_and_in_the_policy() -> None:
+    assert set(GLOBAL_ACTIONS).isdisjoint(PROJECT_ACTIONS)
+    assert set(GLOBAL_ACTIONS) | set(PROJECT_ACTIONS) == set(Action)
+    assert {a.value for a in GLOBAL_ACTIONS} == set(policy.GLOBAL)
+    assert {a.value for a in PROJECT_ACTIONS} == set(policy.PROJECT)
 
-    # Then allowed() and require() agree with the table
-    assert allowed(who, action) is expected
-    if expected:
-        require(who, action)
-    else:
-        with pytest.raises(Forbidden):
-            require(who, action)
+
+@pytest.mark.parametrize(
+    ("action", "group", "membership"), CASES, ids=[f"{a.value}:{g}:{m}" for a, g, m in CASES]
+)
+def test_decision_matches_the_policy(action: Action, group: str | None, membership: str | None) -> None:
+    # Given a caller with a global group and maybe a membership / When they try an action
+    decision = decide(actor(group), action, ProjectRole(membership) if membership else None)
+
+    # Then the decision is the written policy's
+    expected = policy.allowed(action.value, group, membership)
+    assert decision is {True: Decision.ALLOW, False: Decision.FORBID, None: Decision.HIDE}[expected]
+
+
+@pytest.mark.parametrize("group", GLOBAL_GROUPS)
+@pytest.mark.parametrize("membership", policy.PROJECT_ROLES)
+def test_the_global_role_caps_the_project_role(group: str | None, membership: str) -> None:
+    groups = (group,) if group else ()
+    assert ceiling(groups).value == policy.CEILING[group]
+    assert effective_project_role(groups, ProjectRole(membership)).value == policy.effective(
+        group, membership
+    )
 
 
 @pytest.mark.parametrize("groups", [("system",), ("guests",), ("Admin",)])
-def test_unknown_groups_grant_nothing(groups: tuple[str, ...]) -> None:
-    # Given only groups outside the role table (names are case-sensitive) / Then nothing is allowed
-    assert not any(allowed(actor(*groups), a) for a in Action)
+def test_unknown_groups_grant_no_more_than_no_group(groups: tuple[str, ...]) -> None:
+    who = Actor(user_id="u", groups=groups)
+    assert global_actions(who) == [Action.PROJECT_LIST, Action.SELF_READ, Action.USER_ACTIVITY_READ]
+    assert decide(who, Action.PROJECT_CREATE) is Decision.FORBID
+    assert decide(who, Action.TASK_CREATE, ProjectRole.MANAGER) is Decision.FORBID  # capped to viewer
+    assert decide(who, Action.TASK_READ, ProjectRole.MANAGER) is Decision.ALLOW
+    assert decide(who, Action.TASK_READ, None) is Decision.HIDE
 
 
-def test_groups_combine() -> None:
-    # Given an annotator who also holds an unrelated group and the manager role / Then manager rights apply
-    assert allowed(actor("annotator", "guests", "manager"), A.PROJECT_CREATE)
+def test_admin_acts_in_every_project_without_membership() -> None:
+    assert project_actions(actor("admin"), None) == list(PROJECT_ACTIONS)
+    assert project_actions(actor("manager"), None) == []
 
 
-def test_require_raises_forbidden_with_details() -> None:
-    # Given an annotator / When it tries to delete a task
-    with pytest.raises(Forbidden) as info:
-        require(actor("annotator"), A.TASK_DELETE)
-
-    # Then the error is a 403 naming the action and the role
-    err = info.value
-    assert err.code == "forbidden"
-    assert err.details == {"action": "task:delete", "role": "annotator"}
-    assert "task:delete" in err.message
-
-
-def test_require_names_role_none_for_an_actor_without_groups() -> None:
-    with pytest.raises(Forbidden) as info:
-        require(actor(), A.TASK_READ)
-    assert info.value.details == {"action": "task:read", "role": "none"}
+@pytest.mark.parametrize(
+    ("group", "membership", "project_allows", "sees_all"),
+    [
+        ("annotator", "annotator", False, False),
+        ("annotator", "annotator", True, True),
+        ("reviewer", "annotator", False, False),
+        ("reviewer", "reviewer", False, True),
+        ("annotator", "manager", False, False),  # capped to annotator
+        ("manager", "viewer", False, True),
+        ("admin", None, False, True),
+        ("manager", None, False, False),
+    ],
+)
+def test_annotators_see_only_their_own_annotations_unless_allowed(
+    group: str, membership: str | None, project_allows: bool, sees_all: bool
+) -> None:
+    role = ProjectRole(membership) if membership else None
+    assert sees_all_annotations(actor(group), role, project_allows) is sees_all

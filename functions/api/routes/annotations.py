@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from api.guard import actor, guarded
+from api.guard import actor, guarded, project_access
 from api.routes.common import Cursor, Limit, Page
 from api.telemetry import count
 from serval.domain.models import Annotation, AnnotationCreate
@@ -31,12 +31,17 @@ def create_annotation(project_id: Id, task_id: Id, body: AnnotationCreate) -> An
 
 
 @router.get(
-    BASE, tags=["annotations"], summary="List a task's annotations", **guarded(Action.ANNOTATION_READ)
+    BASE,
+    tags=["annotations"],
+    summary="List a task's annotations (an annotator's own only, unless the project allows more)",
+    **guarded(Action.ANNOTATION_READ),
 )
 def list_annotations(
     project_id: Id, task_id: Id, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[Annotation]:
-    items, next_cursor = annotation_logic.list_page(project_id, task_id, limit, cursor)
+    items, next_cursor = annotation_logic.list_page(
+        project_id, task_id, actor(router), project_access(router), limit, cursor
+    )
     return Page[Annotation](items=items, next_cursor=next_cursor)
 
 
@@ -47,4 +52,4 @@ def list_annotations(
     **guarded(Action.ANNOTATION_READ),
 )
 def get_annotation(project_id: Id, task_id: Id, annotation_id: Id) -> Annotation:
-    return annotation_logic.get(project_id, task_id, annotation_id)
+    return annotation_logic.get(project_id, task_id, annotation_id, actor(router), project_access(router))

@@ -30,10 +30,13 @@ def create_project(body: ProjectCreate) -> Project:
 
 
 @router.get(
-    "/projects", tags=["projects"], summary="List projects, newest first", **guarded(Action.PROJECT_READ)
+    "/projects",
+    tags=["projects"],
+    summary="List projects, newest first: every project for admins, your own for everyone else",
+    **guarded(Action.PROJECT_LIST),
 )
 def list_projects(limit: Limit = 50, cursor: Cursor = None) -> Page[Project]:
-    items, next_cursor = projects.list_page(limit, cursor)
+    items, next_cursor = projects.list_page(actor(router), limit, cursor)
     return Page[Project](items=items, next_cursor=next_cursor)
 
 

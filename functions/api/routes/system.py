@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.guard import actor, guarded
-from serval.domain.permissions import ROLE_ACTIONS, Action
+from api.routes.common import Cursor, Limit, Page
+from serval.domain.access import MyProject
+from serval.domain.permissions import Action, global_actions
+from serval.logic import members
 from serval.settings import settings
 
 router = APIGatewayRouter()
@@ -23,7 +26,7 @@ class Me(BaseModel):
     email: str | None
     groups: list[str]
     role: str
-    actions: list[str]
+    actions: list[str] = Field(description="Global actions; per-project actions are in /me/projects.")
 
 
 @router.get("/health", tags=["system"], summary="Liveness")
@@ -31,10 +34,10 @@ def health() -> Health:
     return Health(status="ok", environment=settings().SERVAL_ENV)
 
 
-@router.get("/me", tags=["system"], summary="Who am I, and what may I do", **guarded(Action.PROJECT_READ))
+@router.get("/me", tags=["system"], summary="Who am I, and what may I do", **guarded(Action.SELF_READ))
 def me() -> Me:
     caller = actor(router)
-    actions = sorted({a.value for g in caller.groups for a in ROLE_ACTIONS.get(g, frozenset())})
+    actions = [a.value for a in global_actions(caller)]
     return Me(
         user_id=caller.user_id,
         username=caller.username,
@@ -43,3 +46,14 @@ def me() -> Me:
         role=caller.role,
         actions=actions,
     )
+
+
+@router.get(
+    "/me/projects",
+    tags=["system"],
+    summary="The projects I belong to, with my role and actions in each",
+    **guarded(Action.PROJECT_LIST),
+)
+def my_projects(limit: Limit = 50, cursor: Cursor = None) -> Page[MyProject]:
+    items, next_cursor = members.my_projects(actor(router), limit, cursor)
+    return Page[MyProject](items=items, next_cursor=next_cursor)

@@ -1,11 +1,12 @@
-"""Annotation items: created in one transaction with the task's counter and the audit record."""
+"""Annotation items: created in one transaction with the task's counter, the author's activity
+counter and the audit record."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from serval import keys
-from serval.adapters import audit, dynamo, mapping
+from serval.adapters import activity, audit, dynamo, mapping
 from serval.domain.actor import Actor
 from serval.domain.models import Annotation
 from serval.errors import NotFound
@@ -24,6 +25,9 @@ def create(annotation: Annotation, actor: Actor) -> None:
         values={":one": 1, ":now": annotation.created_at},
         condition="attribute_exists(PK)",
     )
+    activity.add_annotation(
+        tx, annotation.project_id, annotation.author, annotation.created_at, annotation.lead_time_s
+    )
     audit.record(
         tx,
         actor,
@@ -40,14 +44,16 @@ def create(annotation: Annotation, actor: Actor) -> None:
 
 
 def list_for_task(
-    project_id: str, task_id: str, limit: int, cursor: str | None
+    project_id: str, task_id: str, limit: int, cursor: str | None, author: str | None = None
 ) -> tuple[list[Annotation], str | None]:
+    """A task's annotations; only ``author``'s when given (filtered in DynamoDB, pages stay valid)."""
     m = dynamo.tasks()
     pk = keys.project_pk(project_id)
     start = dynamo.decode_cursor(cursor, keys.PK, pk)
     results = m.Item.query(
         pk,
         m.Item.SK.startswith(keys.annotation_sk_prefix(task_id)),
+        filter_condition=(m.AnnotationItem.author == author) if author is not None else None,
         limit=limit,
         page_size=limit,
         last_evaluated_key=start,

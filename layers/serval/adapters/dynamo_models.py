@@ -136,6 +136,29 @@ class TaskTableModels:
             updated_at = UnicodeAttribute()
             completed_at = UnicodeAttribute(null=True)
 
+        class MemberItem(Item, discriminator="member"):
+            """A user's role in a project; GSI1 lists a user's projects."""
+
+            project_id = UnicodeAttribute()
+            user_id = UnicodeAttribute()
+            role = UnicodeAttribute()
+            added_by = UnicodeAttribute()
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+
+        class UserItem(Item, discriminator="user"):
+            """The user directory: Serval's record of a Cognito user; GSI1 lists users by email."""
+
+            user_id = UnicodeAttribute()
+            username = UnicodeAttribute()
+            email = UnicodeAttribute()
+            groups = ListAttribute(of=UnicodeAttribute)
+            enabled = BooleanAttribute(default=True)
+            created_by = UnicodeAttribute()
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            version = NumberAttribute(default=1)
+
         class CounterItem(Item, discriminator="counter"):
             """One shard of a project's per-status counters: attributes ``n_<status>``."""
 
@@ -144,6 +167,44 @@ class TaskTableModels:
 
             task_id = UnicodeAttribute()
 
+        class JobItem(Item, discriminator="job"):
+            """An async job (audit export, ...): queued -> running -> succeeded | failed.
+
+            ``done``/``failed`` are top-level numbers so progress can be ADDed atomically.
+            """
+
+            project_id = UnicodeAttribute()
+            job_id = UnicodeAttribute()
+            kind = UnicodeAttribute()
+            params = JSONAttribute()
+            status = UnicodeAttribute()
+            done = NumberAttribute(default=0)
+            failed = NumberAttribute(default=0)
+            result_key = UnicodeAttribute(null=True)
+            error = UnicodeAttribute(null=True)
+            attempts = NumberAttribute(default=0)
+            lease_until = NumberAttribute(default=0)
+            lease_owner = UnicodeAttribute(null=True)
+            created_by = UnicodeAttribute()
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            started_at = UnicodeAttribute(null=True)
+            finished_at = UnicodeAttribute(null=True)
+
+        class ActivityItem(Item, discriminator="activity"):
+            """One user's annotation counters for one UTC day in a project (all ADDed atomically).
+
+            Besides these, the item holds the lead-time histogram as top-level numbers
+            ``h00``..``h11`` (see ``serval.domain.activity``); they are read raw.
+            """
+
+            project_id = UnicodeAttribute()
+            user_id = UnicodeAttribute()
+            day = UnicodeAttribute()
+            annotations = NumberAttribute(default=0)
+            lead_time_s = NumberAttribute(default=0)
+            last_at = UnicodeAttribute(null=True)
+
         self.Item = Item
         self.ProjectItem = ProjectItem
         self.TaskItem = TaskItem
@@ -151,10 +212,17 @@ class TaskTableModels:
         self.AnnotationItem = AnnotationItem
         self.ImportItem = ImportItem
         self.CounterItem = CounterItem
+        self.MemberItem = MemberItem
+        self.UserItem = UserItem
         self.ExternalIdItem = ExternalIdItem
+        self.JobItem = JobItem
+        self.ActivityItem = ActivityItem
 
 
 class AuditTableModels:
+    """The audit table's records. Chain heads (``PK=CHAIN#<scope>``, ``SK=HEAD``) share the
+    table but are written and read by ``adapters.audit_chain`` with the low-level client."""
+
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
@@ -167,21 +235,32 @@ class AuditTableModels:
             GSI1SK = UnicodeAttribute()
             GSI2PK = UnicodeAttribute()
             GSI2SK = UnicodeAttribute()
+            # GSI3 (chain order) is set by the chainer only: sparse, chained records only
+            GSI3PK = UnicodeAttribute(null=True)
+            GSI3SK = UnicodeAttribute(null=True)
             by_actor = _index(table_name, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
             by_target = _index(table_name, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
+            by_chain = _index(table_name, keys.GSI3, keys.GSI3PK, keys.GSI3SK)
             audit_id = UnicodeAttribute()
             project_id = UnicodeAttribute(null=True)
             actor_id = UnicodeAttribute()
             actor_role = UnicodeAttribute()
+            actor_project_role = UnicodeAttribute(null=True)
             action = UnicodeAttribute()
             target_type = UnicodeAttribute()
             target_id = UnicodeAttribute()
             before = JSONAttribute(null=True)
             after = JSONAttribute(null=True)
+            counts = JSONAttribute(null=True)
+            affected_ids_key = UnicodeAttribute(null=True)
             request_id = UnicodeAttribute(null=True)
             source_ip = UnicodeAttribute(null=True)
             user_agent = UnicodeAttribute(null=True)
             at = UnicodeAttribute()
+            seal = UnicodeAttribute(null=True)  # null only on records no writer made (forged)
+            chain_seq = NumberAttribute(null=True)
+            prev_hash = UnicodeAttribute(null=True)
+            hash = UnicodeAttribute(null=True)
             expires_at = TTLAttribute(null=True)
 
         self.AuditItem = AuditItem

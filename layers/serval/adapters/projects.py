@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from serval import keys
-from serval.adapters import audit, dynamo, mapping
+from serval.adapters import audit, dynamo, mapping, members
+from serval.domain.access import Member
 from serval.domain.actor import Actor
 from serval.domain.models import Project
-from serval.errors import AlreadyExists, Conflict, NotFound
+from serval.errors import AlreadyExists, Conflict, project_not_found
 
 
-def create(project: Project, actor: Actor) -> None:
+def create(project: Project, actor: Actor, creator: Member | None = None) -> None:
+    """Create the project, with its creator's membership in the same transaction."""
     m = dynamo.tasks()
     tx = dynamo.Tx()
     tx.put(m.ProjectItem(**mapping.project_to_attrs(project)), condition="attribute_not_exists(PK)")
+    if creator is not None:
+        members.put_new(tx, creator)
     audit.record(
         tx,
         actor,
@@ -35,7 +39,7 @@ def get_item(project_id: str) -> Any:
     try:
         return m.ProjectItem.get(keys.project_pk(project_id), keys.PROJECT_SK)
     except m.ProjectItem.DoesNotExist:
-        raise NotFound(f"project {project_id} not found", details={"project_id": project_id}) from None
+        raise project_not_found(project_id) from None
 
 
 def get(project_id: str) -> Project:
@@ -46,6 +50,16 @@ def get_versioned(project_id: str) -> tuple[Project, int]:
     """The project and its item version, for an optimistic-locking update."""
     item = get_item(project_id)
     return mapping.project_from_item(item), int(item.version)
+
+
+def get_many(project_ids: list[str]) -> list[Project]:
+    """Projects by id (BatchGetItem) in the order asked; unknown ids are left out."""
+    m = dynamo.tasks()
+    found: dict[str, Project] = {}
+    for chunk in dynamo.chunks(list(dict.fromkeys(project_ids)), 100):
+        for item in m.ProjectItem.batch_get([(keys.project_pk(p), keys.PROJECT_SK) for p in chunk]):
+            found[item.project_id] = mapping.project_from_item(item)
+    return [found[p] for p in project_ids if p in found]
 
 
 def list_page(limit: int, cursor: str | None) -> tuple[list[Project], str | None]:

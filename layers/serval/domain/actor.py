@@ -15,6 +15,9 @@ class Actor(BaseModel):
     request_id: str | None = None
     source_ip: str | None = None
     user_agent: str | None = None
+    project_role: str | None = Field(
+        default=None, description="The caller's membership role in the request's project, if any."
+    )
 
     @property
     def role(self) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from serval import ids
-from serval.adapters import projects
+from serval.adapters import members, projects
 from serval.domain.actor import Actor
 from serval.domain.models import Project, ProjectCreate, ProjectStatus, ProjectUpdate, utcnow
+from serval.domain.permissions import ProjectRole, is_admin
 from serval.errors import Conflict, ValidationFailed
 
 
@@ -22,7 +23,8 @@ def create(request: ProjectCreate, actor: Actor) -> Project:
         created_at=now,
         updated_at=now,
     )
-    projects.create(project, actor)
+    creator = members.new(project.project_id, actor.user_id, ProjectRole.MANAGER, actor)
+    projects.create(project, actor, creator)
     return project
 
 
@@ -30,8 +32,12 @@ def get(project_id: str) -> Project:
     return projects.get(project_id)
 
 
-def list_page(limit: int, cursor: str | None) -> tuple[list[Project], str | None]:
-    return projects.list_page(limit, cursor)
+def list_page(actor: Actor, limit: int, cursor: str | None) -> tuple[list[Project], str | None]:
+    """Every project for an admin; the caller's own projects for everyone else."""
+    if is_admin(actor):
+        return projects.list_page(limit, cursor)
+    mine, next_cursor = members.list_for_user(actor.user_id, limit, cursor)
+    return projects.get_many([m.project_id for m in mine]), next_cursor
 
 
 def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
