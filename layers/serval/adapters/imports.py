@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ class Claim:
     resumed: bool
     lease_until: int
     owner: str  # a fresh token per claim: only its holder may checkpoint, release or complete
+    # the import's committed totals, as the lease-guarded checkpoints wrote them (for its audit record)
+    tasks_created: int = 0
+    duplicates: int = 0
 
 
 def _key(project_id: str, import_id: str) -> dict[str, str]:
@@ -59,11 +63,15 @@ def claim(
     key: str | None,
     actor: Actor,
     lease_seconds: int,
+    *,
+    audit_start: bool = True,
 ) -> Claim | None:
     """Take (or resume) an import. ``None`` when it already finished: a redelivered event.
 
     Raises ImportBusy while another worker's lease is live. The first claim writes the
-    import record and its audit record in one transaction.
+    import record and (with ``audit_start``) its ``import.start`` audit record in one
+    transaction. A pipeline import audits its start, since it may run for minutes; an API
+    bulk create, finished within its request, is audited once, by its completion record.
     """
     m = dynamo.tasks()
     now = int(time.time())
@@ -92,15 +100,16 @@ def claim(
     )
     tx = dynamo.Tx()
     tx.put(item, condition="attribute_not_exists(PK)")
-    audit.record(
-        tx,
-        actor,
-        "import.start",
-        "import",
-        import_id,
-        project_id,
-        after={"source": source.value, "bucket": bucket, "key": key},
-    )
+    if audit_start:
+        audit.record(
+            tx,
+            actor,
+            "import.start",
+            "import",
+            import_id,
+            project_id,
+            after={"source": source.value, "bucket": bucket, "key": key},
+        )
     try:
         tx.commit()
         return Claim(record, 0, resumed=False, lease_until=lease_until, owner=owner)
@@ -125,7 +134,13 @@ def claim(
             raise ImportBusy(f"import {import_id} is being processed by another worker") from exc
         raise
     return Claim(
-        mapping.import_from_item(existing), int(existing.lines_committed or 0), True, lease_until, owner
+        mapping.import_from_item(existing),
+        int(existing.lines_committed or 0),
+        True,
+        lease_until,
+        owner,
+        tasks_created=int(existing.tasks_created or 0),
+        duplicates=int(existing.duplicates or 0),
     )
 
 
@@ -160,7 +175,15 @@ def checkpoint(
         tx.commit()
     except dynamo.TransactionCancelled as exc:
         raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
-    return Claim(c.record, lines_committed, c.resumed, lease_until, c.owner)
+    return Claim(
+        c.record,
+        lines_committed,
+        c.resumed,
+        lease_until,
+        c.owner,
+        tasks_created=c.tasks_created + created,
+        duplicates=c.duplicates + duplicates,
+    )
 
 
 def release(c: Claim) -> None:
@@ -186,8 +209,18 @@ def complete(
     error_report_key: str | None,
     status: ImportStatus,
     actor: Actor,
+    *,
+    affected_ids: Sequence[str] | None = None,
 ) -> Import:
-    """Finish the import and write its audit record with the counts, in one transaction."""
+    """Finish the import and write its ONE bulk audit record, in one transaction.
+
+    The record carries the import's counts (lines, tasks created, duplicates, errors).
+    With ``affected_ids`` (an API bulk create: at most MAX_BULK_CREATE ids, in memory) the
+    ids go to the exports bucket and the record points at them (``affected_ids_key``).
+    A manifest import runs across continuations and may create millions of tasks, so its
+    ids are never all in memory: its record has counts only, and its pointer is the import
+    itself (``target_id``); every task it created carries that ``import_id``.
+    """
     at = utcnow()
     values: dict[str, Any] = {
         ":s": status.value,
@@ -210,21 +243,40 @@ def complete(
         values=values,
         condition="lease_owner = :owner",
     )
-    audit.record(
-        tx,
-        actor,
-        "import.complete",
-        "import",
-        c.record.import_id,
-        c.record.project_id,
-        after={
-            "status": status.value,
-            "lines_total": lines_total,
-            "errors": errors,
-            "error_report_key": error_report_key,
-            "source": {"bucket": c.record.bucket, "key": c.record.key},
-        },
-    )
+    counts = {
+        "lines_total": lines_total,
+        "tasks_created": c.tasks_created,
+        "duplicates": c.duplicates,
+        "errors": errors,
+    }
+    after = {
+        "status": status.value,
+        "error_report_key": error_report_key,
+        "source": {"bucket": c.record.bucket, "key": c.record.key},
+    }
+    if affected_ids is not None:
+        audit.record_bulk(
+            tx,
+            actor,
+            "import.complete",
+            "import",
+            c.record.import_id,
+            c.record.project_id,
+            counts,
+            affected_ids,
+            after=after,
+        )
+    else:
+        audit.record(
+            tx,
+            actor,
+            "import.complete",
+            "import",
+            c.record.import_id,
+            c.record.project_id,
+            after=after,
+            counts=counts,
+        )
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:

@@ -89,7 +89,9 @@ def bulk_create(
         ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
     )
     task_ids = [ids.task_id(project_id, s.external_id, (import_id, i)) for i, s in enumerate(specs)]
-    claim = imports.claim(project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120)
+    claim = imports.claim(
+        project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120, audit_start=False
+    )
     if claim is None:
         done = imports.get(project_id, import_id)
         return BulkCreateResult(
@@ -119,7 +121,9 @@ def bulk_create(
         counter_deltas={},
         lease_seconds=120,
     )
-    imports.complete(claim, len(new_tasks), 0, None, ImportStatus.COMPLETED, actor)
+    imports.complete(
+        claim, len(new_tasks), 0, None, ImportStatus.COMPLETED, actor, affected_ids=result.created
+    )
     return BulkCreateResult(
         import_id=import_id, created=len(result.created), duplicates=len(result.duplicates), task_ids=task_ids
     )
