@@ -1,0 +1,116 @@
+"""Async jobs: one generic model for every long-running operation (pydantic, no AWS).
+
+A job is created by the API (with its audit record, in one transaction), announced on the
+jobs queue, then run by the jobs worker:
+
+    queued -> running -> succeeded | failed       (queued -> failed when it cannot be queued)
+
+``kind`` says what to run and ``params`` hold that kind's validated request. ``counts``
+report progress and outcome (``done``: items processed, e.g. records exported; ``failed``:
+items that could not be). A finished job is never run again, so a redelivered message is a
+no-op.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from serval.errors import ServalError
+
+
+class JobKind(StrEnum):
+    AUDIT_EXPORT = "audit_export"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class JobCounts(BaseModel):
+    done: int = Field(default=0, description="Items processed (for an audit export: records written).")
+    failed: int = Field(default=0, description="Items that could not be processed.")
+
+
+class Job(BaseModel):
+    job_id: str
+    project_id: str
+    kind: JobKind
+    status: JobStatus
+    params: dict[str, Any] = Field(description="The kind's request, as validated when the job was created.")
+    counts: JobCounts = Field(default_factory=JobCounts)
+    result_key: str | None = Field(default=None, description="Where the result is, in the exports bucket.")
+    error: str | None = None
+    attempts: int = Field(default=0, description="How many times a worker took the job.")
+    created_by: str
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class JobView(Job):
+    """A job as the API shows it: with a short-lived download link once it succeeded."""
+
+    download_url: str | None = Field(default=None, description="Presigned GET of the result, when ready.")
+
+
+class JobMessage(BaseModel):
+    """The body of a jobs-queue message: which job to run (everything else is on the job item)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(min_length=1, max_length=64)
+    project_id: str = Field(min_length=1, max_length=64)
+
+
+class JobBusy(ServalError):
+    """Another worker holds this job's lease; the message is retried later."""
+
+    code = "job_busy"
+
+
+class JobTimedOut(ServalError):
+    """The job could not finish before the worker's deadline."""
+
+    code = "job_timed_out"
+
+
+# ---- audit export --------------------------------------------------------------------------
+
+
+class AuditExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+    @property
+    def content_type(self) -> str:
+        return "application/x-ndjson" if self is AuditExportFormat.JSONL else "text/csv"
+
+
+class AuditExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: AuditExportFormat = AuditExportFormat.JSONL
+    since: AwareDatetime | None = Field(default=None, description="Records at or after this time.")
+    until: AwareDatetime | None = Field(default=None, description="Records before this time.")
+    actor: str | None = Field(default=None, min_length=1, max_length=128, description="Only this user's.")
+
+    @model_validator(mode="after")
+    def _range(self) -> AuditExportCreate:
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
+
+
+def audit_export_key(project_id: str, job_id: str, fmt: AuditExportFormat) -> str:
+    return f"audit-exports/{project_id}/{job_id}.{fmt.value}"

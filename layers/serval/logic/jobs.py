@@ -1,0 +1,148 @@
+"""Async jobs: submit (API side) and run (jobs worker side), for every kind.
+
+Submitting writes the queued job with its audit record in one transaction, then sends
+its message to the jobs queue. If the message cannot be sent, the job is marked failed at
+once, so no job waits forever for a message that never comes.
+
+Running a message:
+
+- a body that is not a job message, or names no job, is *poison*: reported, never retried;
+- a finished job is skipped (redelivery is idempotent: a succeeded job never runs twice);
+- a job another worker is running raises JobBusy (the message comes back later);
+- otherwise the job is claimed (``queued -> running``) and its kind's runner produces the
+  result; a runner's ServalError (but Throttled) or an unknown kind fails the job with that
+  error. Any other error (throttling, a network fault) propagates so SQS redelivers the
+  message; the
+  queue's DLQ bounds those retries, and a worker that died leaves a lease that expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from serval.adapters import jobs as job_store
+from serval.adapters import queues
+from serval.domain.actor import Actor
+from serval.domain.jobs import Job, JobCounts, JobKind, JobMessage, JobStatus, JobView
+from serval.errors import NotFound, ServalError, Throttled
+from serval.settings import settings
+
+LEASE_SECONDS = 16 * 60  # longer than the jobs function's 15-minute timeout
+MAX_ATTEMPTS = 3  # the jobs queue's maxReceiveCount (infra/spec.py): the last delivery fails the job
+
+
+@dataclass(frozen=True)
+class RunResult:
+    counts: JobCounts
+    result_key: str | None
+
+
+@dataclass
+class Outcome:
+    kind: str  # succeeded | failed | skipped | poison
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Runner = Callable[[job_store.Claim, Callable[[], float]], RunResult]
+
+
+def runner_for(kind: JobKind) -> Runner | None:
+    """The function that runs jobs of ``kind`` (imported on use: a worker loads only what it runs)."""
+    if kind is JobKind.AUDIT_EXPORT:
+        from serval.logic import audit_export
+
+        return audit_export.run
+    return None
+
+
+def submit(job: Job, actor: Actor, audit_action: str) -> Job:
+    """Create a queued job (with its audit record) and announce it on the jobs queue."""
+    job_store.create(job, actor, audit_action)
+    message = JobMessage(job_id=job.job_id, project_id=job.project_id)
+    try:
+        queues.send(settings().JOBS_QUEUE_URL, message.model_dump_json(), {"kind": job.kind.value})
+    except Exception as exc:  # any failure to enqueue: the job must not stay queued forever
+        job_store.fail(job.project_id, job.job_id, f"the job could not be queued: {type(exc).__name__}")
+        raise Throttled("the job could not be queued; retry shortly", details={"job_id": job.job_id}) from exc
+    return job
+
+
+def view(project_id: str, job_id: str, kind: JobKind) -> JobView:
+    """A job of ``kind`` as the API shows it, with a presigned link to its result when it succeeded."""
+    job = job_store.get(project_id, job_id)
+    if job.kind is not kind:
+        raise NotFound(f"job {job_id} not found", details={"job_id": job_id})
+    url = None
+    if job.status is JobStatus.SUCCEEDED and job.result_key:
+        from serval.adapters import storage
+
+        cfg = settings()
+        url = storage.presigned_get(cfg.EXPORT_BUCKET, job.result_key, cfg.PRESIGN_SECONDS)
+    return JobView(**job.model_dump(), download_url=url)
+
+
+def parse_message(body: str) -> JobMessage | None:
+    try:
+        return JobMessage.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
+    """Run the job one jobs-queue message names (see the module doc)."""
+    message = parse_message(body)
+    if message is None:
+        return Outcome("poison", {"reason": "the message is not a job message", "body": body[:200]})
+    ids = {"job_id": message.job_id, "project_id": message.project_id}
+    try:
+        claim = job_store.claim(message.project_id, message.job_id, LEASE_SECONDS)
+    except NotFound:
+        return Outcome("poison", {"reason": "no such job", **ids})
+    except (ValueError, ValidationError) as exc:  # a job item this worker cannot read (unknown kind...)
+        error = f"the job is invalid: {str(exc)[:300]}"
+        job_store.fail(message.project_id, message.job_id, error)
+        return Outcome("poison", {"reason": error, **ids})
+    if claim is None:
+        return Outcome("skipped", {"reason": "the job already finished", **ids})
+    runner = runner_for(claim.job.kind)
+    if runner is None:
+        error = f"no runner for jobs of kind {claim.job.kind.value}"
+        job_store.fail(message.project_id, message.job_id, error, owner=claim.owner)
+        return Outcome("poison", {"reason": error, **ids})
+    try:
+        result = runner(claim, time_left)
+    except ServalError as exc:
+        if isinstance(exc, Throttled):
+            return _retry_or_fail(claim, exc)
+        job_store.fail(message.project_id, message.job_id, exc.message, owner=claim.owner)
+        return Outcome(
+            "failed", {"error": exc.message, "code": exc.code, "kind": claim.job.kind.value, **ids}
+        )
+    except Exception as exc:
+        return _retry_or_fail(claim, exc)
+    job = job_store.succeed(claim, result.counts, result.result_key)
+    return Outcome(
+        "succeeded",
+        {"kind": job.kind.value, "done": job.counts.done, "failed": job.counts.failed, **ids},
+    )
+
+
+def _retry_or_fail(claim: job_store.Claim, exc: Exception) -> Outcome:
+    """A transient error: re-raise (SQS redelivers), unless this was the last attempt."""
+    if claim.job.attempts < MAX_ATTEMPTS:
+        raise exc
+    error = f"gave up after {claim.job.attempts} attempts: {type(exc).__name__}"
+    job_store.fail(claim.job.project_id, claim.job.job_id, error, owner=claim.owner)
+    return Outcome(
+        "failed",
+        {
+            "error": error,
+            "kind": claim.job.kind.value,
+            "job_id": claim.job.job_id,
+            "project_id": claim.job.project_id,
+        },
+    )
