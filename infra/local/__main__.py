@@ -13,7 +13,7 @@ from types import FrameType
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
 from infra.local.resources import UPLOAD_BUCKET, LocalResources
-from infra.local.seed import DEMO_USERS
+from infra.local.seed import DEMO_USERS, permissions_summary
 from infra.local.stack import LocalStack, data_dir_from_env
 
 
@@ -33,7 +33,10 @@ def banner(stack: LocalStack, resources: LocalResources, data_dir: Path) -> str:
     bucket = resources.bucket_names[UPLOAD_BUCKET]
     project = stack.demo_project_id or "<project_id>"
     width = max(len(u.email) for u in DEMO_USERS)
-    logins = "\n".join(f"    {u.email:<{width}}  {u.password}   ({u.role})" for u in DEMO_USERS)
+    logins = "\n".join(
+        f"    {u.email:<{width}}  {u.password}   ({u.label})\n      {permissions_summary(u)}"
+        for u in DEMO_USERS
+    )
     return f"""
 Serval is running locally ({stack.spec.prefix}).
 
@@ -45,7 +48,8 @@ Serval is running locally ({stack.spec.prefix}).
   User pool        {resources.user_pool_id}   client {resources.user_pool_client_id}
   State            {data_dir}   (restored: {stack.restored.describe()})
 
-  Logins (USER_PASSWORD_AUTH; send the IdToken as "Authorization: Bearer <token>"):
+  Logins (USER_PASSWORD_AUTH; send the IdToken as "Authorization: Bearer <token>"),
+  each with what the user may do (README "Roles and permissions"):
 {logins}
 
   Upload media or a manifest into a project (the ingest function picks it up):

@@ -1,9 +1,12 @@
-"""Demo data for the local stack: four users, and on an empty state a demo project with images.
+"""Demo data for the local stack: five users, and on an empty state a demo project with images.
 
-The project goes through the real paths: ``POST /projects`` on the local gateway as
-the admin, then ``put_object`` into the data bucket under ``projects/<id>/``, which
-S3 sends to the ingest queue, whose poller runs the ingest function. Seeding waits
-until ``GET /projects/<id>/tasks`` shows the tasks.
+The users are bootstrapped in Cognito directly (as an operator creates the first
+admin), one per global role plus one with no group. Everything else goes through the
+real paths on the local gateway as the admin: ``GET /users/<id>`` records each user
+in the directory, ``POST /projects`` creates the project, ``POST .../members`` gives
+each user a project role, then ``put_object`` into the data bucket under
+``projects/<id>/`` sends the media to the ingest queue, whose poller runs the ingest
+function. Seeding waits until ``GET /projects/<id>/tasks`` shows the tasks.
 """
 
 from __future__ import annotations
@@ -50,15 +53,50 @@ DEMO_PROJECT: dict[str, Any] = {
 @dataclass(frozen=True)
 class DemoUser:
     email: str
-    role: str
+    role: str | None  # the global role (Cognito group); None: no group
+    project_role: str | None  # the role in the demo project; None: not a member (admins need none)
     password: str
 
+    @property
+    def label(self) -> str:
+        return self.role or "viewer"
 
-# Known passwords (local only); they satisfy the pool's password policy.
-DEMO_USERS: tuple[DemoUser, ...] = tuple(
-    DemoUser(f"{role}@serval.local", role, f"Serval-{role.capitalize()}-2026!")
-    for role in ("admin", "manager", "reviewer", "annotator")
+
+def _demo_user(name: str, role: str | None, project_role: str | None) -> DemoUser:
+    # Known passwords (local only); they satisfy the pool's password policy.
+    return DemoUser(f"{name}@serval.local", role, project_role, f"Serval-{name.capitalize()}-2026!")
+
+
+DEMO_USERS: tuple[DemoUser, ...] = (
+    _demo_user("admin", "admin", None),
+    _demo_user("manager", "manager", "manager"),
+    _demo_user("reviewer", "reviewer", "reviewer"),
+    _demo_user("annotator", "annotator", "annotator"),
+    _demo_user("viewer", None, "viewer"),
 )
+
+
+def permissions_summary(user: DemoUser) -> str:
+    """What a demo user may do, from the permission table itself."""
+    from serval.domain.actor import Actor
+    from serval.domain.permissions import (
+        Action,
+        ProjectRole,
+        global_actions,
+        project_actions,
+        sees_all_annotations,
+    )
+
+    who = Actor(user_id=user.email, groups=(user.role,) if user.role else ())
+    membership = ProjectRole(user.project_role) if user.project_role else None
+    globally = ", ".join(a.value for a in global_actions(who)) or "-"
+    own_only = not sees_all_annotations(who, membership, annotators_see_all=False)
+    in_project = [
+        f"{a.value} (their own)" if a is Action.ANNOTATION_READ and own_only else a.value
+        for a in project_actions(who, membership)
+    ]
+    scope = "every action in every project" if user.role == "admin" else ", ".join(in_project) or "-"
+    return f"global: {globally}\n      demo project ({user.project_role or 'admin'}): {scope}"
 
 
 def shared_dir() -> Path:
@@ -88,7 +126,24 @@ def ensure_demo_users(resources: LocalResources) -> None:
         cognito.admin_set_user_password(
             UserPoolId=pool, Username=user.email, Password=user.password, Permanent=True
         )
-        cognito.admin_add_user_to_group(UserPoolId=pool, Username=user.email, GroupName=user.role)
+        if user.role:
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=user.email, GroupName=user.role)
+
+
+def user_id_of(resources: LocalResources, user: DemoUser) -> str:
+    """The Cognito sub of a demo user."""
+    found = boto3.client("cognito-idp").admin_get_user(UserPoolId=resources.user_pool_id, Username=user.email)
+    return next(a["Value"] for a in found["UserAttributes"] if a["Name"] == "sub")
+
+
+def enrol_demo_users(resources: LocalResources, api_url: str, token: str, project_id: str) -> None:
+    """Record the demo users in the directory and give each their role in the demo project."""
+    for user in DEMO_USERS:
+        user_id = user_id_of(resources, user)
+        call_api(api_url, token, "GET", f"/users/{user_id}")  # adopts the user into the directory
+        if user.project_role:
+            body = {"user_id": user_id, "role": user.project_role}
+            call_api(api_url, token, "POST", f"/projects/{project_id}/members", body)
 
 
 def id_token(resources: LocalResources, user: DemoUser) -> str:
@@ -212,6 +267,10 @@ def seed(
         say(f"seed: could not create the demo project ({error}); is the api handler in place?")
         return None
     project_id = str(created["project_id"])
+    try:
+        enrol_demo_users(resources, api_url, token, project_id)
+    except ApiError as error:
+        say(f"seed: could not give the demo users their project roles ({error})")
     if not (datasets / "images" / "shapes").is_dir():
         say(f"seed: {datasets} not found (set SERVAL_SHARED_DIR); the demo project has no media")
         return project_id

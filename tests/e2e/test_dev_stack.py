@@ -79,6 +79,13 @@ def test_banner_prints_urls_and_every_login(dev_stack: DevStack) -> None:
     for user in DEMO_USERS:
         assert user.email in text
         assert user.password in text
+    # And what each may do, globally and in the demo project, from the permission table
+    annotator = (
+        "demo project (annotator): project:read, task:read, annotation:create, annotation:read (their own)"
+    )
+    assert annotator in text
+    assert "demo project (admin): every action in every project" in text
+    assert "global: project:create, project:list, self:read, user:read, user:activity:read" in text
 
 
 def test_demo_project_is_seeded_through_the_ingest_path(dev_stack: DevStack) -> None:
@@ -120,6 +127,11 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
     )
     assert status == 201, project
     project_id = project["project_id"]
+    # And the manager makes the annotator a member (the project's creator is its manager)
+    annotator = _token(dev_stack, "annotator")
+    _, me = _http(dev_stack, "GET", "/me", annotator)
+    member = {"user_id": me["user_id"], "role": "annotator"}
+    assert _http(dev_stack, "POST", f"/projects/{project_id}/members", manager, member)[0] == 201
     # When the shared text manifest is uploaded with boto3 to the local S3 endpoint
     manifest = (SHARED / "manifests" / "text.jsonl").read_bytes()
     lines = [line for line in manifest.decode().splitlines() if line.strip()]
@@ -127,8 +139,7 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
     _aws(dev_stack, "s3").put_object(
         Bucket=bucket, Key=f"projects/{project_id}/manifests/text.jsonl", Body=manifest
     )
-    # Then an annotator sees one task per line over HTTP, page by page
-    annotator = _token(dev_stack, "annotator")
+    # Then the annotator sees one task per line over HTTP, page by page
 
     def all_tasks() -> list[dict[str, Any]] | None:
         tasks: list[dict[str, Any]] = []
@@ -145,7 +156,7 @@ def test_manifest_uploaded_to_s3_becomes_tasks_visible_to_an_annotator(dev_stack
 
     tasks = _wait(all_tasks)
     assert {t["external_id"] for t in tasks} == {json.loads(line)["id"] for line in lines}
-    status, imports = _http(dev_stack, "GET", f"/projects/{project_id}/imports", annotator)
+    status, imports = _http(dev_stack, "GET", f"/projects/{project_id}/imports", manager)
     assert imports["items"][0]["status"] == "completed"
     assert imports["items"][0]["tasks_created"] == len(lines)
 

@@ -107,10 +107,17 @@ def api_echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
 
 
+SEED_CALLS: list[tuple[str, str, Any]] = []
+
+
 def fake_projects_api(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Just enough of the API for seeding: create a project; list its "tasks" (its uploaded objects)."""
+    """Just enough of the API for seeding: create a project; list its "tasks" (its uploaded objects);
+    answer the directory and membership calls (recorded in ``SEED_CALLS``)."""
     import boto3
 
+    if event["path"].startswith("/users/") or event["path"] == "/projects/demo-1/members":
+        SEED_CALLS.append((event["httpMethod"], event["path"], json.loads(event["body"] or "null")))
+        return {"statusCode": 201 if event["httpMethod"] == "POST" else 200, "body": "{}"}
     if event["httpMethod"] == "POST" and event["path"] == "/projects":
         body = json.loads(event["body"])
         claims = event["requestContext"]["authorizer"]["claims"]

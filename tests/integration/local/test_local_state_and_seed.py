@@ -15,6 +15,7 @@ from infra.local.resources import LocalResources, connect_event_sources, provisi
 from infra.local.seed import DEMO_USERS, id_token, seed, suitable_manifest
 from infra.local.state import LocalState
 from infra.spec import ServalSpec
+from tests.integration.local.fixture_handlers import SEED_CALLS
 from tests.integration.local.helpers import create_function
 
 PASSWORD = "Serval-Restore-2026!"
@@ -123,6 +124,37 @@ def test_state_round_trip_restores_items_objects_and_users_without_side_effects(
     moto_server.reset()
 
 
+def secret_values(spec: ServalSpec) -> dict[str, str]:
+    client = boto3.client("secretsmanager")
+    return {
+        secret_id: client.get_secret_value(SecretId=secret.name)["SecretString"]
+        for secret_id, secret in spec.secrets.items()
+    }
+
+
+def test_state_round_trip_keeps_every_secret_value(
+    moto_server: MotoServer, spec: ServalSpec, tmp_path: Path
+) -> None:
+    # Given the spec's secrets (the audit seal key among them) with the random values provisioning gave them
+    assert "audit-seal" in spec.secrets
+    resources = provision(spec, moto_server.endpoint_url)
+    before = secret_values(spec)
+    saved = LocalState(tmp_path).save(spec, resources)
+    assert saved.secrets == len(spec.secrets)
+
+    # When moto starts from nothing, provisioning draws new random values, and the state is restored
+    moto_server.reset()
+    fresh = provision(spec, moto_server.endpoint_url)
+    drawn = secret_values(spec)
+    restored = LocalState(tmp_path).restore(spec, fresh)
+
+    # Then every secret has its saved value again, so seals made before the restart still verify
+    assert drawn != before
+    assert restored.secrets == len(spec.secrets)
+    assert secret_values(spec) == before
+    moto_server.reset()
+
+
 def test_seeding_creates_users_and_the_demo_project_through_the_gateway_and_s3(
     moto_server: MotoServer, spec: ServalSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,11 +180,18 @@ def test_seeding_creates_users_and_the_demo_project_through_the_gateway_and_s3(
     finally:
         gateway.stop()
 
-    # Then the four demo users exist once each, sign in, and carry their group
+    # Then the five demo users exist once each, sign in, and carry their group (the viewer has none)
     users = boto3.client("cognito-idp").list_users(UserPoolId=resources.user_pool_id)["Users"]
-    assert len(users) == 4
+    assert len(users) == len(DEMO_USERS) == 5
     for user in DEMO_USERS:
-        assert claims_of(id_token(resources, user))["cognito:groups"] == [user.role]
+        assert claims_of(id_token(resources, user)).get("cognito:groups") == (
+            [user.role] if user.role else None
+        )
+    # And each was recorded in the directory, and every non-admin got their demo project role
+    assert [c[0] for c in SEED_CALLS if c[1].startswith("/users/")] == ["GET"] * 5
+    granted = sorted(c[2]["role"] for c in SEED_CALLS if c[1].endswith("/members"))
+    assert granted == ["annotator", "manager", "reviewer", "viewer"]
+    assert not any("could not" in m for m in messages)
     # And the project was created as the admin, and the shapes images were uploaded under its prefix
     assert project_id == "demo-1"
     listed = boto3.client("s3").list_objects_v2(
