@@ -157,6 +157,27 @@ def test_external_ids_never_duplicate_across_manifests(aws: Aws, admin: Any) -> 
     assert _task_count(project_id) == 15
 
 
+def test_an_external_id_repeated_within_one_manifest_is_one_task_and_one_duplicate(
+    aws: Aws, admin: Any
+) -> None:
+    # Given a manifest naming the same external id on two lines of the same write batch
+    project_id = _project(admin, ["text"])
+    lines = [
+        {"external_id": "doc-1", "data": {"text": "first"}},
+        {"external_id": "doc-1", "data": {"text": "again"}},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+
+    # When it is ingested
+    [outcome] = ingest.process_message(
+        _upload(aws, f"projects/{project_id}/twice.jsonl", body), "m1", _forever
+    )
+
+    # Then the first line made the task and the second is counted as a duplicate, not an error
+    assert (outcome.detail["tasks_created"], outcome.detail["duplicates"]) == (1, 1)
+    assert _task_count(project_id) == 1
+
+
 @pytest.mark.parametrize(
     ("key", "reason"),
     [

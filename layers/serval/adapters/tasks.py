@@ -115,7 +115,13 @@ def put_new(project_id: str, tasks: Sequence[Task], count_shard_seed: str) -> Co
     the rest retried, so counters never drift from the items.
     """
     result = ConditionalResult([], [], 0)
-    for group in _transaction_groups(tasks):
+    unique: dict[str, Task] = {}
+    for task in tasks:  # one transaction may not touch an item twice: a repeat is a duplicate
+        if task.task_id in unique:
+            result.duplicates.append(task.task_id)
+        else:
+            unique[task.task_id] = task
+    for group in _transaction_groups(list(unique.values())):
         remaining = list(group)
         while remaining:
             tx = dynamo.Tx()
