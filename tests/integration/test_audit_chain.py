@@ -338,6 +338,25 @@ def test_a_forged_record_with_fake_chain_fields_is_reported(
     assert report["broken"]["reason"] == reason
 
 
+def test_a_forged_record_with_chain_fields_but_off_the_chain_index_is_reported(
+    aws: Aws, admin: Actor, annotator: Actor
+) -> None:
+    # Given a chained session
+    reader = StreamReader(aws.env["AUDIT_TABLE"])
+    project_id, _ = _session(admin, annotator)
+    _chain(reader)
+    # When a forger writes a record that claims a chain position but stays off the chain index
+    item = _forged_item(project_id, utcnow(), audit_id="aud_offchain")
+    item |= {"chain_seq": {"N": "2"}, "prev_hash": {"S": "0" * 64}, "hash": {"S": "f" * 64}}
+    aws.ddb.put_item(TableName=aws.env["AUDIT_TABLE"], Item=item)
+    _chain(reader)  # the chainer leaves a record that already has chain fields alone
+    # Then verify reports it at once, though it is younger than the pending grace period
+    report = _verify(admin, project_id)
+    assert report["ok"] is False
+    assert report["pending"] == 0
+    assert (report["broken"]["audit_id"], report["broken"]["reason"]) == ("aud_offchain", "off_chain_record")
+
+
 def test_a_deleted_record_leaves_a_gap(aws: Aws, admin: Actor, annotator: Actor) -> None:
     # Given a chained session
     reader = StreamReader(aws.env["AUDIT_TABLE"])

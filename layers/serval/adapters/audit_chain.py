@@ -150,15 +150,24 @@ def iter_chain(scope: str) -> Iterator[Mapping[str, Any]]:
 
 
 def iter_unchained(scope: str) -> Iterator[Mapping[str, Any]]:
-    """The scope's audit records that carry no chain fields, oldest first (reads the partition)."""
+    """The scope's audit records that are not on its chain index, oldest first (reads the partition).
+
+    That is records without chain fields (not linked yet, or never), and records whose chain
+    fields do not put them on this scope's chain (written directly, with forged fields).
+    """
     paginator = clients.dynamodb().get_paginator("query")
     pages = paginator.paginate(
         TableName=settings().AUDIT_TABLE,
         KeyConditionExpression="#pk = :pk",
-        FilterExpression="attribute_not_exists(chain_seq)",
-        ProjectionExpression="#pk, #sk, audit_id, #at",
-        ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK, "#at": "at"},
-        ExpressionAttributeValues={":pk": {"S": keys.audit_scope_pk(scope)}},
+        FilterExpression=(
+            "attribute_not_exists(chain_seq) OR attribute_not_exists(#chain) OR #chain <> :chain"
+        ),
+        ProjectionExpression="#pk, #sk, audit_id, #at, chain_seq",
+        ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK, "#at": "at", "#chain": keys.GSI3PK},
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.audit_scope_pk(scope)},
+            ":chain": {"S": keys.chain_pk(scope)},
+        },
         ConsistentRead=True,
         ScanIndexForward=True,
     )

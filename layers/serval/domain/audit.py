@@ -115,6 +115,7 @@ class BreakReason(StrEnum):
     HEAD_MISSING = "head_missing"
     HEAD_MISMATCH = "head_mismatch"  # the head does not end at the last link
     UNCHAINED_RECORD = "unchained_record"  # older than the grace period and still not linked
+    OFF_CHAIN_RECORD = "off_chain_record"  # carries chain fields, but the chain does not hold it
 
 
 class BrokenLink(BaseModel):

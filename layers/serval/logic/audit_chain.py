@@ -139,8 +139,16 @@ def verify(scope: str, now: datetime | None = None, grace: timedelta = PENDING_G
     unchained: domain.BrokenLink | None = None
     for raw in audit_chain.iter_unchained(scope):
         age = _age(audit.string(raw, "at"), now)
-        if age is not None and age < grace:
+        off_chain = audit.chain_seq(raw) is not None  # chain fields the chain does not know
+        if age is not None and age < grace and not off_chain:
             pending += 1
+        elif unchained is None and off_chain:
+            unchained = domain.BrokenLink(
+                seq=None,
+                audit_id=audit.string(raw, "audit_id"),
+                reason=domain.BreakReason.OFF_CHAIN_RECORD,
+                detail="carries chain fields but is not on this scope's chain (written directly)",
+            )
         elif unchained is None:
             unchained = domain.BrokenLink(
                 seq=None,
