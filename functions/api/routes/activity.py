@@ -13,7 +13,8 @@ from api.guard import actor, guarded
 from api.routes.common import Cursor, Limit, Page
 from serval.domain.activity import ActivityEvent, ProjectActivity
 from serval.domain.permissions import Action
-from serval.logic import activity
+from serval.logic import activity, stats
+from serval.logic.stats import ProjectStats
 
 router = APIGatewayRouter()
 Id = Annotated[str, Path(min_length=1, max_length=128)]
@@ -72,3 +73,14 @@ def my_activity(
 )
 def project_activity(project_id: Id, since: FirstDay = None, until: LastDay = None) -> ProjectActivity:
     return activity.project_activity(project_id, since, until)
+
+
+@router.get(
+    "/projects/<project_id>/stats",
+    tags=["activity"],
+    summary="Progress from counters: tasks by status, annotations per day, median lead time",
+    description="Answers from counters with a fixed number of reads, whatever the number of tasks.",
+    **guarded(Action.PROJECT_READ),
+)
+def project_stats(project_id: Id, since: FirstDay = None, until: LastDay = None) -> ProjectStats:
+    return stats.project_stats(project_id, since, until)

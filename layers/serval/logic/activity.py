@@ -56,6 +56,14 @@ def project_activity(
 ) -> ProjectActivity:
     """Who annotated in a project between two UTC days (inclusive; default: the last 30 days),
     how much per day, and their lead times (sum; approximate median)."""
+    first, last, rows = project_counters(project_id, since, until)
+    return activity.summarize(project_id, first, last, rows)
+
+
+def project_counters(
+    project_id: str, since: date | datetime | None, until: date | datetime | None
+) -> tuple[date, date, list[activity.CounterRow]]:
+    """The range of UTC days asked for (default: the last 30) and the project's counter rows in it."""
     projects.get(project_id)
     first, last = activity.default_range(datetime.now(UTC).date())
     if until is not None:
@@ -73,4 +81,4 @@ def project_activity(
             f"the range is at most {activity.MAX_RANGE_DAYS} days",
             details={"since": first.isoformat(), "until": last.isoformat()},
         )
-    return activity.summarize(project_id, first, last, counters.read_range(project_id, first, last))
+    return first, last, counters.read_range(project_id, first, last)

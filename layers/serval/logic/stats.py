@@ -1,0 +1,59 @@
+"""Project progress from counters only: counts by status, throughput per day, lead time.
+
+Answers with a fixed number of reads whatever the project's size: one Query of the status
+counter shards, one GetItem of the project, and a Query of the per-user, per-day activity
+counters over the range (users x days items, never the tasks).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from serval.adapters import dynamo
+from serval.domain import activity
+from serval.logic import activity as activity_logic
+
+
+class DayThroughput(BaseModel):
+    day: str = Field(description="UTC day, yyyy-mm-dd.")
+    annotations: int
+
+
+class ProjectStats(BaseModel):
+    project_id: str
+    tasks: int = Field(description="Tasks in the project (every status but archived).")
+    by_status: dict[str, int]
+    since: str = Field(description="First UTC day of the activity range (inclusive).")
+    until: str = Field(description="Last UTC day of the activity range (inclusive).")
+    annotations: int = Field(description="Annotations submitted in the range.")
+    active_users: int
+    throughput: list[DayThroughput] = Field(
+        description="Annotations per day in the range, days with none left out."
+    )
+    lead_time_s_median: float | None = Field(
+        description="Approximate median time spent per annotation in the range (log2 buckets)."
+    )
+
+
+def project_stats(
+    project_id: str, since: date | datetime | None, until: date | datetime | None
+) -> ProjectStats:
+    """The project's progress; activity over ``since``..``until`` (UTC days, default the last 30)."""
+    first, last, rows = activity_logic.project_counters(project_id, since, until)  # 404: unknown project
+    by_status = dynamo.read_counters(project_id)
+    per_day: dict[str, int] = {}
+    for row in rows:
+        per_day[row.day] = per_day.get(row.day, 0) + row.annotations
+    return ProjectStats(
+        project_id=project_id,
+        tasks=sum(n for status, n in by_status.items() if status != "archived"),
+        by_status=by_status,
+        since=first.isoformat(),
+        until=last.isoformat(),
+        annotations=sum(row.annotations for row in rows),
+        active_users=len({row.user_id for row in rows}),
+        throughput=[DayThroughput(day=d, annotations=n) for d, n in sorted(per_day.items())],
+        lead_time_s_median=activity.approximate_median(activity.merge([row.histogram for row in rows])),
+    )
