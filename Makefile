@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup dev test test-fast lint synth bench deploy destroy openapi layer-requirements clean
+.PHONY: help setup dev test test-fast lint synth bench deploy destroy openapi events-doc layer-requirements clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: setup ## Run the benchmarks and print their tables
 
 openapi: setup ## Print the OpenAPI document of the API
 	@PYTHONPATH=layers:functions $(PY) -m api.openapi
+
+events-doc: setup ## Regenerate docs/events.md (the domain events and their JSON Schemas)
+	@PYTHONPATH=layers $(PY) -c "from serval.domain.events import schema_markdown; print(schema_markdown(), end='')" > docs/events.md
 
 layer-requirements: $(UV) ## Regenerate layers/requirements.txt from the lock file
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o layers/requirements.txt

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 
 from serval.domain.actor import Actor
+from serval.domain.events import DomainEvent, validate_payload
 from tests.integration.api_client import LambdaContextStub, call
 from tests.integration.conftest import REGION, Aws
 
@@ -62,3 +63,6 @@ def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: 
     completed = next(e["detail"] for e in received if e["detail-type"] == "import.completed")
     assert completed["data"]["tasks_created"] == 2
     assert {e["detail"]["id"] for e in received} <= {r["eventID"] for r in records}
+    # And every event, as delivered, matches its documented schema (docs/events.md)
+    for delivered in received:
+        validate_payload(DomainEvent.model_validate(delivered["detail"]))

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from serval.domain.events import STATUS_EVENTS, from_change
+from serval.domain.events import PAYLOADS, STATUS_EVENTS, from_change, schema_markdown, validate_payload
+from tests.conftest import ROOT
 
 AT = "2024-05-01T12:00:00.000Z"
 
@@ -158,3 +159,55 @@ def test_event_id_is_the_change_id_so_repeats_are_stable() -> None:
     assert first is not None
     assert first.id == "shard-1:seq-42"
     assert first == second
+
+
+def job(status: str, kind: str = "audit_export", **counts: int) -> dict[str, Any]:
+    return image(entity="job", project_id="p_1", job_id="j_1", kind=kind, status=status, **counts)
+
+
+@pytest.mark.parametrize("final", ["succeeded", "failed"])
+def test_a_finished_audit_export_job_is_announced_with_its_counts(final: str) -> None:
+    event = from_change("e", "MODIFY", job("running"), job(final, done=7, failed=1), AT)
+    assert event is not None
+    assert event.type == "audit_export.completed"
+    assert event.data == {"job_id": "j_1", "kind": "audit_export", "status": final, "done": 7, "failed": 1}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (job("queued"), job("running")),  # not finished
+        (job("succeeded"), job("succeeded", done=3)),  # no status change
+        (job("running", kind="unknown"), job("succeeded", kind="unknown")),  # a kind with no event
+    ],
+)
+def test_other_job_changes_give_no_event(old: dict[str, Any], new: dict[str, Any]) -> None:
+    assert from_change("e", "MODIFY", old, new, AT) is None
+
+
+EXAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("INSERT", {}, task("new", import_id="imp_1")),
+    ("REMOVE", task("queued"), {}),
+    *[("MODIFY", task("queued"), task(status)) for status in STATUS_EVENTS],
+    ("MODIFY", imp("running"), imp("completed", tasks_created=3, duplicates=1, errors=0)),
+    ("INSERT", {}, image(entity="project", project_id="p_1", name="Shapes")),
+    ("MODIFY", job("running"), job("succeeded", done=2)),
+]
+
+
+@pytest.mark.parametrize(("kind", "old", "new"), EXAMPLES)
+def test_every_event_matches_its_documented_payload_schema(
+    kind: str, old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    event = from_change("e", kind, old, new, AT)
+    assert event is not None
+    validate_payload(event)
+
+
+def test_every_documented_event_type_is_produced_by_an_example() -> None:
+    produced = {e.type for k, o, n in EXAMPLES if (e := from_change("e", k, o, n, AT)) is not None}
+    assert produced == set(PAYLOADS)
+
+
+def test_docs_events_md_is_current() -> None:
+    assert (ROOT / "docs" / "events.md").read_text(encoding="utf-8") == schema_markdown()

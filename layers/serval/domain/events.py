@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SOURCE = "serval"
 
@@ -22,6 +22,7 @@ STATUS_EVENTS: dict[str, str] = {
     "exported": "task.completed",
 }
 IMPORT_FINISHED = frozenset({"completed", "completed_with_errors", "failed"})
+JOB_FINISHED = frozenset({"succeeded", "failed"})
 
 
 class DomainEvent(BaseModel):
@@ -30,6 +31,60 @@ class DomainEvent(BaseModel):
     occurred_at: str
     project_id: str
     data: dict[str, Any]
+
+
+# ---- payloads: one model per event type; docs/events.md shows their JSON Schemas ----------
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskRef(_Payload):
+    task_id: str
+
+
+class TaskCreated(TaskRef):
+    media_type: str | None
+    import_id: str | None
+
+
+class TaskStatusChanged(TaskRef):
+    from_: str | None = Field(alias="from", description="The status the task left.")
+    to: str = Field(description="The status the task entered.")
+
+
+class ImportCompleted(_Payload):
+    import_id: str | None
+    status: str = Field(description="completed, completed_with_errors or failed.")
+    tasks_created: int
+    duplicates: int
+    errors: int
+
+
+class ProjectCreated(_Payload):
+    name: str | None
+
+
+class JobCompleted(_Payload):
+    job_id: str | None
+    kind: str | None
+    status: str = Field(description="succeeded or failed.")
+    done: int = Field(description="Items processed.")
+    failed: int = Field(description="Items that could not be processed.")
+
+
+# Event type -> its payload model. Every event Serval publishes is listed here.
+PAYLOADS: dict[str, type[_Payload]] = {
+    "project.created": ProjectCreated,
+    "task.created": TaskCreated,
+    "task.deleted": TaskRef,
+    **{event: TaskStatusChanged for event in STATUS_EVENTS.values()},
+    "import.completed": ImportCompleted,
+    "audit_export.completed": JobCompleted,
+}
+# Job kinds whose completion is announced, and as which event.
+JOB_EVENTS: dict[str, str] = {"audit_export": "audit_export.completed"}
 
 
 def _str(image: dict[str, Any], name: str) -> str | None:
@@ -82,6 +137,20 @@ def from_change(
                 id=event_id, type="import.completed", occurred_at=at, project_id=project_id, data=counts
             )
         return None
+    if entity == "job" and kind == "MODIFY":
+        job_kind, status = _str(new, "kind"), _str(new, "status")
+        if _str(old, "status") != status and status in JOB_FINISHED and job_kind in JOB_EVENTS:
+            data = {
+                "job_id": _str(new, "job_id"),
+                "kind": job_kind,
+                "status": status,
+                "done": _num(new, "done"),
+                "failed": _num(new, "failed"),
+            }
+            return DomainEvent(
+                id=event_id, type=JOB_EVENTS[job_kind], occurred_at=at, project_id=project_id, data=data
+            )
+        return None
     if entity == "project" and kind == "INSERT":
         return DomainEvent(
             id=event_id,
@@ -91,3 +160,30 @@ def from_change(
             data={"name": _str(new, "name")},
         )
     return None
+
+
+def schema_markdown() -> str:
+    """docs/events.md: the envelope and each event type's payload schema (``make events-doc``)."""
+    import json
+
+    def block(schema: dict[str, Any]) -> str:
+        return "```json\n" + json.dumps(schema, indent=2, sort_keys=True) + "\n```\n"
+
+    parts = [
+        "# Domain events\n",
+        "Serval publishes these on its EventBridge bus (`serval-<env>-events`, source `serval`, "
+        "detail-type = the event type) from the tasks table's stream, so a committed change always "
+        "yields its event at least once. `id` is stable: the stream record's id, the same on every "
+        "delivery. Payloads are lean: ids and counts, never media or annotation bodies. "
+        "Generated from `layers/serval/domain/events.py` by `make events-doc`; a test keeps it current.\n",
+        "## Envelope (the EventBridge `detail`)\n",
+        block(DomainEvent.model_json_schema()),
+    ]
+    for event_type, model in PAYLOADS.items():
+        parts += [f"## `{event_type}`\n", block(model.model_json_schema(by_alias=True))]
+    return "\n".join(parts)
+
+
+def validate_payload(event: DomainEvent) -> None:
+    """Check an event's data against its documented payload model (raises on a mismatch)."""
+    PAYLOADS[event.type].model_validate(event.data)
