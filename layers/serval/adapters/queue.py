@@ -1,0 +1,222 @@
+"""Queue access on the tasks table: candidate windows from GSI1, and conditional status transitions.
+
+A :class:`Transition` is one conditional UpdateItem of a task item (status, GSI1 keys and any
+queue attributes), committed in one transaction with the per-status counter deltas, the audit
+record and whatever else the caller adds (an annotation, an activity counter). A failed
+condition cancels everything and raises :class:`Lost`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from serval import keys
+from serval.adapters import audit, clients, dynamo
+from serval.domain.actor import Actor
+from serval.domain.lifecycle import TaskStatus, check_transition
+from serval.domain.models import utcnow
+from serval.settings import settings
+
+MAX_CANDIDATE_PAGES = 4  # a filtered window reads at most this many pages
+
+
+class Lost(Exception):
+    """The task was not in the expected state (another caller won, or it moved on)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: str
+    status: TaskStatus
+    gsi1sk: str
+
+
+# The lease's eligibility rules as a DynamoDB condition (see serval.domain.queue.may_take).
+ELIGIBLE = (
+    "(attribute_not_exists(#assignee) OR #assignee = :me)"
+    " AND (attribute_not_exists(#annotators) OR NOT contains(#annotators, :me))"
+    " AND (attribute_not_exists(#skipped) OR NOT contains(#skipped, :me))"
+)
+ELIGIBLE_NAMES = {"#assignee": "assignee", "#annotators": "annotators", "#skipped": "skipped_by"}
+NOT_AN_ANNOTATOR = "(attribute_not_exists(#annotators) OR NOT contains(#annotators, :me))"
+
+
+def candidates(
+    project_id: str,
+    status: TaskStatus,
+    user_id: str,
+    limit: int,
+    *,
+    below: str | None = None,
+    review: bool = False,
+) -> list[Candidate]:
+    """Up to ``limit`` tasks at the head of a status partition that ``user_id`` may take.
+
+    ``below`` bounds GSI1SK (expired leases); ``review`` applies the reviewer's rule (never
+    one's own task) instead of the annotator's. One Query per page; never scans.
+    """
+    condition = "#g1pk = :pk" + (" AND #g1sk < :below" if below else "")
+    names = {"#g1pk": keys.GSI1PK, "#g1sk": keys.GSI1SK}
+    values: dict[str, Any] = {":pk": {"S": keys.status_gsi1pk(project_id, status)}, ":me": {"S": user_id}}
+    if below:
+        values[":below"] = {"S": below}
+    if review:
+        names |= {"#annotators": "annotators"}
+        filter_expression = NOT_AN_ANNOTATOR
+    else:
+        names |= ELIGIBLE_NAMES
+        filter_expression = ELIGIBLE
+    kwargs: dict[str, Any] = {
+        "TableName": settings().TASKS_TABLE,
+        "IndexName": keys.GSI1,
+        "KeyConditionExpression": condition,
+        "FilterExpression": filter_expression,
+        "ExpressionAttributeNames": names | {"#tid": "task_id"},
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "#tid, #g1sk",
+        "Limit": limit,
+    }
+    found: list[Candidate] = []
+    for _ in range(MAX_CANDIDATE_PAGES):
+        response = clients.dynamodb().query(**kwargs)
+        found += [Candidate(i["task_id"]["S"], status, i[keys.GSI1SK]["S"]) for i in response["Items"]]
+        start = response.get("LastEvaluatedKey")
+        if len(found) >= limit or not start:
+            break
+        kwargs["ExclusiveStartKey"] = start
+    return found[:limit]
+
+
+@dataclass
+class Transition:
+    """One conditional change of a task item: ``source`` -> ``target`` (the same for lease moves).
+
+    ``condition``/``names``/``values`` add to the status condition; ``append`` appends to list
+    attributes; ``add`` adds to numbers. Counters move when the status does.
+    """
+
+    project_id: str
+    task_id: str
+    source: TaskStatus
+    target: TaskStatus
+    gsi1sk: str
+    actor: Actor
+    action: str
+    set: dict[str, Any] = field(default_factory=dict)
+    remove: Sequence[str] = ()
+    append: dict[str, list[str]] = field(default_factory=dict)
+    add: dict[str, int] = field(default_factory=dict)
+    condition: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    audit_after: dict[str, Any] | None = None
+
+
+def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
+    """Commit ``change`` (with whatever ``tx`` already holds). Raises :class:`Lost` on a failed condition."""
+    if change.source != change.target:
+        check_transition(change.source, change.target)
+    tx = tx or dynamo.Tx()
+    now = utcnow()
+    names: dict[str, str] = {"#status": "status", "#g1pk": keys.GSI1PK, "#g1sk": keys.GSI1SK}
+    values: dict[str, Any] = {
+        ":to": change.target.value,
+        ":from": change.source.value,
+        ":g1pk": keys.status_gsi1pk(change.project_id, change.target.value),
+        ":g1sk": change.gsi1sk,
+        ":now_iso": now,
+        ":one": 1,
+    }
+    sets = ["#status = :to", "#g1pk = :g1pk", "#g1sk = :g1sk", "updated_at = :now_iso"]
+    for i, (name, value) in enumerate(change.set.items()):
+        names[f"#s{i}"] = name
+        values[f":s{i}"] = value
+        sets.append(f"#s{i} = :s{i}")
+    if change.append:
+        values[":empty"] = []
+    for i, (name, items) in enumerate(change.append.items()):
+        names[f"#l{i}"] = name
+        values[f":l{i}"] = items
+        sets.append(f"#l{i} = list_append(if_not_exists(#l{i}, :empty), :l{i})")
+    expression = "SET " + ", ".join(sets)
+    removes = [f"#r{i}" for i in range(len(change.remove))]
+    names |= {f"#r{i}": name for i, name in enumerate(change.remove)}
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    adds = ["version :one"]
+    for i, (name, delta) in enumerate(change.add.items()):
+        names[f"#n{i}"] = name
+        values[f":n{i}"] = delta
+        adds.append(f"#n{i} :n{i}")
+    expression += " ADD " + ", ".join(adds)
+    condition = "#status = :from" + (f" AND ({change.condition})" if change.condition else "")
+    index = len(tx)
+    tx.update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(keys.project_pk(change.project_id), keys.task_sk(change.task_id)),
+        expression,
+        names=names | change.names,
+        values=values | change.values,
+        condition=condition,
+    )
+    if change.source != change.target:
+        dynamo.add_counter(
+            tx, change.project_id, change.task_id, {change.source.value: -1, change.target.value: 1}
+        )
+    audit.record(
+        tx,
+        change.actor,
+        change.action,
+        "task",
+        change.task_id,
+        change.project_id,
+        before={"status": change.source.value},
+        after={"status": change.target.value, **(change.audit_after or {})},
+    )
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        if index in exc.failed:
+            raise Lost(f"task {change.task_id} is no longer {change.source.value}") from exc
+        raise
+
+
+def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> None:
+    """Remove a used task token from the item, unless another has replaced it meanwhile."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.dynamodb().update_item(
+            TableName=settings().TASKS_TABLE,
+            Key={keys.PK: {"S": keys.project_pk(project_id)}, keys.SK: {"S": keys.task_sk(task_id)}},
+            UpdateExpression="REMOVE #t",
+            ConditionExpression="#t = :t",
+            ExpressionAttributeNames={"#t": attribute},
+            ExpressionAttributeValues={":t": {"S": token}},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+
+
+def set_assignee(
+    project_id: str, task_id: str, user_id: str, statuses: Sequence[TaskStatus], actor: Actor
+) -> None:
+    """Reserve a task for ``user_id`` while it is in one of ``statuses``; audited by ``actor``."""
+    tx = dynamo.Tx()
+    placeholders = {f":st{i}": s.value for i, s in enumerate(statuses)}
+    tx.update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(keys.project_pk(project_id), keys.task_sk(task_id)),
+        "SET #assignee = :user, updated_at = :now ADD version :one",
+        names={"#assignee": "assignee", "#status": "status"},
+        values={":user": user_id, ":now": utcnow(), ":one": 1} | placeholders,
+        condition=f"#status IN ({', '.join(placeholders)})",
+    )
+    audit.record(tx, actor, "task.assign", "task", task_id, project_id, after={"assignee": user_id})
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise Lost(f"task {task_id} cannot be assigned now") from exc

@@ -1,0 +1,104 @@
+"""The review queue: reviewers lease tasks in review (never their own work) and approve or reject them.
+
+A review lease uses the task's ``lease_owner``/``lease_until`` (a task in review has no
+labelling lease) and moves its GSI1SK to ``L#<lease_until>#<task id>``: free tasks
+(``lease_until`` 0) and expired review leases are one key range below now. The decision
+completes the workflow's waiting Review step with ``{"decision", "comment"}``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from serval import keys
+from serval.adapters import dynamo, projects, tasks, workflow
+from serval.adapters import queue as store
+from serval.domain import queue as domain
+from serval.domain.actor import Actor
+from serval.domain.lifecycle import TaskStatus
+from serval.errors import LeaseNotHeld
+from serval.logic import queue
+from serval.settings import settings
+
+S = TaskStatus
+
+
+def next_review(project_id: str, actor: Actor) -> domain.Lease:
+    """Lease the next task in review the caller did not annotate; ``Lease(task=None)`` when none."""
+    projects.get(project_id)
+    me = actor.user_id
+    for _ in range(queue.ATTEMPT_ROUNDS):
+        now = queue.epoch_now()
+        found = store.candidates(
+            project_id, S.IN_REVIEW, me, domain.CANDIDATE_WINDOW, below=keys.lease_sk_below(now), review=True
+        )
+        if not found:
+            break
+        for candidate in found[:1] + random.sample(found[1:], len(found) - 1):
+            until = queue.epoch_now() + settings().LEASE_SECONDS
+            change = store.Transition(
+                project_id,
+                candidate.task_id,
+                S.IN_REVIEW,
+                S.IN_REVIEW,
+                keys.lease_sk(until, candidate.task_id),
+                actor,
+                "review.lease",
+                set={"lease_owner": me, "lease_until": until, "reviewer": me},
+                condition=f"#g1sk = :seen AND {store.NOT_AN_ANNOTATOR}",
+                names={"#annotators": "annotators"},
+                values={":seen": candidate.gsi1sk, ":me": me},
+                audit_after={"lease_until": until},
+            )
+            try:
+                store.apply(change)
+            except store.Lost:
+                continue
+            return domain.Lease(task=tasks.get(project_id, candidate.task_id), lease_until=until)
+    return domain.Lease()
+
+
+def decide(
+    project_id: str, task_id: str, request: domain.ReviewDecision, actor: Actor
+) -> domain.ReviewOutcome:
+    """Approve (optionally with an edit, kept as the reviewer's annotation) or reject a task in review."""
+    project = projects.get(project_id)
+    item = tasks.get_item(project_id, task_id)
+    if S(item.status) is not S.IN_REVIEW or item.lease_owner != actor.user_id:
+        raise LeaseNotHeld(
+            f"you do not hold a review lease on task {task_id}",
+            details={"task_id": task_id, "status": item.status},
+        )
+    approved = request.decision == "approve"
+    edit = None
+    tx = dynamo.Tx()
+    if request.results is not None:
+        edit = queue.new_annotation(project, item, list(request.results), actor)
+        queue.add_annotation(tx, edit)
+    target = S.APPROVED if approved else S.REJECTED
+    change = store.Transition(
+        project_id,
+        task_id,
+        S.IN_REVIEW,
+        target,
+        keys.time_sort_key(str(item.created_at), task_id),
+        actor,
+        "review.approve" if approved else "review.reject",
+        set={"reviewer": actor.user_id},
+        remove=("lease_owner", "lease_until"),
+        add={"annotation_count": 1} if edit else {},
+        condition="#owner = :me",
+        names={"#owner": "lease_owner"},
+        values={":me": actor.user_id},
+        audit_after={"comment": request.comment, "annotation_id": edit.annotation_id if edit else None},
+    )
+    try:
+        store.apply(change, tx)
+    except store.Lost:
+        raise LeaseNotHeld(f"you no longer hold the review lease on task {task_id}") from None
+    token = item.review_token
+    if token:
+        decision = "approved" if approved else "rejected"
+        workflow.send_success(str(token), {"decision": decision, "comment": request.comment})
+        store.clear_token(project_id, task_id, "review_token", str(token))
+    return domain.ReviewOutcome(task_id=task_id, status=target, annotation=edit)
