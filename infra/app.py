@@ -25,6 +25,7 @@ from infra.stacks import (
     JobsStack,
     ServalStack,
     StorageStack,
+    WorkflowStack,
 )
 
 DEFAULT_ENV = "dev"
@@ -35,7 +36,7 @@ DEPLOYABLE = ("dev", "staging", "prod")
 class ServalApp:
     app: App
     spec: ServalSpec
-    stacks: dict[str, ServalStack]  # by concern: Storage, Data, Auth, Ingest, Events, Jobs, Api
+    stacks: dict[str, ServalStack]  # by concern: Storage, Data, Auth, Ingest, Events, Jobs, Workflow, Api
 
 
 def cdk_context() -> dict[str, Any]:
@@ -53,11 +54,16 @@ def environment(config: EnvConfig) -> Environment:
 
 
 def check_placement(spec: ServalSpec, stacks: dict[str, ServalStack]) -> None:
-    """Every spec function and queue is created by exactly one stack: a new one must be wired."""
+    """Every spec function, queue and state machine is created by exactly one stack: a new one must be wired."""
     functions = [f.id for s in stacks.values() for f in s.placed_functions(spec)]
     queues = [q for s in stacks.values() for q in s.owned_queues(spec)]
+    machines = [m for s in stacks.values() for m in s.state_machines]
     problems = []
-    for kind, placed, expected in (("function", functions, spec.functions), ("queue", queues, spec.queues)):
+    for kind, placed, expected in (
+        ("function", functions, spec.functions),
+        ("queue", queues, spec.queues),
+        ("state machine", machines, spec.state_machines),
+    ):
         unplaced = sorted(set(expected) - set(placed))
         twice = sorted({x for x in placed if placed.count(x) > 1})
         if unplaced:
@@ -79,6 +85,17 @@ def order_queue_senders(spec: ServalSpec, stacks: dict[str, ServalStack]) -> Non
                     stack.add_stack_dependency(owner, f"{f.id} sends to queue {ref.queue!r} by name")
 
 
+def order_execution_starters(spec: ServalSpec, stacks: dict[str, ServalStack]) -> None:
+    """A stack whose functions start another stack's state machine (imported by name) deploys after it."""
+    owners = {machine_id: stack for stack in stacks.values() for machine_id in stack.state_machines}
+    for stack in stacks.values():
+        for f in stack.placed_functions(spec):
+            for machine_id in f.starts_executions:
+                owner = owners[machine_id]
+                if owner is not stack:
+                    stack.add_stack_dependency(owner, f"{f.id} starts state machine {machine_id!r} by name")
+
+
 def build_app(app: App, env_name: str) -> ServalApp:
     if env_name not in DEPLOYABLE:
         raise SystemExit(f"env={env_name!r} cannot be deployed; choose one of {', '.join(DEPLOYABLE)}")
@@ -92,16 +109,20 @@ def build_app(app: App, env_name: str) -> ServalApp:
     ingest = IngestStack(app, **common)
     events = EventsStack(app, streams=dict(data.data.tables), **common)
     jobs = JobsStack(app, **common)
+    workflow = WorkflowStack(app, **common)
     api = ApiStack(app, user_pool=auth.auth.user_pool, **common)
     # Compute stacks address buckets, tables, the bus, the secrets and other stacks' queues by
     # their spec names, so their deployment order is stated here rather than implied by references.
-    for consumer in (ingest, events, jobs, api):
+    for consumer in (ingest, events, jobs, workflow, api):
         consumer.add_stack_dependency(storage, "uses the buckets by name")
         consumer.add_stack_dependency(data, "uses the tables, the bus and the secrets by name")
 
-    stacks: dict[str, ServalStack] = {s.concern: s for s in (storage, data, auth, ingest, events, jobs, api)}
+    stacks: dict[str, ServalStack] = {
+        s.concern: s for s in (storage, data, auth, ingest, events, jobs, workflow, api)
+    }
     check_placement(spec, stacks)
     order_queue_senders(spec, stacks)
+    order_execution_starters(spec, stacks)
     return ServalApp(app=app, spec=spec, stacks=stacks)
 
 

@@ -37,6 +37,9 @@ class EnvConfig(BaseModel):
     cors_allowed_origins: tuple[str, ...] = ("*",)
     noncurrent_version_expiration_days: int = 30
     export_expiration_days: int = 7
+    active_window: int = Field(
+        default=1000, ge=1, le=100_000, description="Open task executions per project at most."
+    )
     auth_cache_seconds: int = Field(
         default=30, ge=0, le=300, description="How long the API caches a user's enabled status."
     )

@@ -112,7 +112,15 @@ class ApiTrigger:
     kind: Literal["api"] = "api"
 
 
-Trigger = SqsTrigger | StreamTrigger | ApiTrigger
+@dataclass(frozen=True)
+class StateMachineTrigger:
+    """Invoked by the state machine's Task states (lambda:invoke)."""
+
+    state_machine: str  # StateMachineSpec.id
+    kind: Literal["states"] = "states"
+
+
+Trigger = SqsTrigger | StreamTrigger | ApiTrigger | StateMachineTrigger
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,10 @@ class FunctionSpec:
     sends_to: dict[str, QueueRef] = field(default_factory=dict)
     # SecretSpec ids the function may read (secretsmanager:GetSecretValue on each).
     secrets: tuple[str, ...] = ()
+    # StateMachineSpec ids whose executions the function starts (env STATE_MACHINE_ARN) ...
+    starts_executions: tuple[str, ...] = ()
+    # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure).
+    completes_steps: bool = False
 
     @property
     def module(self) -> str:
@@ -210,6 +222,21 @@ class EventRuleSpec:
 
 
 @dataclass(frozen=True)
+class StateMachineSpec:
+    """A Step Functions state machine from an ASL file with ``${Placeholders}``.
+
+    ``substitutions`` maps each placeholder to a FunctionSpec id whose ARN replaces it; CDK
+    and the local stack apply the same substitutions to the same file.
+    """
+
+    id: str
+    name: str
+    definition_file: Path
+    substitutions: dict[str, str]
+    type: Literal["STANDARD"] = "STANDARD"
+
+
+@dataclass(frozen=True)
 class ServalSpec:
     config: EnvConfig
     prefix: str
@@ -223,6 +250,7 @@ class ServalSpec:
     api: ApiSpec = field(default_factory=ApiSpec)
     event_rules: tuple[EventRuleSpec, ...] = ()
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
+    state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
 
     def stack_name(self, concern: str) -> str:
         return f"Serval-{self.config.name}-{concern}"
@@ -294,6 +322,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-audit-chain-failed-dlq",
             max_receive_count=1000,
         ),
+        # Task executions to start, throttled by the starter's concurrency (StartExecution quotas).
+        "executions": QueueSpec(
+            id="executions",
+            name=f"{prefix}-executions",
+            visibility_timeout_s=6 * 60,
+            dlq_name=f"{prefix}-executions-dlq",
+            max_receive_count=10,
+        ),
         # Every domain event, routed from the bus; the webhook dispatcher consumes it.
         "webhooks": QueueSpec(
             id="webhooks",
@@ -305,6 +341,11 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
     }
     bus = f"{prefix}-events"
     event_rules = (
+        EventRuleSpec(
+            name=f"{prefix}-tasks-to-executions",
+            queue="executions",
+            pattern='{"source": ["serval"], "detail-type": ["task.created"]}',
+        ),
         EventRuleSpec(
             name=f"{prefix}-events-to-webhooks",
             queue="webhooks",
@@ -331,6 +372,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         MAX_BULK_CREATE=config.max_bulk_create,
         AUDIT_SEAL_SECRET=secrets["audit-seal"].name,
         AUTH_CACHE_SECONDS=config.auth_cache_seconds,
+        ACTIVE_WINDOW=config.active_window,
     ).model_dump()
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
@@ -352,6 +394,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             manages_users=True,
             sends_to={"JOBS_QUEUE_URL": QueueRef("jobs")},
             secrets=("audit-seal",),
+            completes_steps=True,
         ),
         "ingest": FunctionSpec(
             id="ingest",
@@ -386,6 +429,32 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             environment=fenv("events"),
             publishes_events=True,
         ),
+        "workflow": FunctionSpec(
+            id="workflow",
+            name=f"{prefix}-workflow",
+            handler="workflow.handler.handler",
+            description="The task state machine's steps: route, label and review waits, export, completion",
+            memory_mb=512,
+            timeout_s=30,
+            trigger=StateMachineTrigger(state_machine="task"),
+            environment=fenv("workflow"),
+            table_access={"tasks": "write", "audit": "append"},
+            secrets=("audit-seal",),
+            sends_to={"EXECUTIONS_QUEUE_URL": QueueRef("executions")},
+        ),
+        "starter": FunctionSpec(
+            id="starter",
+            name=f"{prefix}-starter",
+            handler="starter.handler.handler",
+            description="Starts task executions within each project's active window, throttled",
+            memory_mb=256,
+            timeout_s=60,
+            # low concurrency keeps StartExecution well within its quota (refill ~300/s per region)
+            trigger=SqsTrigger(queue="executions", batch_size=10, max_concurrency=2),
+            environment=fenv("starter"),
+            table_access={"tasks": "write"},
+            starts_executions=("task",),
+        ),
         "chainer": FunctionSpec(
             id="chainer",
             name=f"{prefix}-audit-chainer",
@@ -403,13 +472,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             id="jobs",
             name=f"{prefix}-jobs",
             handler="jobs.handler.handler",
-            description="Runs async jobs (audit exports) with streaming multipart uploads",
+            description="Runs async jobs (audit and dataset exports) with streaming multipart uploads",
             memory_mb=512,
             timeout_s=900,
             trigger=SqsTrigger(queue="jobs", batch_size=1, max_concurrency=5, max_batching_window_s=0),
             environment=fenv("jobs"),
             table_access={"tasks": "write", "audit": "append"},
-            bucket_access={"exports": "write"},
+            # data: read, for dataset exports' image headers (pixel sizes)
+            bucket_access={"exports": "write", "data": "read"},
             secrets=("audit-seal",),
         ),
     }
@@ -424,4 +494,12 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         functions=functions,
         event_rules=event_rules,
         secrets=secrets,
+        state_machines={
+            "task": StateMachineSpec(
+                id="task",
+                name=f"{prefix}-task",
+                definition_file=ROOT / "infra" / "statemachine" / "task.asl.json",
+                substitutions={"WorkflowFunctionArn": "workflow"},
+            )
+        },
     )

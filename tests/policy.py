@@ -35,6 +35,7 @@ PROJECT: dict[str, set[str]] = {
     "task:read": set(PROJECT_ROLES),
     "task:update": {"manager"},
     "task:delete": {"manager"},
+    "task:bulk": {"manager"},
     "upload:create": {"manager"},
     "import:read": {"manager", "reviewer", "viewer"},
     "annotation:create": {"manager", "reviewer", "annotator"},
@@ -42,7 +43,13 @@ PROJECT: dict[str, set[str]] = {
     "audit:read": {"manager"},
     "audit:verify": {"manager"},
     "audit:export": {"manager"},
+    "export:create": {"manager"},
+    "export:read": {"manager", "reviewer", "viewer"},
     "activity:read": {"manager"},
+    "task:lease": {"manager", "reviewer", "annotator"},
+    "task:assign": {"manager"},
+    "review:lease": {"manager", "reviewer"},
+    "review:decide": {"manager", "reviewer"},
 }
 
 # The strongest project role each global role may hold (no group at all: viewer).

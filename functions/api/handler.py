@@ -13,15 +13,31 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from api.guard import SECURITY_SCHEME, authorize_matched_route
-from api.routes import activity, audit, chain, members, projects, system, tasks, uploads, users
+from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
 from api.routes import annotations as annotation_routes
+from api.routes import bulk as bulk_routes
+from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
 app = APIGatewayRestResolver(enable_validation=True)
-for module in (system, projects, members, users, tasks, annotation_routes, uploads, chain, audit, activity):
+for module in (
+    system,
+    projects,
+    members,
+    users,
+    tasks,
+    annotation_routes,
+    uploads,
+    chain,
+    audit,
+    activity,
+    exports,
+    queue_routes,
+    bulk_routes,
+):
     app.include_router(module.router)
 
 app.configure_openapi(

@@ -4,7 +4,9 @@ The role starts empty (no AWS managed policies) and receives exactly what the
 spec declares: grants on tables (GSIs included, at one of the :data:`TABLE_ACCESS`
 levels) and buckets, PutEvents on the bus, the Cognito admin actions on the one
 user pool, sqs:SendMessage on its ``sends_to`` queues, GetSecretValue on its
-secrets, writes to its own log group, X-Ray segments, and whatever its trigger needs.
+secrets, StartExecution on the state machines it starts (whose ARN it gets as
+``STATE_MACHINE_ARN``), the task-token callbacks when it completes workflow steps,
+writes to its own log group, X-Ray segments, and whatever its trigger needs.
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.layer import LAMBDA_ARCHITECTURE, RUNTIME
 from infra.constructs.nag import acknowledge, acknowledge_grant_wildcards
 from infra.constructs.naming import log_retention, removal_policy
-from infra.spec import ApiTrigger, FunctionSpec, ServalSpec, SqsTrigger, StreamTrigger, Trigger
+from infra.spec import (
+    ApiTrigger,
+    FunctionSpec,
+    ServalSpec,
+    SqsTrigger,
+    StateMachineTrigger,
+    StreamTrigger,
+    Trigger,
+)
 
 # Deployed-only Powertools settings. Traces never capture payloads (STYLE.md).
 POWERTOOLS_DEFAULTS: dict[str, str] = {
@@ -79,6 +90,15 @@ TABLE_ACCESS: dict[str, tuple[str, ...]] = {
     ),
 }
 SECRET_READ_ACTIONS: tuple[str, ...] = ("secretsmanager:GetSecretValue",)
+# What a function with ``completes_steps`` may do: answer a waiting step by its task token. These
+# actions support no resource-level permissions (the token names the step), so IAM needs "*".
+STEP_CALLBACK_ACTIONS: tuple[str, ...] = (
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+)
+# The environment variable that holds the ARN of the state machine a ``starts_executions`` function starts.
+STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
 
 def latest_python_runtime() -> str:
@@ -93,7 +113,8 @@ def event_source(
     queues: Mapping[str, sqs.IQueue] | None = None,
     tables: Mapping[str, dynamodb.ITable] | None = None,
 ) -> lambda_.IEventSource | None:
-    """The CDK event source of a spec trigger; ``None`` for API triggers (wired by the REST API).
+    """The CDK event source of a spec trigger; ``None`` for API triggers (wired by the REST API)
+    and state machine triggers (the state machine's Task states invoke the function).
 
     ``queues`` holds the trigger's queue (SQS) or its on-failure queue (streams), by spec id.
     """
@@ -125,7 +146,7 @@ def event_source(
             on_failure=on_failure,
             report_batch_item_failures=trigger.report_batch_item_failures,
         )
-    if isinstance(trigger, ApiTrigger):
+    if isinstance(trigger, ApiTrigger | StateMachineTrigger):
         return None
     raise TypeError(f"unknown trigger {trigger!r}")
 
@@ -147,17 +168,20 @@ class ServalFunction(Construct):
         source: lambda_.IEventSource | None = None,
         send_to: Mapping[str, sqs.IQueue] | None = None,
         secrets: Mapping[str, secretsmanager.ISecret] | None = None,
+        state_machines: Mapping[str, sfn.IStateMachine] | None = None,
     ) -> None:
         """``send_to`` maps an environment variable to a queue the function may send to (its URL is the value);
-        ``secrets`` holds at least the spec secrets the function reads, by spec id."""
+        ``secrets`` holds at least the spec secrets the function reads, by spec id; ``state_machines``
+        at least the state machines whose executions it starts."""
         super().__init__(scope, construct_id_)
         fs = function_spec
         tables = tables or {}
         buckets = buckets or {}
         send_to = send_to or {}
         secrets = secrets or {}
+        state_machines = state_machines or {}
         self.spec = fs
-        self._check_inputs(fs, tables, buckets, bus, user_pool, secrets)
+        self._check_inputs(fs, tables, buckets, bus, user_pool, secrets, state_machines)
 
         self.role = iam.Role(
             self,
@@ -176,6 +200,8 @@ class ServalFunction(Construct):
         if fs.manages_users and user_pool is not None:
             environment["USER_POOL_ID"] = user_pool.user_pool_id
         environment.update({name: queue.queue_url for name, queue in send_to.items()})
+        for machine_id in fs.starts_executions:
+            environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
 
         self.function = lambda_.Function(
             self,
@@ -217,6 +243,12 @@ class ServalFunction(Construct):
                     actions=list(SECRET_READ_ACTIONS), resources=[f"{secrets[secret_id].secret_arn}-??????"]
                 )
             )
+        for machine_id in fs.starts_executions:
+            state_machines[machine_id].grant_start_execution(self.role)
+        if fs.completes_steps:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=list(STEP_CALLBACK_ACTIONS), resources=["*"])
+            )
         if source is not None:
             self.function.add_event_source(source)
 
@@ -241,13 +273,19 @@ class ServalFunction(Construct):
         bus: events.IEventBus | None,
         user_pool: cognito.IUserPool | None,
         secrets: Mapping[str, secretsmanager.ISecret],
+        state_machines: Mapping[str, sfn.IStateMachine],
     ) -> None:
+        if len(fs.starts_executions) > 1:
+            raise ValueError(
+                f"function {fs.id!r} starts several state machines but has one {STATE_MACHINE_ARN_VARIABLE}"
+            )
         unknown = {mode for mode in fs.table_access.values() if mode not in TABLE_ACCESS}
         if unknown:
             raise ValueError(f"function {fs.id!r} has unknown table access {sorted(unknown)}")
         missing = [f"table {t!r}" for t in fs.table_access if t not in tables]
         missing += [f"bucket {b!r}" for b in fs.bucket_access if b not in buckets]
         missing += [f"secret {s!r}" for s in fs.secrets if s not in secrets]
+        missing += [f"state machine {m!r}" for m in fs.starts_executions if m not in state_machines]
         if fs.publishes_events and bus is None:
             missing.append("the event bus")
         if fs.manages_users and user_pool is None:

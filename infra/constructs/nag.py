@@ -7,8 +7,8 @@ construct that owns the finding, never on a stack.
 IAM wildcard findings (``AwsSolutions-IAM5[...]``) are not acknowledged by hand:
 :func:`acknowledge_grant_wildcards` reads a role policy after the grants were made,
 reproduces cdk-nag's finding ids, and acknowledges only the wildcards that CDK's
-``grant*`` methods generate (GSI ARNs, object ARNs, the S3 action families,
-and the few actions that have no resource-level permissions). Any other wildcard
+``grant*`` methods generate (GSI ARNs, object ARNs, the S3 action families, function
+versions and aliases, and the few actions that have no resource-level permissions). Any other wildcard
 stays a finding and fails the synth.
 """
 
@@ -23,10 +23,36 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
-# Actions without resource-level permissions: IAM only accepts Resource "*" for them.
-RESOURCE_STAR_ACTIONS = frozenset(
-    {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams"}
-)
+# Actions without resource-level permissions (IAM only accepts Resource "*" for them), by what uses them.
+RESOURCE_STAR_USES: dict[str, frozenset[str]] = {
+    "X-Ray tracing": frozenset(
+        {
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        }
+    ),
+    "stream discovery": frozenset({"dynamodb:ListStreams"}),
+    # A waiting step is addressed by its task token, not by a state machine or execution ARN.
+    "completing waiting workflow steps by task token": frozenset(
+        {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+    ),
+    # What StateMachine(logs=...) grants: Step Functions sets up the log delivery to the log group.
+    "Step Functions log delivery to CloudWatch Logs": frozenset(
+        {
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        }
+    ),
+}
+RESOURCE_STAR_ACTIONS = frozenset().union(*RESOURCE_STAR_USES.values())
 
 # The wildcard action families that Bucket.grant_read / grant_read_write emit.
 S3_GRANT_ACTIONS = frozenset({"s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"})
@@ -81,7 +107,11 @@ def wildcard_findings(document: Mapping[str, Any]) -> list[tuple[str, frozenset[
 
 
 def _grant_reason(
-    finding: str, actions: frozenset[str], table_arns: Iterable[str], bucket_arns: Iterable[str]
+    finding: str,
+    actions: frozenset[str],
+    table_arns: Iterable[str],
+    bucket_arns: Iterable[str],
+    function_arns: Iterable[str] = (),
 ) -> str | None:
     if finding.startswith("Action::"):
         action = finding.removeprefix("Action::")
@@ -91,7 +121,8 @@ def _grant_reason(
     resource = finding.removeprefix("Resource::")
     if resource == "*":
         if actions <= RESOURCE_STAR_ACTIONS:
-            return f"{', '.join(sorted(actions))} support no resource-level permissions (X-Ray tracing, stream discovery)"
+            uses = [use for use, named in RESOURCE_STAR_USES.items() if actions & named]
+            return f"{', '.join(sorted(actions))} support no resource-level permissions ({', '.join(uses)})"
         return None
     for arn in table_arns:
         if resource == f"{arn}/index/*":
@@ -99,6 +130,9 @@ def _grant_reason(
     for arn in bucket_arns:
         if resource == f"{arn}/*":
             return "Bucket.grant_* covers the bucket's objects; object keys are only known at run time"
+    for arn in function_arns:
+        if resource == f"{arn}:*" and actions == {"lambda:InvokeFunction"}:
+            return "Function.grant_invoke covers the function's versions and aliases; scoped to this one function"
     return None
 
 
@@ -107,11 +141,12 @@ def acknowledge_grant_wildcards(
     *,
     table_arns: Iterable[Any] = (),
     bucket_arns: Iterable[Any] = (),
+    function_arns: Iterable[Any] = (),
 ) -> list[str]:
     """Acknowledge the IAM5 findings that ``grant*`` calls produced on ``role``'s default policy.
 
-    ``table_arns`` and ``bucket_arns`` are the ARNs (tokens are fine) of the tables
-    and buckets this role was granted on; a wildcard on anything else is not
+    ``table_arns``, ``bucket_arns`` and ``function_arns`` are the ARNs (tokens are fine) of
+    the tables, buckets and functions (invoke) this role was granted on; a wildcard on anything else is not
     acknowledged. Returns the acknowledged rule ids.
     """
     policy = role.node.try_find_child("DefaultPolicy")
@@ -121,11 +156,12 @@ def acknowledge_grant_wildcards(
     document = stack.resolve(policy.document)
     tables = [flatten_cfn_reference(stack.resolve(arn)) for arn in table_arns]
     buckets = [flatten_cfn_reference(stack.resolve(arn)) for arn in bucket_arns]
+    functions = [flatten_cfn_reference(stack.resolve(arn)) for arn in function_arns]
     # cdk-nag reports each distinct finding id once per policy, so an id is acknowledged only
     # when every statement that produces it is grant-generated.
     reasons: dict[str, list[str | None]] = {}
     for finding, actions in wildcard_findings(document):
-        reasons.setdefault(finding, []).append(_grant_reason(finding, actions, tables, buckets))
+        reasons.setdefault(finding, []).append(_grant_reason(finding, actions, tables, buckets, functions))
     acknowledged: list[str] = []
     for finding, found in reasons.items():
         if None in found:

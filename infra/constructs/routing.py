@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -11,7 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.naming import construct_id
-from infra.spec import ServalSpec
+from infra.spec import EventRuleSpec, ServalSpec
 
 # EventBridge keeps retrying a failed delivery for up to a day before it uses the target's DLQ.
 MAX_EVENT_AGE_S = 24 * 3600
@@ -19,7 +19,8 @@ MAX_RETRY_ATTEMPTS = 185
 
 
 class EventRoutes(Construct):
-    """One rule per ``spec.event_rules`` entry; a delivery that keeps failing lands in the queue's DLQ.
+    """One rule per entry of ``rules`` (``spec.event_rules`` by default); a delivery that keeps
+    failing lands in the queue's DLQ. Each stack routes the rules of the queues it owns.
 
     The rules are L1 ``CfnRule``s because the spec carries the event pattern as raw
     JSON, which the typed L2 ``EventPattern`` cannot express in general. The
@@ -34,11 +35,12 @@ class EventRoutes(Construct):
         *,
         spec: ServalSpec,
         queues: Mapping[str, tuple[sqs.IQueue, sqs.IQueue]],
+        rules: Sequence[EventRuleSpec] | None = None,
     ) -> None:
         """``queues``: spec queue id -> (queue, its dead-letter queue)."""
         super().__init__(scope, construct_id_)
         self.rules: dict[str, events.CfnRule] = {}
-        for rule_spec in spec.event_rules:
+        for rule_spec in spec.event_rules if rules is None else rules:
             if rule_spec.queue not in queues:
                 raise ValueError(f"event rule {rule_spec.name!r} needs queue {rule_spec.queue!r}")
             queue, dlq = queues[rule_spec.queue]

@@ -5,7 +5,8 @@ compute stacks import them by name instead of through cross-stack references:
 no stack exports what another stack's grants need, the ARNs in IAM policies are
 readable (``...:table/serval-dev-tasks``), and deployment order comes from
 explicit stack dependencies (see ``infra/app.py``). Queues of another stack
-(a ``sends_to`` target) and the secrets are imported by name the same way. Only
+(a ``sends_to`` target), the secrets and another stack's state machines are imported
+by name the same way. Only
 values that are not deterministic (the user pool id, a table's stream ARN) cross
 stacks as references.
 """
@@ -18,6 +19,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.naming import construct_id
@@ -47,6 +49,15 @@ class SharedResources(Construct):
         }
         self._spec = spec
         self._queues: dict[QueueRef, sqs.IQueue] = {}
+        self._state_machines: dict[str, sfn.IStateMachine] = {}
+
+    def state_machine(self, machine_id: str) -> sfn.IStateMachine:
+        """The spec state machine ``machine_id``, imported by its spec name."""
+        if machine_id not in self._state_machines:
+            self._state_machines[machine_id] = sfn.StateMachine.from_state_machine_name(
+                self, construct_id(machine_id, "StateMachine"), self._spec.state_machines[machine_id].name
+            )
+        return self._state_machines[machine_id]
 
     def queue(self, ref: QueueRef) -> sqs.IQueue:
         """The queue (or dead-letter queue) ``ref`` names, imported by its spec name."""

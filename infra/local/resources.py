@@ -3,7 +3,8 @@
 Two steps, so saved state can be restored in between without side effects:
 
 1. :func:`provision` creates tables (streams still off), buckets, queues with their
-   DLQs, the event bus and its rules, the Cognito user pool, and the functions.
+   DLQs, the event bus and its rules, the Cognito user pool, the functions, and the
+   state machines (from the spec's ASL files, with the functions' ARNs substituted).
 2. :func:`connect_event_sources` then turns the table streams on and sends the
    data bucket's uploads to the ingest queue: restored items and objects are
    already there, so they produce no stream records and no ingest events.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from infra.local.moto_server import ACCOUNT_ID, REGION
-from infra.spec import ARCHITECTURE, PYTHON_RUNTIME, FunctionSpec, ServalSpec, TableSpec
+from infra.spec import ARCHITECTURE, PYTHON_RUNTIME, FunctionSpec, ServalSpec, StateMachineSpec, TableSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -40,6 +41,16 @@ LAMBDA_TRUST_POLICY = json.dumps(
         ],
     }
 )
+STATES_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+# What ServalFunction sets for a ``starts_executions`` function (infra/constructs/function.py).
+STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class LocalResources:
     table_names: dict[str, str]  # by TableSpec.id
     function_names: dict[str, str]  # by FunctionSpec.id
     event_bus_arn: str
+    state_machine_arns: dict[str, str] = field(default_factory=dict)  # by StateMachineSpec.id
     stream_arns: dict[str, str] = field(default_factory=dict)  # by TableSpec.id, once connected
     region: str = REGION
     account_id: str = ACCOUNT_ID
@@ -70,7 +82,12 @@ class LocalResources:
 
 
 def runtime_references(
-    fn: FunctionSpec, *, user_pool_id: str, queue_urls: dict[str, str], dlq_urls: dict[str, str]
+    fn: FunctionSpec,
+    *,
+    user_pool_id: str,
+    queue_urls: dict[str, str],
+    dlq_urls: dict[str, str],
+    state_machine_arns: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment entries only known once resources exist, given as the CDK stacks give them."""
     refs: dict[str, str] = {}
@@ -78,7 +95,22 @@ def runtime_references(
         refs["USER_POOL_ID"] = user_pool_id
     for variable, ref in fn.sends_to.items():
         refs[variable] = (dlq_urls if ref.dead_letter else queue_urls)[ref.queue]
+    for machine_id in fn.starts_executions:
+        refs[STATE_MACHINE_ARN_VARIABLE] = (state_machine_arns or {})[machine_id]
     return refs
+
+
+def state_machine_arn(machine: StateMachineSpec, *, region: str, account_id: str) -> str:
+    """The ARN Step Functions gives a state machine: known before it exists, from its spec name."""
+    return f"arn:aws:states:{region}:{account_id}:stateMachine:{machine.name}"
+
+
+def definition(machine: StateMachineSpec, function_arns: dict[str, str]) -> str:
+    """The ASL file with each ``${Placeholder}`` replaced, as CloudFormation's DefinitionSubstitutions do."""
+    text = machine.definition_file.read_text()
+    for placeholder, function_id in machine.substitutions.items():
+        text = text.replace(f"${{{placeholder}}}", function_arns[function_id])
+    return text
 
 
 def _code_zip() -> bytes:
@@ -223,14 +255,25 @@ def _create_secrets(secretsmanager: Any, spec: ServalSpec) -> None:
 
 
 def _create_functions(
-    spec: ServalSpec, *, user_pool_id: str, queue_urls: dict[str, str], dlq_urls: dict[str, str]
+    spec: ServalSpec,
+    *,
+    user_pool_id: str,
+    queue_urls: dict[str, str],
+    dlq_urls: dict[str, str],
+    state_machine_arns: dict[str, str],
 ) -> dict[str, str]:
+    """Every spec function; returns their ARNs by spec id."""
     iam, lambda_ = boto3.client("iam"), boto3.client("lambda")
     code = _code_zip()
+    arns = {}
     for fn in spec.functions.values():
         role = iam.create_role(RoleName=f"{fn.name}-role", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)
         environment = fn.environment | runtime_references(
-            fn, user_pool_id=user_pool_id, queue_urls=queue_urls, dlq_urls=dlq_urls
+            fn,
+            user_pool_id=user_pool_id,
+            queue_urls=queue_urls,
+            dlq_urls=dlq_urls,
+            state_machine_arns=state_machine_arns,
         )
         params: dict[str, Any] = {
             "FunctionName": fn.name,
@@ -244,8 +287,30 @@ def _create_functions(
             "Code": {"ZipFile": code},
             "Environment": {"Variables": environment},
         }
-        lambda_.create_function(**params)
-    return {fn.id: fn.name for fn in spec.functions.values()}
+        arns[fn.id] = str(lambda_.create_function(**params)["FunctionArn"])
+    return arns
+
+
+def _create_state_machines(spec: ServalSpec, function_arns: dict[str, str], expected: dict[str, str]) -> None:
+    """Each spec state machine from its ASL file with the spec's substitutions (the functions' ARNs).
+
+    ``expected`` holds the ARNs the starters were given (:func:`state_machine_arn`); a machine
+    created under another ARN fails here, not at its first StartExecution.
+    """
+    iam, stepfunctions = boto3.client("iam"), boto3.client("stepfunctions")
+    for machine in spec.state_machines.values():
+        role = iam.create_role(RoleName=f"{machine.name}-role", AssumeRolePolicyDocument=STATES_TRUST_POLICY)
+        arn = stepfunctions.create_state_machine(
+            name=machine.name,
+            definition=definition(machine, function_arns),
+            roleArn=role["Role"]["Arn"],
+            type=machine.type,
+            tracingConfiguration={"enabled": True},
+        )["stateMachineArn"]
+        if arn != expected[machine.id]:
+            raise RuntimeError(
+                f"state machine {machine.id!r} was created as {arn}, not {expected[machine.id]}"
+            )
 
 
 def provision(spec: ServalSpec, endpoint_url: str) -> LocalResources:
@@ -258,7 +323,16 @@ def provision(spec: ServalSpec, endpoint_url: str) -> LocalResources:
     bus_arn = _create_event_bus(boto3.client("events"), spec, arns)
     pool_id, client_id = _create_user_pool(boto3.client("cognito-idp"), spec)
     _create_secrets(boto3.client("secretsmanager"), spec)
-    functions = _create_functions(spec, user_pool_id=pool_id, queue_urls=urls, dlq_urls=dlq_urls)
+    # Functions and state machines refer to each other: the starters get the machines' ARNs, known
+    # from their names, before the machines are created from the functions' ARNs.
+    region, account_id = _region_and_account()
+    machine_arns = {
+        m.id: state_machine_arn(m, region=region, account_id=account_id) for m in spec.state_machines.values()
+    }
+    function_arns = _create_functions(
+        spec, user_pool_id=pool_id, queue_urls=urls, dlq_urls=dlq_urls, state_machine_arns=machine_arns
+    )
+    _create_state_machines(spec, function_arns, machine_arns)
     return LocalResources(
         endpoint_url=endpoint_url,
         user_pool_id=pool_id,
@@ -268,9 +342,15 @@ def provision(spec: ServalSpec, endpoint_url: str) -> LocalResources:
         queue_arns=arns,
         bucket_names={b.id: b.name for b in spec.buckets.values()},
         table_names={t.id: t.name for t in spec.tables.values()},
-        function_names=functions,
+        function_names={fn.id: fn.name for fn in spec.functions.values()},
         event_bus_arn=bus_arn,
+        state_machine_arns=machine_arns,
     )
+
+
+def _region_and_account() -> tuple[str, str]:
+    sts = boto3.client("sts")
+    return str(sts.meta.region_name), str(sts.get_caller_identity()["Account"])
 
 
 def connect_event_sources(spec: ServalSpec, resources: LocalResources) -> LocalResources:

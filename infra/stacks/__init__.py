@@ -8,6 +8,7 @@ from infra.stacks.events import EventsStack
 from infra.stacks.ingest import IngestStack
 from infra.stacks.jobs import JobsStack
 from infra.stacks.storage import StorageStack
+from infra.stacks.workflow import WorkflowStack
 
 __all__ = [
     "ApiStack",
@@ -18,4 +19,5 @@ __all__ = [
     "JobsStack",
     "ServalStack",
     "StorageStack",
+    "WorkflowStack",
 ]

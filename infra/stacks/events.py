@@ -7,14 +7,16 @@ from aws_cdk import aws_dynamodb as dynamodb
 from infra.constructs.routing import EventRoutes
 from infra.spec import FunctionSpec, ServalSpec, StreamTrigger
 from infra.stacks.base import ServalStack
+from infra.stacks.workflow import WorkflowStack
 
 
 class EventsStack(ServalStack):
     """Event flow: table streams -> stream consumers -> bus -> rules -> queues -> their consumers.
 
     Owns the stream consumers' on-failure queues and the queues the bus rules
-    target, plus every function triggered by a stream (the events function on the
-    tasks table, the audit chainer on the audit table) or by one of those queues.
+    target (except the Workflow stack's, which routes its own), plus every function
+    triggered by a stream (the events function on the tasks table, the audit chainer
+    on the audit table) or by one of those queues.
     """
 
     concern = "Events"
@@ -22,8 +24,13 @@ class EventsStack(ServalStack):
     def __init__(self, scope: Any, *, streams: dict[str, dynamodb.ITable], **kwargs: Any) -> None:
         """``streams``: the tables whose streams are consumed (the Data stack's tables, by spec id)."""
         super().__init__(scope, **kwargs)
+        owned = self.owned_queues(self.spec)
         EventRoutes(
-            self, "Routes", spec=self.spec, queues={k: (q.queue, q.dlq) for k, q in self.queues.items()}
+            self,
+            "Routes",
+            spec=self.spec,
+            rules=[rule for rule in self.spec.event_rules if rule.queue in owned],
+            queues={k: (q.queue, q.dlq) for k, q in self.queues.items()},
         )
         self.functions = self.build_functions(streams=streams)
 
@@ -34,7 +41,9 @@ class EventsStack(ServalStack):
             for f in spec.functions.values()
             if isinstance(f.trigger, StreamTrigger) and f.trigger.on_failure_queue
         ]
-        return tuple(dict.fromkeys([*failure_queues, *(rule.queue for rule in spec.event_rules)]))
+        elsewhere = WorkflowStack.owned_queues(spec)
+        routed = [rule.queue for rule in spec.event_rules if rule.queue not in elsewhere]
+        return tuple(dict.fromkeys([*failure_queues, *routed]))
 
     @classmethod
     def placed_functions(cls, spec: ServalSpec) -> list[FunctionSpec]:

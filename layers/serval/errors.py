@@ -79,3 +79,15 @@ class SelfGrant(Forbidden):
 def project_not_found(project_id: str) -> NotFound:
     """The one answer for a project that does not exist *and* for one the caller may not see."""
     return NotFound(f"project {project_id} not found", details={"project_id": project_id})
+
+
+class TaskTokenInvalid(Conflict):
+    """The workflow no longer waits on this step: its task token was used, timed out or is unknown."""
+
+    code = "task_token_invalid"
+
+
+class LeaseNotHeld(Conflict):
+    """The caller does not hold this task's lease (never took it, released it, or it expired and moved on)."""
+
+    code = "lease_not_held"

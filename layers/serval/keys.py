@@ -196,3 +196,72 @@ def audit_scope_of_pk(pk: str) -> str | None:
         return GLOBAL_SCOPE
     prefix = project_pk("")
     return pk[len(prefix) :] or None if pk.startswith(prefix) else None
+
+
+WINDOW_SK = "WINDOW"  # a project's count of open task executions (its active window)
+
+
+# ---- the labelling and review queues (GSI1SK of a task, by status; see serval.domain.queue) ----
+
+PRIORITY_OFFSET = 1_000_000  # priorities lie in [-1e6, 1e6]: OFFSET - priority sorts highest first
+SCORE_SCALE = 1_000_000
+LEASE_SK_PREFIX = "L#"
+
+
+def queue_sk_priority(priority: int, created_at: str, task_id: str) -> str:
+    """Highest priority first, then oldest first."""
+    return f"P#{PRIORITY_OFFSET - priority:07d}#{created_at}#{task_id}"
+
+
+def queue_sk_fifo(created_at: str, task_id: str) -> str:
+    return f"F#{created_at}#{task_id}"
+
+
+def queue_sk_random(draw: str, task_id: str) -> str:
+    """``draw`` is a random token fixed when the task enters the queue."""
+    return f"R#{draw}#{task_id}"
+
+
+def queue_sk_confidence(score: float, created_at: str, task_id: str) -> str:
+    """Lowest prediction score first (``score`` in [0, 1]), then oldest first."""
+    return f"C#{round(score * SCORE_SCALE):07d}#{created_at}#{task_id}"
+
+
+def lease_sk(lease_until: int, tiebreak: str) -> str:
+    """GSI1SK of a leased task (and of a task in review): ordered by lease expiry, epoch seconds."""
+    return f"{LEASE_SK_PREFIX}{lease_until:012d}#{tiebreak}"
+
+
+def lease_sk_below(now: int) -> str:
+    """Every lease key below this ended before ``now`` (a key range for ``GSI1SK < :k``)."""
+    return f"{LEASE_SK_PREFIX}{now:012d}"
+
+
+# ---- bulk operations -----------------------------------------------------------------------
+# An Idempotency-Key of a bulk request is claimed by an item PK=PROJECT#<pid>,
+# SK=BULKKEY#<sha256 of the key>, written in the job's create transaction.
+
+BULK_KEY_SK_PREFIX = "BULKKEY#"
+
+
+def bulk_key_sk(key_digest: str) -> str:
+    return f"{BULK_KEY_SK_PREFIX}{key_digest}"
+
+
+def bulk_ids_key(project_id: str, job_id: str) -> str:
+    """S3 key (exports bucket) of a bulk request's id list, when too long for the job item."""
+    return f"bulk/{project_id}/{job_id}.ids.json"
+
+
+def bulk_work_key(project_id: str, job_id: str) -> str:
+    """S3 key of a bulk job's resolved selection (the ids it works through, in order)."""
+    return f"bulk/{project_id}/{job_id}.work.json"
+
+
+def bulk_failed_key(project_id: str, job_id: str, offset: int) -> str:
+    """S3 key of the ids that failed in the chunk of a bulk job starting at ``offset``."""
+    return f"{bulk_failed_prefix(project_id, job_id)}{offset:09d}.json"
+
+
+def bulk_failed_prefix(project_id: str, job_id: str) -> str:
+    return f"bulk/{project_id}/{job_id}/failed/"

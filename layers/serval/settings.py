@@ -30,6 +30,9 @@ class RuntimeSettings(BaseModel):
     INGEST_QUEUE_URL: str = ""
     INGEST_DLQ_URL: str = ""
     JOBS_QUEUE_URL: str = ""
+    EXECUTIONS_QUEUE_URL: str = ""
+    STATE_MACHINE_ARN: str = ""
+    ACTIVE_WINDOW: int = 1000
     USER_POOL_ID: str = ""
     AUDIT_SEAL_SECRET: str = ""
     AUTH_CACHE_SECONDS: int = 30

@@ -192,6 +192,28 @@ def build_world(env: Env) -> World:
                 success_status(operation),
             )
             world.ids[scope]["job_id"] = job["job_id"]
+        dataset_exports = ("POST", "/projects/{project_id}/exports")
+        operation = next((op for m, p, op in ROUTES if (m, p) == dataset_exports), None)
+        if operation is not None:
+            job = env.call(
+                "admin",
+                "POST",
+                dataset_exports[1].format(project_id=project),
+                {"format": "jsonl"},
+                success_status(operation),
+            )
+            world.ids[scope]["export_id"] = job["job_id"]
+        bulk = ("POST", "/projects/{project_id}/bulk")
+        operation = next((op for m, p, op in ROUTES if (m, p) == bulk), None)
+        if operation is not None:
+            job = env.call(
+                "admin",
+                "POST",
+                bulk[1].format(project_id=project),
+                {"operation": "set_priority", "priority": 1, "selection": {"task_ids": [task]}},
+                success_status(operation),
+            )
+            world.ids[scope]["bulk_id"] = job["job_id"]
     return world
 
 
@@ -245,6 +267,15 @@ BODIES: dict[tuple[str, str], Body] = {
         "content_type": "text/plain",
     },
     ("POST", "/projects/{project_id}/uploads/complete"): _upload_to_complete,
+    ("POST", "/projects/{project_id}/exports"): lambda env, w, s: {
+        "format": "jsonl",
+        "filters": {"approved_only": False},
+    },
+    ("POST", "/projects/{project_id}/bulk"): lambda env, w, s: {
+        "operation": "tag",
+        "tags": ["matrix"],
+        "selection": {"task_ids": [w.ids["own"]["task_id"]]},
+    },
     ("POST", "/projects/{project_id}/members"): lambda env, w, s: {
         "user_id": env.invite([]),
         "role": "viewer",
@@ -258,13 +289,34 @@ BODIES: dict[tuple[str, str], Body] = {
     },
     ("PUT", "/users/{user_id}/groups"): lambda env, w, s: {"groups": ["reviewer"]},
     ("POST", "/projects/{project_id}/audit/exports"): lambda env, w, s: {"format": "jsonl"},
+    ("POST", "/projects/{project_id}/tasks/{task_id}/submit"): lambda env, w, s: ANNOTATION,
+    # a member of the path's project who may annotate: the annotator in their own project; in the
+    # other project only its creator (the admin, its manager) is one
+    ("POST", "/projects/{project_id}/tasks/{task_id}/assign"): lambda env, w, s: {
+        "user_id": env.user_ids["admin" if s == "other" else "annotator"],
+    },
+    ("POST", "/projects/{project_id}/tasks/{task_id}/review"): lambda env, w, s: {"decision": "approve"},
 }
 
 # Routes that change their objects for good: each case gets a world of its own.
 CONSUMING = {
+    # a lease taken here would change what every later case on the shared world finds
+    ("POST", "/projects/{project_id}/next"),
+    ("POST", "/projects/{project_id}/review/next"),
     ("POST", "/projects/{project_id}/archive"),
     ("DELETE", "/projects/{project_id}/tasks/{task_id}"),
     ("DELETE", "/projects/{project_id}/members/{user_id}"),
+}
+
+
+# Queue routes that need a lease the caller holds: on the world's tasks (status ``new``, never
+# leased) an allowed call answers 409 ``lease_not_held``, and changes nothing.
+CONFLICT_WHEN_IDLE = {
+    ("POST", "/projects/{project_id}/tasks/{task_id}/heartbeat"),
+    ("POST", "/projects/{project_id}/tasks/{task_id}/release"),
+    ("POST", "/projects/{project_id}/tasks/{task_id}/skip"),
+    ("POST", "/projects/{project_id}/tasks/{task_id}/submit"),
+    ("POST", "/projects/{project_id}/tasks/{task_id}/review"),
 }
 
 
@@ -289,6 +341,8 @@ def expected_status(method: str, path: str, operation: dict[str, Any], who: Iden
         effective = policy.effective(who.group, member_role) if member_role else None
         if path.endswith("/annotations/{annotation_id}") and effective == "annotator":
             return 404  # an annotator sees only their own annotations (these are the admin's)
+        if (method, path) in CONFLICT_WHEN_IDLE:
+            return 409  # nobody holds a lease on the world's tasks
         return success_status(operation)
     verdict = policy.allowed(action, who.group, None)
     if path.startswith("/users/{user_id}"):
@@ -566,6 +620,9 @@ NOT_AUDITED_HERE = {
         "/projects/{project_id}/uploads",
     ): "presigns a URL; the upload is audited when it lands (import.start)",
     ("POST", "/projects/{project_id}/uploads/complete"): "completes an S3 upload; audited as above",
+    ("POST", "/projects/{project_id}/next"): "the queue is empty here: nothing leased (task.lease)",
+    ("POST", "/projects/{project_id}/review/next"): "nothing in review: nothing leased (review.lease)",
+    **{route: "needs a lease nobody holds here: refused with 409" for route in CONFLICT_WHEN_IDLE},
 }
 
 

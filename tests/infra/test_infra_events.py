@@ -51,18 +51,21 @@ def test_the_chainer_never_skips_an_audit_record(synth):
 
 
 def test_every_event_rule_forwards_bus_events_to_its_queue_with_a_dlq(synth):
-    # Given the dev spec's event rules
+    # Given the dev spec's event rules, each in the stack that owns its queue
     spec = synth.envs["dev"].spec
-    template = synth.raw("dev", "Events")
-    queue_ids = {name: logical_id for name, (logical_id, _) in queues(template).items()}
+    stacks = synth.envs["dev"].stacks
     rules = {
-        r["Properties"]["Name"]: (logical_id, r["Properties"])
-        for logical_id, r in resources(template, "AWS::Events::Rule").items()
+        r["Properties"]["Name"]: (concern, logical_id, r["Properties"])
+        for concern in stacks
+        for logical_id, r in resources(synth.raw("dev", concern), "AWS::Events::Rule").items()
     }
     assert spec.event_rules
     assert set(rules) == {r.name for r in spec.event_rules}
     for rule_spec in spec.event_rules:
-        rule_id, props = rules[rule_spec.name]
+        concern, rule_id, props = rules[rule_spec.name]
+        assert rule_spec.queue in stacks[concern].owned_queues(spec)
+        template = synth.raw("dev", concern)
+        queue_ids = {name: logical_id for name, (logical_id, _) in queues(template).items()}
         queue_spec = spec.queues[rule_spec.queue]
         # Then the rule sits on the spec's bus, with the spec's pattern, targeting the queue
         assert props["EventBusName"] == spec.event_bus_name

@@ -46,6 +46,7 @@ BUCKET_READ_WRITE = (
     "s3:PutObjectVersionTagging",
     "s3:Abort*",
 )
+BUCKET_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 SQS_CONSUME = (
     "sqs:ReceiveMessage",
@@ -68,8 +69,17 @@ USER_ADMIN = (
     "cognito-idp:ListUsers",
 )
 SEAL_KEY = (["secretsmanager:GetSecretValue"], ["secret:audit-seal-key"])
+# Completing a waiting workflow step: the task token names the step, so IAM only accepts Resource "*".
+STEP_CALLBACKS = (["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"], ["*"])
 # Actions IAM only accepts on Resource "*".
-STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams"}
+STAR_ONLY = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "dynamodb:ListStreams",
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+}
 
 
 def table(table_id: str) -> list[str]:
@@ -102,6 +112,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         (USER_ADMIN, ["user-pool"]),
         (["sqs:SendMessage"], ["queue:jobs"]),
         SEAL_KEY,
+        STEP_CALLBACKS,
     ),
     "ingest": grants(
         "ingest",
@@ -117,6 +128,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
         (BUCKET_READ_WRITE, bucket("exports")),
+        (BUCKET_READ, bucket("data")),  # image headers, for dataset exports' pixel sizes
         (SQS_CONSUME, ["queue:jobs"]),
         SEAL_KEY,
     ),
@@ -135,6 +147,19 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         (ON_FAILURE_SEND, ["queue:audit-chain-failed"]),
         SEAL_KEY,
     ),
+    "workflow": grants(
+        "workflow",
+        ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
+        ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
+        (["sqs:SendMessage"], ["queue:executions"]),
+        SEAL_KEY,
+    ),
+    "starter": grants(
+        "starter",
+        ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
+        (SQS_CONSUME, ["queue:executions"]),
+        (["states:StartExecution"], ["state-machine:task"]),
+    ),
 }
 
 _SPEC = build(load("dev"), "123456789012", "us-east-1")
@@ -149,6 +174,10 @@ def _label(template: dict[str, Any], prefix: str, resource: Any) -> str:
             return f"queue:{props['QueueName'].removeprefix(f'{prefix}-')}"
         if target["Type"] == "AWS::Logs::LogGroup":
             return f"log-group:{props['LogGroupName'].removeprefix(f'/aws/lambda/{prefix}-')}"
+    if isinstance(resource, dict) and "Ref" in resource:
+        target = template["Resources"][resource["Ref"]]
+        if target["Type"] == "AWS::StepFunctions::StateMachine":
+            return f"state-machine:{target['Properties']['StateMachineName'].removeprefix(f'{prefix}-')}"
     if isinstance(resource, dict) and "Fn::GetStackOutput" in resource:
         output = resource["Fn::GetStackOutput"]["OutputName"]
         if "UserPool" in output:
@@ -191,7 +220,7 @@ def test_every_spec_function_has_an_expected_grant_set():
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize(
     "function_id",
-    ["events", "api", "ingest", "jobs", "chainer"],
+    ["events", "api", "ingest", "jobs", "chainer", "workflow", "starter"],
 )
 def test_each_role_allows_exactly_its_expected_actions_on_its_expected_resources(synth, env, function_id):
     # Given the synthesized role of one function
@@ -225,7 +254,7 @@ def test_only_the_audit_writers_and_the_chainer_touch_the_audit_table(synth, env
         )
     }
     # Then the functions that write audit records, and the chainer, are the only ones
-    assert touching == {"api", "ingest", "jobs", "chainer"}
+    assert touching == {"api", "ingest", "jobs", "workflow", "chainer"}
 
 
 @pytest.mark.parametrize("env", ENVS)

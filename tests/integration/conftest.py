@@ -33,7 +33,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """Given a fresh moto account with Serval's resources created from the spec."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         _forget_clients()
         the_spec = spec.build(config.load("local"), ACCOUNT, REGION)
         created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))
@@ -44,6 +44,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
                 user_pool_id=created.user_pool_id,
                 queue_urls=created.queue_urls,
                 dlq_urls=created.dlq_urls,
+                state_machine_arns=created.state_machine_arns,
             )
         env.pop("POWERTOOLS_SERVICE_NAME", None)
         for key, value in env.items():

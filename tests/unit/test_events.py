@@ -191,7 +191,10 @@ EXAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     *[("MODIFY", task("queued"), task(status)) for status in STATUS_EVENTS],
     ("MODIFY", imp("running"), imp("completed", tasks_created=3, duplicates=1, errors=0)),
     ("INSERT", {}, image(entity="project", project_id="p_1", name="Shapes")),
-    ("MODIFY", job("running"), job("succeeded", done=2)),
+    *[
+        ("MODIFY", job("running", kind=k), job("succeeded", kind=k, done=2))
+        for k in ("audit_export", "dataset_export", "bulk")
+    ],
 ]
 
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -52,6 +53,10 @@ def events() -> EventBridgeClient:
 
 def cognito() -> CognitoIdentityProviderClient:
     return _client("cognito-idp")
+
+
+def stepfunctions() -> SFNClient:
+    return _client("stepfunctions")
 
 
 def secretsmanager() -> Any:  # no mypy_boto3 stubs for Secrets Manager are installed

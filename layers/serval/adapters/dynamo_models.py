@@ -101,6 +101,18 @@ class TaskTableModels:
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()
             version = NumberAttribute(default=1)
+            # queue and review (serval.adapters.queue): never mapped to the API's Task
+            label_token = UnicodeAttribute(null=True)
+            review_token = UnicodeAttribute(null=True)
+            queue_key = UnicodeAttribute(null=True)  # the GSI1SK the task holds while queued
+            lease_owner = UnicodeAttribute(null=True)
+            lease_until = NumberAttribute(null=True)  # epoch seconds
+            assignee = UnicodeAttribute(null=True)
+            annotators = ListAttribute(of=UnicodeAttribute, null=True)
+            round_annotation_ids = ListAttribute(of=UnicodeAttribute, null=True)
+            skipped_by = ListAttribute(of=UnicodeAttribute, null=True)
+            rework = NumberAttribute(null=True)
+            reviewer = UnicodeAttribute(null=True)
 
         class TagLinkItem(Item, discriminator="tag"):
             task_id = UnicodeAttribute()

@@ -13,6 +13,7 @@ finished job never changes again:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,14 @@ def new(project_id: str, kind: JobKind, params: dict[str, Any], created_by: str)
     )
 
 
-def create(job: Job, actor: Actor, audit_action: str) -> None:
-    """Write a queued job and its audit record in one transaction."""
+def create(
+    job: Job, actor: Actor, audit_action: str, also: Callable[[dynamo.Tx], None] | None = None
+) -> None:
+    """Write a queued job and its audit record in one transaction.
+
+    ``also`` adds actions to that transaction (e.g. an idempotency claim: its failed
+    condition cancels the job too, raising :class:`~serval.adapters.dynamo.TransactionCancelled`).
+    """
     m = dynamo.tasks()
     item = m.JobItem(
         PK=keys.project_pk(job.project_id),
@@ -93,6 +100,8 @@ def create(job: Job, actor: Actor, audit_action: str) -> None:
     )
     tx = dynamo.Tx()
     tx.put(item, condition="attribute_not_exists(PK)")
+    if also is not None:
+        also(tx)
     audit.record(
         tx,
         actor,
@@ -160,17 +169,23 @@ def claim(project_id: str, job_id: str, lease_seconds: int) -> Claim | None:
     return Claim(_from_item(item), owner, lease_until)
 
 
-def succeed(c: Claim, counts: JobCounts, result_key: str | None) -> Job:
-    """Finish a claimed job with its result, and audit it, in one transaction."""
+def succeed(c: Claim, counts: JobCounts, result_key: str | None, error: str | None = None) -> Job:
+    """Finish a claimed job with its result, and audit it, in one transaction.
+
+    ``error`` describes the items that failed (``counts.failed``) in a job that still succeeded.
+    """
     at = utcnow()
+    error = error[:MAX_ERROR_CHARS] if error else None
     tx = dynamo.Tx()
     tx.update(
         settings().TASKS_TABLE,
         _key(c.job.project_id, c.job.job_id),
         "SET #s = :done_status, done = :done, failed = :failed, result_key = :key, "
-        "updated_at = :at, finished_at = :at, lease_until = :zero REMOVE #err",
+        "updated_at = :at, finished_at = :at, lease_until = :zero"
+        + (", #err = :error" if error else " REMOVE #err"),
         names={"#s": "status", "#err": "error"},
-        values={
+        values=({":error": error} if error else {})
+        | {
             ":done_status": JobStatus.SUCCEEDED.value,
             ":done": counts.done,
             ":failed": counts.failed,
@@ -201,6 +216,7 @@ def succeed(c: Claim, counts: JobCounts, result_key: str | None) -> Job:
             "status": JobStatus.SUCCEEDED,
             "counts": counts,
             "result_key": result_key,
+            "error": error,
             "updated_at": at,
             "finished_at": at,
         }

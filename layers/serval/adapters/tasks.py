@@ -11,7 +11,7 @@ from typing import Any
 from serval import keys
 from serval.adapters import audit, clients, dynamo, mapping
 from serval.domain.actor import Actor
-from serval.domain.lifecycle import TaskStatus
+from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TaskPatch, utcnow
 from serval.errors import Conflict, NotFound, Throttled
@@ -55,25 +55,12 @@ def batch_put(tasks: Sequence[Task]) -> int:
 
     Unconditional: only for tasks whose ids are known to be new (see logic.ingest).
     """
-    table = settings().TASKS_TABLE
     requests = [
         {"PutRequest": {"Item": item.serialize()}}
         for task in tasks
         for item in (_task_item(task), *_tag_items(task))
     ]
-    calls = 0
-    for chunk in dynamo.chunks(requests, BATCH_WRITE_LIMIT):
-        pending: list[dict[str, Any]] = list(chunk)
-        for attempt in range(12):
-            calls += 1
-            response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
-            pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
-            if not pending:
-                break
-            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-        else:
-            raise Throttled(f"{len(pending)} items stayed unprocessed after retries")
-    return calls
+    return batch_write(requests)
 
 
 def existing_ids(project_id: str, task_ids: Sequence[str]) -> set[str]:
@@ -268,14 +255,23 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
     if change.metadata is not None:
         updates["metadata"] = change.metadata
     after = before.model_copy(update=updates | {"updated_at": utcnow()})
-    m = dynamo.tasks()
     pk = keys.project_pk(project_id)
     tx = dynamo.Tx()
-    tx.put(
-        m.TaskItem(**mapping.task_to_attrs(after), version=int(item.version) + 1),
+    # only the changed attributes: the item also holds the queue's and the workflow's (tokens, lease)
+    wire = dynamo.tasks().TaskItem(**mapping.task_to_attrs(after)).serialize()  # typed by the model
+    changed = [*updates, "updated_at"]
+    names = {f"#u{i}": name for i, name in enumerate(changed)} | {"#v": "version"}
+    sets = [f"#u{i} = :u{i}" for i, name in enumerate(changed) if name in wire]
+    removes = [f"#u{i}" for i, name in enumerate(changed) if name not in wire]
+    values: dict[str, Any] = {f":u{i}": wire[name] for i, name in enumerate(changed) if name in wire}
+    values |= {":v": int(item.version), ":one": 1}
+    tx.update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(pk, keys.task_sk(task_id)),
+        "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "") + " ADD #v :one",
+        names=names,
+        values=values,
         condition="attribute_exists(PK) AND #v = :v",
-        names={"#v": "version"},
-        values={":v": int(item.version)},
     )
     for tag in set(before.tags) - set(after.tags):
         tx.delete(settings().TASKS_TABLE, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
@@ -300,8 +296,10 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
     return after
 
 
-def delete(project_id: str, task_id: str, actor: Actor) -> None:
+def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True) -> None:
     """Delete a task with its tag links and annotations, fix the counter, audit it: one transaction.
+
+    ``audited=False`` (bulk jobs, which write one record for the whole job) skips the record.
 
     Annotations that do not fit the transaction are removed right after; they are only
     reachable through their task, so nothing dangling is ever visible.
@@ -332,7 +330,10 @@ def delete(project_id: str, task_id: str, actor: Actor) -> None:
     in_tx, later = annotation_keys[:room], annotation_keys[room:]
     for sk in in_tx:
         tx.delete(table, dynamo.item_key(pk, sk))
-    audit.record(tx, actor, "task.delete", "task", task_id, project_id, before=task.model_dump(mode="json"))
+    if audited:
+        audit.record(
+            tx, actor, "task.delete", "task", task_id, project_id, before=task.model_dump(mode="json")
+        )
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
@@ -343,3 +344,134 @@ def delete(project_id: str, task_id: str, actor: Actor) -> None:
                 table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]
             }
         )
+
+
+# ---- unaudited changes for bulk jobs (which audit once per job) ------------------------------
+
+
+def get_items(project_id: str, task_ids: Sequence[str]) -> dict[str, Any]:
+    """Task items by id (BatchGetItem, 100 per call); missing ids are absent."""
+    m = dynamo.tasks()
+    pk = keys.project_pk(project_id)
+    wanted = list(dict.fromkeys(task_ids))
+    return {item.task_id: item for item in m.TaskItem.batch_get([(pk, keys.task_sk(t)) for t in wanted])}
+
+
+def set_tags_priority(
+    item: Any,
+    tags: list[str] | None = None,
+    priority: int | None = None,
+    deferred_links: list[dict[str, Any]] | None = None,
+) -> bool:
+    """Set a task's tags and/or priority with one version-checked UpdateItem, then its tag links.
+
+    The links are idempotent puts and deletes written after the item, so calling this again
+    with the same values repairs links a crash left behind. False: the task changed meanwhile
+    (or is gone); reload it and retry. Given ``deferred_links``, the link writes are appended
+    there for the caller to pass to :func:`batch_write` (after every item of a batch).
+    """
+    pk = keys.project_pk(item.project_id)
+    before = list(item.tags or [])
+    sets = ["updated_at = :at"]
+    values: dict[str, Any] = {":at": utcnow(), ":v": int(item.version), ":one": 1}
+    removes = []
+    if tags is not None:
+        tags = list(dict.fromkeys(tags))
+        if tags:
+            sets.append("tags = :tags")
+            values[":tags"] = tags
+        else:
+            removes.append("tags")
+    if priority is not None:
+        sets.append("priority = :p")
+        values[":p"] = priority
+    try:
+        clients.dynamodb().update_item(
+            TableName=settings().TASKS_TABLE,
+            Key={keys.PK: {"S": pk}, keys.SK: {"S": keys.task_sk(item.task_id)}},
+            UpdateExpression="SET "
+            + ", ".join(sets)
+            + (" REMOVE " + ", ".join(removes) if removes else "")
+            + " ADD #v :one",
+            ConditionExpression="attribute_exists(PK) AND #v = :v",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={k: dynamo.serialize(v) for k, v in values.items()},
+        )
+    except clients.dynamodb().exceptions.ConditionalCheckFailedException:
+        return False
+    if tags is not None:
+        m = dynamo.tasks()
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": keys.tag_sk(t, item.task_id)}}}}
+            for t in set(before) - set(tags)
+        ]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": m.TagLinkItem(
+                        PK=pk, SK=keys.tag_sk(t, item.task_id), task_id=item.task_id, tag=t
+                    ).serialize()
+                }
+            }
+            for t in tags
+        ]
+        if deferred_links is None:
+            batch_write(requests)
+        else:
+            deferred_links += requests
+    return True
+
+
+def transition(project_id: str, task_id: str, target: TaskStatus) -> Task:
+    """Move a task to ``target`` (checked by the lifecycle), with the per-status counters: one
+    transaction, conditional on the status and version read. Unaudited: for bulk jobs.
+
+    Raises NotFound, InvalidTransition, or Conflict when the task changed meanwhile.
+    """
+    item = get_item(project_id, task_id)
+    task = mapping.task_from_item(item)
+    check_transition(task.status, target)
+    pk = keys.project_pk(project_id)
+    index = mapping.task_index_keys(project_id, task_id, target.value, task.created_at)
+    at = utcnow()
+    tx = dynamo.Tx()
+    tx.update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(pk, keys.task_sk(task_id)),
+        "SET #s = :to, GSI1PK = :g1pk, GSI1SK = :g1sk, updated_at = :at REMOVE queue_key ADD #v :one",
+        names={"#s": "status", "#v": "version"},
+        values={
+            ":to": target.value,
+            ":g1pk": index["GSI1PK"],
+            ":g1sk": index["GSI1SK"],
+            ":at": at,
+            ":one": 1,
+            ":from": task.status.value,
+            ":v": int(item.version),
+        },
+        condition="#s = :from AND #v = :v",
+    )
+    dynamo.add_counter(tx, project_id, task_id, {task.status.value: -1, target.value: 1})
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        raise Conflict("the task changed meanwhile; reload and retry") from exc
+    return task.model_copy(update={"status": target, "updated_at": at})
+
+
+def batch_write(requests: Sequence[dict[str, Any]]) -> int:
+    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made."""
+    table = settings().TASKS_TABLE
+    calls = 0
+    for chunk in dynamo.chunks(requests, BATCH_WRITE_LIMIT):
+        pending: list[dict[str, Any]] = list(chunk)
+        for attempt in range(12):
+            calls += 1
+            response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
+            if not pending:
+                break
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        else:
+            raise Throttled(f"{len(pending)} items stayed unprocessed after retries")
+    return calls

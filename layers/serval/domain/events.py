@@ -74,6 +74,13 @@ class JobCompleted(_Payload):
     failed: int = Field(description="Items that could not be processed.")
 
 
+# Job kinds whose completion is announced, and as which event.
+JOB_EVENTS: dict[str, str] = {
+    "audit_export": "audit_export.completed",
+    "dataset_export": "export.completed",
+    "bulk": "bulk.completed",
+}
+
 # Event type -> its payload model. Every event Serval publishes is listed here.
 PAYLOADS: dict[str, type[_Payload]] = {
     "project.created": ProjectCreated,
@@ -81,10 +88,8 @@ PAYLOADS: dict[str, type[_Payload]] = {
     "task.deleted": TaskRef,
     **{event: TaskStatusChanged for event in STATUS_EVENTS.values()},
     "import.completed": ImportCompleted,
-    "audit_export.completed": JobCompleted,
+    **{event: JobCompleted for event in JOB_EVENTS.values()},
 }
-# Job kinds whose completion is announced, and as which event.
-JOB_EVENTS: dict[str, str] = {"audit_export": "audit_export.completed"}
 
 
 def _str(image: dict[str, Any], name: str) -> str | None:
@@ -140,7 +145,7 @@ def from_change(
     if entity == "job" and kind == "MODIFY":
         job_kind, status = _str(new, "kind"), _str(new, "status")
         if _str(old, "status") != status and status in JOB_FINISHED and job_kind in JOB_EVENTS:
-            data = {
+            outcome: dict[str, Any] = {
                 "job_id": _str(new, "job_id"),
                 "kind": job_kind,
                 "status": status,
@@ -148,7 +153,7 @@ def from_change(
                 "failed": _num(new, "failed"),
             }
             return DomainEvent(
-                id=event_id, type=JOB_EVENTS[job_kind], occurred_at=at, project_id=project_id, data=data
+                id=event_id, type=JOB_EVENTS[job_kind], occurred_at=at, project_id=project_id, data=outcome
             )
         return None
     if entity == "project" and kind == "INSERT":

@@ -23,6 +23,8 @@ from serval.errors import ServalError
 
 class JobKind(StrEnum):
     AUDIT_EXPORT = "audit_export"
+    DATASET_EXPORT = "dataset_export"
+    BULK = "bulk"
 
 
 class JobStatus(StrEnum):
@@ -77,6 +79,12 @@ class JobBusy(ServalError):
     """Another worker holds this job's lease; the message is retried later."""
 
     code = "job_busy"
+
+
+class JobPaused(ServalError):
+    """The runner checkpointed and released the job before the worker's deadline: run it again."""
+
+    code = "job_paused"
 
 
 class JobTimedOut(ServalError):

@@ -41,6 +41,7 @@ class Action(StrEnum):
     TASK_READ = "task:read"
     TASK_UPDATE = "task:update"
     TASK_DELETE = "task:delete"
+    BULK_UPDATE = "task:bulk"
     UPLOAD_CREATE = "upload:create"
     IMPORT_READ = "import:read"
     ANNOTATION_CREATE = "annotation:create"
@@ -48,7 +49,13 @@ class Action(StrEnum):
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
     AUDIT_EXPORT = "audit:export"
+    EXPORT_CREATE = "export:create"
+    EXPORT_READ = "export:read"
     ACTIVITY_READ = "activity:read"
+    TASK_LEASE = "task:lease"
+    TASK_ASSIGN = "task:assign"
+    REVIEW_LEASE = "review:lease"
+    REVIEW_DECIDE = "review:decide"
 
 
 class GlobalRole(StrEnum):
@@ -107,7 +114,15 @@ PROJECT_ACTIONS: dict[Action, frozenset[ProjectRole]] = {
     A.AUDIT_READ: frozenset({P.MANAGER}),
     A.AUDIT_VERIFY: frozenset({P.MANAGER}),
     A.AUDIT_EXPORT: frozenset({P.MANAGER}),
+    A.BULK_UPDATE: frozenset({P.MANAGER}),
+    A.EXPORT_CREATE: frozenset({P.MANAGER}),
+    A.EXPORT_READ: frozenset({P.MANAGER, P.REVIEWER, P.VIEWER}),
     A.ACTIVITY_READ: frozenset({P.MANAGER}),
+    # the labelling queue: lease, heartbeat, release, skip, submit
+    A.TASK_LEASE: frozenset({P.MANAGER, P.REVIEWER, P.ANNOTATOR}),
+    A.TASK_ASSIGN: frozenset({P.MANAGER}),
+    A.REVIEW_LEASE: frozenset({P.MANAGER, P.REVIEWER}),
+    A.REVIEW_DECIDE: frozenset({P.MANAGER, P.REVIEWER}),
 }
 
 # The strongest project role each global role may hold; no group at all: viewer.

@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serval.adapters import dynamo, queues
 from serval.adapters import jobs as job_store
-from serval.adapters import queues
 from serval.domain.actor import Actor
-from serval.domain.jobs import Job, JobCounts, JobKind, JobMessage, JobStatus, JobView
+from serval.domain.jobs import Job, JobCounts, JobKind, JobMessage, JobPaused, JobStatus, JobView
 from serval.errors import NotFound, ServalError, Throttled
 from serval.settings import settings
 
@@ -39,11 +39,12 @@ MAX_ATTEMPTS = 3  # the jobs queue's maxReceiveCount (infra/spec.py): the last d
 class RunResult:
     counts: JobCounts
     result_key: str | None
+    error: str | None = None  # what failed, for a job that succeeded with counts.failed > 0
 
 
 @dataclass
 class Outcome:
-    kind: str  # succeeded | failed | skipped | poison
+    kind: str  # succeeded | failed | skipped | poison | paused
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,12 +57,23 @@ def runner_for(kind: JobKind) -> Runner | None:
         from serval.logic import audit_export
 
         return audit_export.run
+    if kind is JobKind.DATASET_EXPORT:
+        from serval.logic import dataset_export
+
+        return dataset_export.run
+    if kind is JobKind.BULK:
+        from serval.logic import bulk
+
+        return bulk.run
     return None
 
 
-def submit(job: Job, actor: Actor, audit_action: str) -> Job:
-    """Create a queued job (with its audit record) and announce it on the jobs queue."""
-    job_store.create(job, actor, audit_action)
+def submit(job: Job, actor: Actor, audit_action: str, also: Callable[[dynamo.Tx], None] | None = None) -> Job:
+    """Create a queued job (with its audit record) and announce it on the jobs queue.
+
+    ``also`` adds actions to the create transaction (see :func:`serval.adapters.jobs.create`).
+    """
+    job_store.create(job, actor, audit_action, also)
     message = JobMessage(job_id=job.job_id, project_id=job.project_id)
     try:
         queues.send(settings().JOBS_QUEUE_URL, message.model_dump_json(), {"kind": job.kind.value})
@@ -115,6 +127,9 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
         return Outcome("poison", {"reason": error, **ids})
     try:
         result = runner(claim, time_left)
+    except JobPaused:  # the runner checkpointed and released the job: continue in a new message
+        queues.send(settings().JOBS_QUEUE_URL, message.model_dump_json(), {"kind": claim.job.kind.value})
+        return Outcome("paused", {"kind": claim.job.kind.value, **ids})
     except ServalError as exc:
         if isinstance(exc, Throttled):
             return _retry_or_fail(claim, exc)
@@ -124,7 +139,7 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
         )
     except Exception as exc:
         return _retry_or_fail(claim, exc)
-    job = job_store.succeed(claim, result.counts, result.result_key)
+    job = job_store.succeed(claim, result.counts, result.result_key, result.error)
     return Outcome(
         "succeeded",
         {"kind": job.kind.value, "done": job.counts.done, "failed": job.counts.failed, **ids},

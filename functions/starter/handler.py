@@ -1,0 +1,46 @@
+"""Starter Lambda: starts task executions from the executions queue, within each project's window.
+
+Messages are ``task.created`` events routed from the bus, or refill requests sent when an
+execution ends. The function's low concurrency throttles StartExecution. A malformed
+message is logged and dropped; any other failure retries just that message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from serval.errors import ValidationFailed
+from serval.logic import workflow
+
+logger = Logger(service="starter")
+metrics = Metrics(service="starter")
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        request = workflow.parse_start_message(record.body)
+    except ValidationFailed as exc:
+        logger.warning(
+            "dropped a malformed executions message", message_id=record.message_id, reason=exc.message
+        )
+        return
+    started = workflow.start(request)
+    logger.info("executions started", project_id=request.project_id, task_id=request.task_id, started=started)
+    if started:
+        metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=started)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

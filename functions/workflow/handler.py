@@ -1,0 +1,33 @@
+"""Workflow Lambda: the task state machine's steps (route, label/review waits, export, completion).
+
+Transient failures are raised as ``TransientError``, which the state machine retries by
+name; any other error fails the step, and the state machine records it on the task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from serval.errors import Throttled
+from serval.logic import workflow
+
+logger = Logger(service="workflow")
+
+
+class TransientError(Exception):
+    """Worth retrying as is: DynamoDB throttling (the state machine retries it by name)."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(
+        action=event.get("action"), project_id=event.get("project_id"), task_id=event.get("task_id")
+    )
+    try:
+        return workflow.run_step(event)
+    except Throttled as exc:
+        logger.warning("transient workflow failure", reason=str(exc))
+        raise TransientError(str(exc)) from exc

@@ -1,0 +1,52 @@
+"""Step Functions: start a task's execution, and complete the step it waits on.
+
+Each task runs one Standard execution (name = task id, so a repeated start is a no-op).
+Its Label and Review steps wait with ``.waitForTaskToken``; the token is stored on the
+task item, and submit and review hand the step its result through :func:`send_success`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serval.adapters import clients
+from serval.errors import TaskTokenInvalid
+
+# Errors that mean "this step is no longer waiting": already completed, timed out, or never was.
+_GONE = {"InvalidToken", "TaskTimedOut", "TaskDoesNotExist"}
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def send_success(token: str, output: dict[str, Any]) -> None:
+    """Complete the waiting step that issued ``token``. 409 ``task_token_invalid`` if it no longer waits."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.stepfunctions().send_task_success(taskToken=token, output=json.dumps(output))
+    except ClientError as exc:
+        if _code(exc) in _GONE:
+            raise TaskTokenInvalid(
+                "this step of the task's workflow is no longer waiting (already completed or timed out)",
+                details={"reason": _code(exc)},
+            ) from exc
+        raise
+
+
+def start(state_machine_arn: str, task_id: str, payload: dict[str, Any]) -> bool:
+    """Start the task's execution; False when it already exists (a redelivered start)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.stepfunctions().start_execution(
+            stateMachineArn=state_machine_arn, name=task_id, input=json.dumps(payload)
+        )
+    except ClientError as exc:
+        if _code(exc) == "ExecutionAlreadyExists":
+            return False
+        raise
+    return True

@@ -1,0 +1,128 @@
+"""The ASL files of the spec's state machines, checked as data (no synthesis): what moto and AWS both run."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+import pytest
+
+from infra.config import load
+from infra.spec import FUNCTIONS_SRC, build
+
+_SPEC = build(load("dev"), "123456789012", "us-east-1")
+MACHINES = sorted(_SPEC.state_machines)
+# The catch target of every other Task: it may retry, but there is nowhere left to go on failure.
+CATCH_TARGETS = {"RecordFailure"}
+ERROR_NAME = re.compile(r"^(States|Lambda|Serval)\.\w+$")
+
+
+def _raised_errors(machine_id: str) -> set[str]:
+    """The exception classes the invoked functions' handler modules define: Lambda reports a raised
+    one by its class name (``errorType``), which is the name a Retry or Catch matches."""
+    names: set[str] = set()
+    for function_id in set(_SPEC.state_machines[machine_id].substitutions.values()):
+        module = FUNCTIONS_SRC / (_SPEC.functions[function_id].module.replace(".", "/") + ".py")
+        names |= {
+            node.name
+            for node in ast.walk(ast.parse(module.read_text()))
+            if isinstance(node, ast.ClassDef)
+            and any(isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")) for b in node.bases)
+        }
+    return names
+
+
+def _definition(machine_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(_SPEC.state_machines[machine_id].definition_file.read_text())
+    return document
+
+
+def _next_targets(state: dict[str, Any]) -> list[str]:
+    targets = [state["Next"]] if "Next" in state else []
+    targets += [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [state["Default"]] if "Default" in state else []
+    targets += [catcher["Next"] for catcher in state.get("Catch", [])]
+    return targets
+
+
+def _walk(node: Any) -> list[Any]:
+    found = [node]
+    if isinstance(node, dict):
+        for value in node.values():
+            found += _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _walk(value)
+    return found
+
+
+@pytest.mark.parametrize("machine_id", MACHINES)
+def test_the_definition_is_jsonpath_only(machine_id):
+    # Given the ASL file (moto stubs JSONata out)
+    definition = _definition(machine_id)
+    # Then it is JSONPath at the top and in no state switches to JSONata
+    assert definition.get("QueryLanguage", "JSONPath") == "JSONPath"
+    for state in definition["States"].values():
+        assert state.get("QueryLanguage", "JSONPath") == "JSONPath"
+        assert "Arguments" not in state and "Output" not in state and "Assign" not in state
+    assert not [s for s in _walk(definition) if isinstance(s, str) and s.startswith("{%")]
+
+
+@pytest.mark.parametrize("machine_id", MACHINES)
+def test_every_task_retries_and_catches_except_the_catch_target_which_only_retries(machine_id):
+    for name, state in _definition(machine_id)["States"].items():
+        if state["Type"] != "Task":
+            continue
+        # Given a Task state, Then it retries transient failures
+        assert state.get("Retry"), name
+        # And it catches every other failure, unless it is the catch target itself
+        if name in CATCH_TARGETS:
+            assert "Catch" not in state, name
+        else:
+            assert state.get("Catch"), name
+            assert {c["Next"] for c in state["Catch"]} <= CATCH_TARGETS, name
+
+
+@pytest.mark.parametrize("machine_id", MACHINES)
+def test_every_retried_or_caught_error_is_a_known_error_name(machine_id):
+    raised = _raised_errors(machine_id)
+    for name, state in _definition(machine_id)["States"].items():
+        for handler in [*state.get("Retry", []), *state.get("Catch", [])]:
+            # Given each error a Retry or Catch names
+            # Then it is a States.* / Lambda.* / Serval.* name, or an exception the invoked function raises
+            for error in handler["ErrorEquals"]:
+                assert ERROR_NAME.match(error) or error in raised, (name, error)
+
+
+@pytest.mark.parametrize("machine_id", MACHINES)
+def test_every_next_target_exists_and_every_state_is_reachable(machine_id):
+    definition = _definition(machine_id)
+    states = definition["States"]
+    # Given every transition of the machine
+    for name, state in states.items():
+        for target in _next_targets(state):
+            # Then it leads to a state of the machine
+            assert target in states, (name, target)
+        # And only terminal states have no way on
+        if state["Type"] not in ("Succeed", "Fail", "Choice") and not state.get("End"):
+            assert "Next" in state, name
+    # And from StartAt every state is reachable
+    seen, todo = set(), [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _next_targets(states[name])
+    assert seen == set(states)
+
+
+@pytest.mark.parametrize("machine_id", MACHINES)
+def test_every_placeholder_has_a_substitution_and_names_a_spec_function(machine_id):
+    # Given the placeholders of the ASL file and the spec's substitutions
+    machine = _SPEC.state_machines[machine_id]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", machine.definition_file.read_text()))
+    # Then both sides agree, and each substitution names a spec function
+    assert placeholders == set(machine.substitutions)
+    assert set(machine.substitutions.values()) <= set(_SPEC.functions)

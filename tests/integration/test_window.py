@@ -1,0 +1,55 @@
+"""The active window: starts take a slot and mark the task, ends give it back once; a backlog waits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serval.adapters import window
+from serval.domain.actor import Actor
+from serval.errors import ValidationFailed
+from serval.logic import workflow
+from tests.integration.api_client import call
+from tests.integration.conftest import Aws
+from tests.integration.test_api import _create_project
+
+
+def _tasks(admin: Actor, project: str, n: int) -> list[str]:
+    body = [{"data": {"text": f"t{i}"}} for i in range(n)]
+    return list(call("POST", f"/projects/{project}/tasks", admin, body).body["task_ids"])
+
+
+def test_slots_are_taken_once_per_task_and_given_back_once(aws: Aws, admin: Actor) -> None:
+    # Given a project with three tasks and a window of two
+    project = _create_project(admin)
+    first, second, third = _tasks(admin, project, 3)
+
+    # When three starts race for two slots, and the first start is redelivered
+    claims = [window.take_slot(project, t, 2) for t in (first, second, third)]
+    again = window.take_slot(project, first, 2)
+
+    # Then two tasks hold the slots, the third waits in the backlog, a redelivery takes nothing
+    assert claims == [window.Claim.TAKEN, window.Claim.TAKEN, window.Claim.FULL]
+    assert again is window.Claim.ALREADY
+    assert window.open_count(project) == 2
+    assert window.backlog(project, 10) == [third]
+    assert window.take_slot(project, "t_missing", 2) is window.Claim.GONE
+    assert window.take_slot(project, second, 2) is window.Claim.ALREADY  # started, even with a full window
+
+    # When the first execution ends, twice (a retried step), its slot comes back once
+    assert window.release_slot(project, first) is True
+    assert window.release_slot(project, first) is False
+    assert window.open_count(project) == 1
+    assert window.take_slot(project, third, 2) is window.Claim.TAKEN
+    assert window.backlog(project, 10) == []
+    assert window.take_slot(project, "t_missing", 3) is window.Claim.GONE
+
+
+def test_executions_queue_messages_are_task_created_events_or_refills() -> None:
+    event = {"detail-type": "task.created", "detail": {"project_id": "p_1", "data": {"task_id": "t_1"}}}
+    assert workflow.parse_start_message(json.dumps(event)) == workflow.StartRequest("p_1", "t_1")
+    assert workflow.parse_start_message(json.dumps({"refill": "p_1"})) == workflow.StartRequest("p_1", None)
+    for bad in ("not json", "[]", json.dumps({"detail-type": "task.deleted", "detail": {}})):
+        with pytest.raises(ValidationFailed):
+            workflow.parse_start_message(bad)
