@@ -22,7 +22,7 @@ if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
 from infra.config import EnvConfig  # noqa: E402
 from serval import keys  # noqa: E402
 from serval.domain.access import PASSWORD_MIN_LENGTH  # noqa: E402
-from serval.settings import RuntimeSettings  # noqa: E402
+from serval.settings import METRICS_NAMESPACE, RuntimeSettings  # noqa: E402
 
 ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
 PYTHON_RUNTIME = "python3.13"
@@ -377,7 +377,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
     def fenv(service: str) -> dict[str, str]:
-        return env | {"POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_METRICS_NAMESPACE": "Serval"}
+        return env | {"POWERTOOLS_SERVICE_NAME": service, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE}
 
     functions = {
         "api": FunctionSpec(

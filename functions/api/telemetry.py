@@ -5,8 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from serval.settings import METRICS_NAMESPACE
+
 logger = Logger(service="api")
-metrics = Metrics(service="api")
+metrics = Metrics(service="api", namespace=METRICS_NAMESPACE)
 
 
 def count(name: str, value: int = 1) -> None:

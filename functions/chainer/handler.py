@@ -16,9 +16,10 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import audit_chain
+from serval.settings import METRICS_NAMESPACE
 
 logger = Logger(service="chainer")
-metrics = Metrics(service="chainer")
+metrics = Metrics(service="chainer", namespace=METRICS_NAMESPACE)
 
 
 class InOrderProcessor(BatchProcessor):

@@ -12,9 +12,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import ingest
+from serval.settings import METRICS_NAMESPACE
 
 logger = Logger(service="ingest")
-metrics = Metrics(service="ingest")
+metrics = Metrics(service="ingest", namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

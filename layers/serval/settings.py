@@ -17,6 +17,10 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# CloudWatch namespace of every function's metrics. Handlers pass it to Powertools explicitly
+# (the local stack and the tests share one process, whose environment may not carry it).
+METRICS_NAMESPACE = "Serval"
+
 
 class RuntimeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
