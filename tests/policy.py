@@ -48,6 +48,7 @@ PROJECT: dict[str, set[str]] = {
     "activity:read": {"manager"},
     "task:lease": {"manager", "reviewer", "annotator"},
     "task:assign": {"manager"},
+    "task:gold": {"manager"},
     "review:lease": {"manager", "reviewer"},
     "review:decide": {"manager", "reviewer"},
 }

@@ -16,6 +16,7 @@ from api.guard import SECURITY_SCHEME, authorize_matched_route
 from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
 from api.routes import annotations as annotation_routes
 from api.routes import bulk as bulk_routes
+from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
@@ -37,6 +38,7 @@ for module in (
     exports,
     queue_routes,
     bulk_routes,
+    quality_routes,
 ):
     app.include_router(module.router)
 

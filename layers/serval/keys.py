@@ -12,6 +12,8 @@ Tasks table (single-table design, see docs/data-model.md):
 | counter     | PROJECT#<pid>       | COUNTER#<shard>           |                                  |                              |
 | job         | PROJECT#<pid>       | JOB#<job id>              |                                  | PROJECT#<pid>#JOBS / <c>#<jid> |
 | activity    | PROJECT#<pid>       | ACTIVITY#<day>#<user id>  |                                  |                              |
+| quality     | PROJECT#<pid>       | QUALITY#<user id>         |                                  |                              |
+| gold task   | PROJECT#<pid>       | TASK#<tid>                | PROJECT#<pid>#GOLD / its GSI1SK  | as a task                    |
 
 Audit table: PK=PROJECT#<pid> (or GLOBAL), SK=<time>#<audit id>; GSI1 by actor, GSI2 by target.
 """
@@ -208,13 +210,18 @@ SCORE_SCALE = 1_000_000
 LEASE_SK_PREFIX = "L#"
 
 
-def queue_sk_priority(priority: int, created_at: str, task_id: str) -> str:
+def _arrival(created_at: str, position: int, task_id: str) -> str:
+    """Creation order: time, then the task's position in its import (tasks of one call share a time)."""
+    return f"{created_at}#{position:09d}#{task_id}"
+
+
+def queue_sk_priority(priority: int, created_at: str, task_id: str, position: int = 0) -> str:
     """Highest priority first, then oldest first."""
-    return f"P#{PRIORITY_OFFSET - priority:07d}#{created_at}#{task_id}"
+    return f"P#{PRIORITY_OFFSET - priority:07d}#{_arrival(created_at, position, task_id)}"
 
 
-def queue_sk_fifo(created_at: str, task_id: str) -> str:
-    return f"F#{created_at}#{task_id}"
+def queue_sk_fifo(created_at: str, task_id: str, position: int = 0) -> str:
+    return f"F#{_arrival(created_at, position, task_id)}"
 
 
 def queue_sk_random(draw: str, task_id: str) -> str:
@@ -222,9 +229,9 @@ def queue_sk_random(draw: str, task_id: str) -> str:
     return f"R#{draw}#{task_id}"
 
 
-def queue_sk_confidence(score: float, created_at: str, task_id: str) -> str:
+def queue_sk_confidence(score: float, created_at: str, task_id: str, position: int = 0) -> str:
     """Lowest prediction score first (``score`` in [0, 1]), then oldest first."""
-    return f"C#{round(score * SCORE_SCALE):07d}#{created_at}#{task_id}"
+    return f"C#{round(score * SCORE_SCALE):07d}#{_arrival(created_at, position, task_id)}"
 
 
 def lease_sk(lease_until: int, tiebreak: str) -> str:
@@ -265,3 +272,16 @@ def bulk_failed_key(project_id: str, job_id: str, offset: int) -> str:
 
 def bulk_failed_prefix(project_id: str, job_id: str) -> str:
     return f"bulk/{project_id}/{job_id}/failed/"
+
+
+QUALITY_SK_PREFIX = "QUALITY#"
+
+
+def quality_sk(user_id: str) -> str:
+    """A member's quality counters in a project (gold answers, agreement, review rejections)."""
+    return f"{QUALITY_SK_PREFIX}{user_id}"
+
+
+def gold_gsi1pk(project_id: str) -> str:
+    """The GSI1 partition of a project's gold tasks (out of every status partition, so out of the queue)."""
+    return f"PROJECT#{project_id}#GOLD"

@@ -296,6 +296,8 @@ BODIES: dict[tuple[str, str], Body] = {
         "user_id": env.user_ids["admin" if s == "other" else "annotator"],
     },
     ("POST", "/projects/{project_id}/tasks/{task_id}/review"): lambda env, w, s: {"decision": "approve"},
+    # the world's tasks are new and nobody labels them: they may become gold
+    ("PUT", "/projects/{project_id}/tasks/{task_id}/gold"): lambda env, w, s: ANNOTATION,
 }
 
 # Routes that change their objects for good: each case gets a world of its own.

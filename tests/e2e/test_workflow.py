@@ -174,11 +174,13 @@ def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> N
         "Route",
         "RouteChoice",
         "Label",
+        "LabelChoice",
         "Review",
         "ReviewChoice",
         "CountRework",
         "ReworkChoice",
         "Label",
+        "LabelChoice",
         "Review",
         "ReviewChoice",
         "ExportRecord",
@@ -192,3 +194,66 @@ def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> N
     # And a decision on the finished review is refused, not applied twice
     again = api.call(reviewer, "POST", f"/projects/{pid}/tasks/{tid}/review", {"decision": "approve"})
     assert again[0] == 409
+
+
+def test_annotators_who_agree_are_accepted_by_consensus_without_review(stack: DevStack) -> None:
+    # Given an overlap-2 project whose two labellers (the demo annotator and reviewer) are members
+    api = Api(stack)
+    users = {u.role: u for u in DEMO_USERS if u.role in ("admin", "annotator", "reviewer")}
+    for user in users.values():
+        api.sign_in(user.email, user.password)
+    admin, annotator, reviewer = (users[r].email for r in ("admin", "annotator", "reviewer"))
+    body = {"name": "Consensus", "media_types": ["text"], "label_config": LABELS, "settings": {"overlap": 2}}
+    status, project = api.call(admin, "POST", "/projects", body)
+    assert status == 201, project
+    pid = project["project_id"]
+    for who, role in ((annotator, "annotator"), (reviewer, "reviewer")):
+        added = api.call(admin, "POST", f"/projects/{pid}/members", {"user_id": api.ids[who], "role": role})
+        assert added[0] == 201, added
+    status, created = api.call(admin, "POST", f"/projects/{pid}/tasks", [{"data": {"text": "fine"}}])
+    assert status == 201, created
+    [tid] = created["task_ids"]
+
+    def status_is(expected: str) -> Callable[[], bool]:
+        return lambda: api.call(admin, "GET", f"/projects/{pid}/tasks/{tid}")[1]["status"] == expected
+
+    # When both label it the same
+    _wait("the task to be queued by its execution", status_is("queued"))
+    for who in (annotator, reviewer):
+        status, lease = api.call(who, "POST", f"/projects/{pid}/next")
+        assert (status, lease["task"]["task_id"]) == (200, tid)
+        assert api.call(who, "POST", f"/projects/{pid}/tasks/{tid}/submit", POSITIVE)[0] == 200
+
+    # Then, with no review, the task ends exported through AcceptConsensus
+    _wait("the task to be exported", status_is("exported"))
+    sfn = _aws(stack, "stepfunctions")
+    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-task"))
+    execution = next(
+        e
+        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        if e["name"] == tid
+    )
+    _wait(
+        "the execution to succeed",
+        lambda: sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED",
+    )
+    history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == [
+        "AutoLabelPassThrough",
+        "Route",
+        "RouteChoice",
+        "Label",
+        "LabelChoice",
+        "AcceptConsensus",
+        "ExportRecord",
+        "EmitCompleted",
+        "Done",
+    ]
+    # And the annotators report counts the round's agreement for both
+    status, report = api.call(admin, "GET", f"/projects/{pid}/annotators")
+    assert status == 200, report
+    rounds = {
+        row["user_id"]: (row["agreement_rounds"], row["mean_agreement"]) for row in report["annotators"]
+    }
+    assert rounds == {api.ids[annotator]: (1, 1.0), api.ids[reviewer]: (1, 1.0)}

@@ -113,6 +113,11 @@ class TaskTableModels:
             skipped_by = ListAttribute(of=UnicodeAttribute, null=True)
             rework = NumberAttribute(null=True)
             reviewer = UnicodeAttribute(null=True)
+            # consensus and gold (serval.logic.quality)
+            agreement = NumberAttribute(null=True)  # of the last completed overlap round
+            accepted_by = UnicodeAttribute(null=True)  # "consensus" when no review was needed
+            gold = JSONAttribute(null=True)  # the known results of a gold task
+            gold_answered_by = ListAttribute(of=UnicodeAttribute, null=True)
 
         class TagLinkItem(Item, discriminator="tag"):
             task_id = UnicodeAttribute()

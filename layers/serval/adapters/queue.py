@@ -112,6 +112,7 @@ class Transition:
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     audit_after: dict[str, Any] | None = None
+    gsi1pk: str | None = None  # default: the target status's partition (gold tasks keep their own)
 
 
 def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
@@ -124,7 +125,7 @@ def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
     values: dict[str, Any] = {
         ":to": change.target.value,
         ":from": change.source.value,
-        ":g1pk": keys.status_gsi1pk(change.project_id, change.target.value),
+        ":g1pk": change.gsi1pk or keys.status_gsi1pk(change.project_id, change.target.value),
         ":g1sk": change.gsi1sk,
         ":now_iso": now,
         ":one": 1,

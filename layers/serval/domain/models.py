@@ -42,6 +42,16 @@ class ProjectSettings(BaseModel):
         default=0.9, ge=0.0, le=1.0, description="Predictions at or above this go to review only."
     )
     max_rework_rounds: int = Field(default=3, ge=0, le=20)
+    agreement_threshold: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="With overlap >= 2, tasks whose annotators agree below this go to review; "
+        "the others are accepted by consensus.",
+    )
+    gold_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Probability that /next offers a gold task first."
+    )
     annotators_see_all: bool = Field(default=False, description="Annotators may read others' annotations.")
 
 

@@ -54,6 +54,7 @@ class Action(StrEnum):
     ACTIVITY_READ = "activity:read"
     TASK_LEASE = "task:lease"
     TASK_ASSIGN = "task:assign"
+    TASK_GOLD = "task:gold"
     REVIEW_LEASE = "review:lease"
     REVIEW_DECIDE = "review:decide"
 
@@ -121,6 +122,7 @@ PROJECT_ACTIONS: dict[Action, frozenset[ProjectRole]] = {
     # the labelling queue: lease, heartbeat, release, skip, submit
     A.TASK_LEASE: frozenset({P.MANAGER, P.REVIEWER, P.ANNOTATOR}),
     A.TASK_ASSIGN: frozenset({P.MANAGER}),
+    A.TASK_GOLD: frozenset({P.MANAGER}),
     A.REVIEW_LEASE: frozenset({P.MANAGER, P.REVIEWER}),
     A.REVIEW_DECIDE: frozenset({P.MANAGER, P.REVIEWER}),
 }

@@ -35,22 +35,25 @@ def queue_key(
     priority: int = 0,
     min_score: float | None = None,
     draw: str | None = None,
+    position: int = 0,
 ) -> str:
     """The task's GSI1SK while it is queued, for the project's priority mode.
 
     * ``priority``: highest priority first, then oldest first;
-    * ``fifo``: oldest first;
+    * ``fifo``: oldest first (``position``, the task's place in its import, orders one call's tasks);
     * ``random``: a random draw made when the task enters the queue;
     * ``least_confident``: lowest prediction score first (the task's least sure prediction);
       a task without predictions counts as score 0, since nothing is known about it.
     """
     if mode is PriorityMode.PRIORITY:
-        return keys.queue_sk_priority(priority, created_at, task_id)
+        return keys.queue_sk_priority(priority, created_at, task_id, position)
     if mode is PriorityMode.FIFO:
-        return keys.queue_sk_fifo(created_at, task_id)
+        return keys.queue_sk_fifo(created_at, task_id, position)
     if mode is PriorityMode.RANDOM:
         return keys.queue_sk_random(draw or secrets.token_hex(8), task_id)
-    return keys.queue_sk_confidence(min_score if min_score is not None else 0.0, created_at, task_id)
+    return keys.queue_sk_confidence(
+        min_score if min_score is not None else 0.0, created_at, task_id, position
+    )
 
 
 def may_take(

@@ -9,7 +9,11 @@ Semantics (see docs/data-model.md, "Queue and review"):
 * A lease lasts ``LEASE_SECONDS``; an expired lease is claimable by the next ``/next``.
 * With ``overlap`` N, a task needs N distinct annotators; after each submit below N it goes back
   to the queue, and nobody labels it twice (``annotators``).
-* On the N-th submit the workflow's waiting Label step completes with the round's annotations.
+* On the N-th submit the workflow's waiting Label step completes with the round's annotations,
+  their agreement (``serval.domain.agreement``, overlap >= 2; stored on the task and in each
+  annotator's quality counters) and ``needs_review``: agreement below the project's
+  ``agreement_threshold``, or always with overlap 1. Without review the workflow accepts the
+  task by consensus (:func:`accept_consensus`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 from serval import ids, keys
 from serval.adapters import activity, dynamo, mapping, members, projects, tasks, workflow
 from serval.adapters import annotations as annotation_store
+from serval.adapters import quality as quality_store
 from serval.adapters import queue as store
+from serval.domain import agreement
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
@@ -33,6 +39,7 @@ from serval.settings import settings
 
 S = TaskStatus
 WORKFLOW = "workflow"
+CONSENSUS = "consensus"
 ATTEMPT_ROUNDS = 3  # fresh candidate windows read by one /next before it answers "nothing"
 ASSIGNABLE = (S.NEW, S.PRELABELED, S.QUEUED, S.REJECTED)
 
@@ -67,13 +74,15 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
     status = S(item.status)
     check_transition(status, S.QUEUED)
     project = projects.get(project_id)
-    scores = [p.score for p in mapping.task_from_item(item).predictions]
+    task = mapping.task_from_item(item)
+    scores = [p.score for p in task.predictions]
     key = domain.queue_key(
         project.settings.priority_mode,
         task_id=task_id,
         created_at=str(item.created_at),
         priority=int(item.priority or 0),
         min_score=min(scores) if scores else None,
+        position=(task.source.line or 0) if task.source else 0,
     )
     last = _strings(item.annotators)[-1:] if rework > 0 else []
     sets: dict[str, Any] = {
@@ -99,6 +108,7 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
         names={"#ver": "version"},
         values={":ver": int(item.version)},
         audit_after={"rework": rework, "assignee": sets.get("assignee")},
+        gsi1pk=keys.gold_gsi1pk(project_id) if item.gold is not None else None,  # paused while gold
     )
     try:
         store.apply(change)
@@ -149,12 +159,42 @@ def mark_exported(project_id: str, task_id: str) -> None:
             raise Conflict(f"task {task_id} changed while it was being exported") from None
 
 
+def accept_consensus(project_id: str, task_id: str) -> None:
+    """AcceptConsensus step: submitted -> approved without review (already approved or exported: no-op)."""
+    item = tasks.get_item(project_id, task_id)
+    if S(item.status) in (S.APPROVED, S.EXPORTED):
+        return
+    change = store.Transition(
+        project_id,
+        task_id,
+        S(item.status),
+        S.APPROVED,
+        _time_key(item),
+        _system(),
+        "task.accept_consensus",
+        set={"accepted_by": CONSENSUS},
+        audit_after={"accepted_by": CONSENSUS, "agreement": item.agreement},
+    )
+    try:
+        store.apply(change)
+    except store.Lost:
+        if S(tasks.get_item(project_id, task_id).status) not in (S.APPROVED, S.EXPORTED):
+            raise Conflict(f"task {task_id} changed while it was accepted by consensus") from None
+
+
 # ---- annotators ---------------------------------------------------------------------------------
 
 
 def next_task(project_id: str, actor: Actor) -> domain.Lease:
-    """Lease the next task the caller may take; ``Lease(task=None)`` when there is none."""
-    projects.get(project_id)
+    """Lease the next task the caller may take; ``Lease(task=None)`` when there is none.
+
+    With probability ``gold_rate`` a gold task the caller has not answered comes first.
+    """
+    from serval.logic import quality
+
+    gold = quality.try_gold_lease(projects.get(project_id), actor)
+    if gold is not None:
+        return gold
     me = actor.user_id
     for _ in range(ATTEMPT_ROUNDS):
         now = epoch_now()
@@ -210,12 +250,24 @@ def _held(project_id: str, task_id: str, actor: Actor) -> Any:
     return item
 
 
+def _gold_item(project_id: str, task_id: str) -> Any | None:
+    """The task's item when it is a gold task (answered outside the workflow), else None."""
+    item = tasks.get_item(project_id, task_id)
+    return item if item.gold is not None else None
+
+
 _HOLDER = "#owner = :me"
 _HOLDER_NAMES = {"#owner": "lease_owner"}
 
 
 def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
     """Extend the caller's lease by ``LEASE_SECONDS`` from now."""
+    gold = _gold_item(project_id, task_id)
+    if gold is not None:
+        from serval.logic import quality
+
+        until = quality.heartbeat_gold(gold, actor)
+        return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
     _held(project_id, task_id, actor)
     until = epoch_now() + settings().LEASE_SECONDS
     change = store.Transition(
@@ -238,6 +290,12 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
 
 def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> Any:
     """Give the task back to the queue (skip: and never offer it to the caller again)."""
+    gold = _gold_item(project_id, task_id)
+    if gold is not None:
+        from serval.logic import quality
+
+        quality.release_gold(gold, actor, skip)
+        return tasks.get(project_id, task_id)
     item = _held(project_id, task_id, actor)
     change = store.Transition(
         project_id,
@@ -310,13 +368,18 @@ def add_annotation(tx: dynamo.Tx, annotation: Annotation) -> None:
 def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Actor) -> domain.Submission:
     """The lease holder's annotation; the task is submitted once ``overlap`` people labelled it."""
     project = projects.get(project_id)
-    item = _held(project_id, task_id, actor)
     config = project.label_config
     if request.label_config_version is not None and request.label_config_version != config.version:
         raise Conflict(
             f"the label configuration is at version {config.version}, not {request.label_config_version}",
             details={"current_version": config.version},
         )
+    gold = _gold_item(project_id, task_id)
+    if gold is not None:
+        from serval.logic import quality
+
+        return quality.submit_gold(project, gold, request, actor)
+    item = _held(project_id, task_id, actor)
     annotation = new_annotation(project, item, list(request.results), actor, request.lead_time_s)
     annotators = [*_strings(item.annotators), actor.user_id]
     target = domain.round_target(len(set(annotators)), project.settings.overlap)
@@ -324,6 +387,13 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
     tx = dynamo.Tx()
     add_annotation(tx, annotation)
     activity.add_annotation(tx, project_id, actor.user_id, annotation.created_at, annotation.lead_time_s)
+    outcome: dict[str, Any] = {"annotation_ids": round_ids, "agreement": None, "needs_review": True}
+    sets: dict[str, Any] = {}
+    if target is S.SUBMITTED and project.settings.overlap >= 2:
+        value = round_agreement(project_id, task_id, _strings(item.round_annotation_ids), annotation)
+        sets["agreement"] = value
+        quality_store.add_agreement(tx, project_id, sorted(set(annotators)), value)
+        outcome |= {"agreement": value, "needs_review": value < project.settings.agreement_threshold}
     change = store.Transition(
         project_id,
         task_id,
@@ -332,20 +402,27 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
         _time_key(item) if target is S.SUBMITTED else str(item.queue_key or _time_key(item)),
         actor,
         "task.submit",
+        set=sets,
         remove=("lease_owner", "lease_until", "assignee"),
         append={"annotators": [actor.user_id], "round_annotation_ids": [annotation.annotation_id]},
         add={"annotation_count": 1},
         condition=_HOLDER,
         names=_HOLDER_NAMES,
         values={":me": actor.user_id},
-        audit_after={"annotation_id": annotation.annotation_id},
+        audit_after={"annotation_id": annotation.annotation_id} | sets,
     )
     _apply_held(change, task_id, tx)
     token = item.label_token
     if target is S.SUBMITTED and token:
-        workflow.send_success(str(token), {"annotation_ids": round_ids})
+        workflow.send_success(str(token), outcome)
         store.clear_token(project_id, task_id, "label_token", str(token))
     return domain.Submission(annotation=annotation, status=target)
+
+
+def round_agreement(project_id: str, task_id: str, earlier_ids: list[str], last: Annotation) -> float:
+    """The agreement of a round's annotations: the earlier ones (read back) and the one being submitted."""
+    earlier = [annotation_store.get(project_id, task_id, a) for a in earlier_ids]
+    return agreement.agreement([list(a.results) for a in [*earlier, last]])
 
 
 def annotations_of(project_id: str, task_id: str) -> list[Annotation]:

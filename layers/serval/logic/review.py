@@ -3,7 +3,8 @@
 A review lease uses the task's ``lease_owner``/``lease_until`` (a task in review has no
 labelling lease) and moves its GSI1SK to ``L#<lease_until>#<task id>``: free tasks
 (``lease_until`` 0) and expired review leases are one key range below now. The decision
-completes the workflow's waiting Review step with ``{"decision", "comment"}``.
+completes the workflow's waiting Review step with ``{"decision", "comment"}``. A rejection
+counts one ``review_rejections`` for each annotator of the round (``serval.adapters.quality``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import random
 
 from serval import keys
-from serval.adapters import dynamo, projects, tasks, workflow
+from serval.adapters import dynamo, projects, quality, tasks, workflow
 from serval.adapters import queue as store
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
@@ -76,6 +77,8 @@ def decide(
         edit = queue.new_annotation(project, item, list(request.results), actor)
         queue.add_annotation(tx, edit)
     target = S.APPROVED if approved else S.REJECTED
+    if not approved:
+        quality.add_rejection(tx, project_id, sorted({str(a) for a in item.annotators or []}))
     change = store.Transition(
         project_id,
         task_id,

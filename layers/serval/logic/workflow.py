@@ -1,9 +1,10 @@
 """The task workflow: starting executions within each project's window, and the steps they run.
 
 One Standard execution per task runs ``infra/statemachine/task.asl.json``:
-AutoLabelPassThrough → Route → Label (waits) → Review (waits) → approved: ExportRecord →
-EmitCompleted; rejected: back to Label with a rework count, up to the project's maximum,
-then Escalate. The Lambda steps land in :func:`run_step`; humans complete the waits
+AutoLabelPassThrough → Route → Label (waits) → LabelChoice: annotators agreed (overlap >= 2,
+agreement at or above the project's threshold): AcceptConsensus → ExportRecord; otherwise
+Review (waits) → approved: ExportRecord → EmitCompleted; rejected: back to Label with a rework
+count, up to the project's maximum, then Escalate. The Lambda steps land in :func:`run_step`; humans complete the waits
 through the API (submit, review), which calls ``SendTaskSuccess`` with the stored token.
 """
 
@@ -104,6 +105,9 @@ def run_step(event: dict[str, Any]) -> dict[str, Any]:
         return {}
     if action == "review":
         queue.enter_review(project_id, task_id, str(event["token"]))
+        return {}
+    if action == "accept_consensus":
+        queue.accept_consensus(project_id, task_id)
         return {}
     if action == "export_record":
         queue.mark_exported(project_id, task_id)
