@@ -31,7 +31,7 @@ class DevStack:
     def text(self) -> str:
         return "".join(self.output)
 
-    def stop(self, timeout_s: float = 60) -> int:
+    def stop(self, timeout_s: float = 240) -> int:  # saving state after a busy run takes a while
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=timeout_s)
 

@@ -366,3 +366,58 @@ def test_a_large_export_streams_in_several_multipart_parts(
     parts = int(head["ETag"].strip('"').rsplit("-", 1)[1])  # a multipart ETag ends in -<parts>
     assert head["ContentLength"] > 5 * part
     assert parts == math.ceil(head["ContentLength"] / part)
+
+
+def test_a_50k_task_export_streams_with_bounded_buffers(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streaming design at 50k tasks: pages of the reader, one part in the writer, many parts."""
+    from bench.metering import metered
+    from infra.local import patches
+    from serval.adapters import export_reader
+
+    with patches.installed():  # DynamoDB queries read their partition only, as on AWS
+        # Given 50,000 tasks
+        project_id = _project(admin, "text", NER_LABELS)
+        at = utcnow()
+        task_store.batch_put(
+            [
+                Task(
+                    task_id=f"t-{i:06d}",
+                    project_id=project_id,
+                    data={"text": TextRef(text=f"task number {i}")},
+                    media_type=MediaType.TEXT,
+                    created_at=at,
+                    updated_at=at,
+                )
+                for i in range(50_000)
+            ]
+        )
+        part = 256 * 1024
+        monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", part)
+        monkeypatch.setattr(job_store, "MIN_PART_BYTES", part)
+        monkeypatch.setattr(dataset_export, "PART_BYTES", part)
+        largest_buffer = [0]
+        write = job_store.ResultWriter.write
+
+        def watched(self: job_store.ResultWriter, data: bytes) -> None:
+            write(self, data)
+            largest_buffer[0] = max(largest_buffer[0], len(self._buffer))
+
+        monkeypatch.setattr(job_store.ResultWriter, "write", watched)
+
+        # When they are exported as JSON Lines
+        with metered() as calls:
+            job, data = _export(aws, admin, project_id, {"format": "jsonl"})
+
+    # Then every task is written once
+    assert job["counts"] == {"done": 50_000, "failed": 0}
+    assert len(data.splitlines()) == 50_000
+    # And the writer never held a whole part (it uploads as it goes), in many parts
+    head = aws.s3.head_object(Bucket=aws.env["EXPORT_BUCKET"], Key=job["result_key"])
+    parts = int(head["ETag"].strip('"').rsplit("-", 1)[1])
+    assert parts == math.ceil(head["ContentLength"] / part) >= 20
+    assert largest_buffer[0] < part
+    assert calls.count("UploadPart") == parts
+    # And the tasks were read page by page (pages of READ_PAGE), never all at once
+    assert calls.count("Query") >= 50_000 // export_reader.READ_PAGE
