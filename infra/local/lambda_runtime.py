@@ -26,6 +26,7 @@ import decimal
 import importlib
 import json
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -205,6 +206,18 @@ def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> I
     return payload, errored, logs
 
 
+# One invocation at a time per function, as one Lambda execution environment serves one
+# request at a time: handlers keep per-invocation state in module objects (Powertools'
+# resolver keeps the current event and route), which concurrent requests would share.
+_environments: dict[str, threading.Lock] = {}
+_environments_lock = threading.Lock()
+
+
+def _environment_of(function_name: str) -> threading.Lock:
+    with _environments_lock:
+        return _environments.setdefault(function_name, threading.Lock())
+
+
 def _run(
     fn: MotoFunction, event: Any, context: LambdaContext, env: Mapping[str, str], handlers: HandlerCache
 ) -> tuple[str, bool]:
@@ -217,7 +230,7 @@ def _run(
     except _RuntimeError as exc:
         return _error_payload(exc.error_type, str(exc), request_id, []), True
     try:
-        with invocation_environment(env):
+        with _environment_of(fn.function_name), invocation_environment(env):
             result = handler(_parse_event(event), context)
     except Exception as exc:
         stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])  # drop this frame

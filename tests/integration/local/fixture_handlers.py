@@ -128,3 +128,22 @@ def fake_projects_api(event: dict[str, Any], context: Any) -> dict[str, Any]:
         items = [{"task_id": o["Key"]} for o in listed.get("Contents", [])]
         return {"statusCode": 200, "body": json.dumps({"items": items})}
     return {"statusCode": 404, "body": json.dumps({"message": "not found"})}
+
+
+_inside: dict[str, list[int]] = {}  # function name -> [running now, most at once]
+_inside_lock = __import__("threading").Lock()
+
+
+def overlap_probe(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Records how many invocations of this function run at once."""
+    import time
+
+    name = context.function_name
+    with _inside_lock:
+        counts = _inside.setdefault(name, [0, 0])
+        counts[0] += 1
+        counts[1] = max(counts[1], counts[0])
+    time.sleep(0.05)
+    with _inside_lock:
+        counts[0] -= 1
+    return {"most": counts[1]}

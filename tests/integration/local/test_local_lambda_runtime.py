@@ -87,3 +87,20 @@ def test_a_run_past_the_timeout_is_reported_as_timed_out() -> None:
     assert isinstance(payload, dict)
     assert payload["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in payload["errorMessage"]
+
+
+def test_one_function_runs_one_invocation_at_a_time_like_one_execution_environment() -> None:
+    # Given two functions
+    create_function("rt-probe", "overlap_probe")
+    create_function("rt-probe-2", "overlap_probe")
+
+    # When eight threads invoke each at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda name: invoke(name, {}), ["rt-probe", "rt-probe-2"] * 8))
+
+    # Then every invocation succeeded, and no two invocations of one function overlapped
+    # (handlers keep per-invocation state in module objects, as on Lambda)
+    assert all("FunctionError" not in response for response, _ in results)
+    assert {payload["most"] for _, payload in results} == {1}
