@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import imports, ingest, query_flatness
+from bench import flow, imports, ingest, query_flatness
 
 
 def main() -> int:
@@ -20,6 +20,9 @@ def main() -> int:
     query_flatness.main()
     print("\n== Ingest and listing on the local stack ==", flush=True)
     for table in ingest.run():
+        print(table.render(), flush=True)
+    print("\n== Label -> review -> export on the local stack ==", flush=True)
+    for table in flow.run():
         print(table.render(), flush=True)
     return 0
 

@@ -26,7 +26,7 @@ import psutil
 from bench.metering import metered
 from bench.report import Table, percentile
 from infra.local.moto_server import free_port
-from infra.local.seed import DEMO_USERS, call_api, id_token
+from infra.local.seed import DEMO_USERS, call_api, id_token, user_id_of
 from infra.local.stack import LocalStack
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "10000,50000").split(","))
@@ -122,6 +122,15 @@ def _measure(stack: LocalStack, process: psutil.Process) -> list[Table]:
     admin = next(u for u in DEMO_USERS if u.role == "admin")
     annotator = next(u for u in DEMO_USERS if u.role == "annotator")
     admin_token, annotator_token = id_token(stack.resources, admin), id_token(stack.resources, annotator)
+    annotator_id = user_id_of(stack.resources, annotator)
+
+    def new_project() -> str:
+        """A project the annotator is a member of (non-members get 404 from its task list)."""
+        project_id = str(call_api(stack.api_url, admin_token, "POST", "/projects", PROJECT)["project_id"])
+        member = {"user_id": annotator_id, "role": "annotator"}
+        call_api(stack.api_url, admin_token, "POST", f"/projects/{project_id}/members", member)
+        return project_id
+
     table_name = stack.spec.tables["tasks"].name
     bucket = stack.spec.buckets["data"].name
     s3 = boto3.client("s3")
@@ -150,11 +159,11 @@ def _measure(stack: LocalStack, process: psutil.Process) -> list[Table]:
             "deep page p99",
         ],
     )
-    small = call_api(stack.api_url, admin_token, "POST", "/projects", PROJECT)["project_id"]
+    small = new_project()
     s3.put_object(Bucket=bucket, Key=f"projects/{small}/small.jsonl", Body=_manifest(1_000))
     _wait_for_import(stack, admin_token, small)
     for size in SIZES:
-        project_id = call_api(stack.api_url, admin_token, "POST", "/projects", PROJECT)["project_id"]
+        project_id = new_project()
         raw_rate = _raw_batch_write_rate(table_name, size)
         body = _manifest(size)
         with metered() as calls:

@@ -34,13 +34,19 @@ class CallLog:
 
     def of_function(self, function: str) -> Counter[str]:
         """The calls one function (by its Powertools service name) made."""
-        return Counter({name: n for (caller, name), n in self.by_function.items() if caller == function})
+        with self._lock:
+            return Counter({name: n for (caller, name), n in self.by_function.items() if caller == function})
 
     def count(self, operation: str) -> int:
         """Calls of an operation, e.g. ``BatchWriteItem`` or ``dynamodb:Query``."""
         if ":" in operation:
             return self.calls[operation]
         return sum(n for name, n in self.calls.items() if name.split(":", 1)[1] == operation)
+
+    def by_functions_total(self) -> int:
+        """Calls made inside a Lambda function (not by the bench driver or the pollers)."""
+        with self._lock:
+            return sum(n for (caller, _), n in self.by_function.items() if caller != "-")
 
     @property
     def total(self) -> int:
