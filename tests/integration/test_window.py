@@ -53,3 +53,54 @@ def test_executions_queue_messages_are_task_created_events_or_refills() -> None:
     for bad in ("not json", "[]", json.dumps({"detail-type": "task.deleted", "detail": {}})):
         with pytest.raises(ValidationFailed):
             workflow.parse_start_message(bad)
+
+
+def test_deleting_a_task_with_an_open_execution_gives_its_slot_back(aws: Aws, admin: Actor) -> None:
+    # Given two started tasks and one that was never started
+    project = _create_project(admin)
+    started, ended, waiting = _tasks(admin, project, 3)
+    assert window.take_slot(project, started, 5) is window.Claim.TAKEN
+    assert window.take_slot(project, ended, 5) is window.Claim.TAKEN
+    assert window.release_slot(project, ended) is True
+    assert window.open_count(project) == 1
+
+    # When all three are deleted
+    for task in (started, ended, waiting):
+        assert call("DELETE", f"/projects/{project}/tasks/{task}", admin).status == 204
+
+    # Then only the open execution's slot came back, once
+    assert window.open_count(project) == 0
+
+
+def test_a_delete_retries_when_the_workflow_moves_the_task_meanwhile(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a task whose version changes between the delete's read and its write (once)
+    from serval.adapters import tasks as task_store
+    from serval.adapters.clients import dynamodb
+
+    project = _create_project(admin)
+    [task] = _tasks(admin, project, 1)
+    real = task_store.get_item
+    moved = []
+
+    def read_then_move(project_id: str, task_id: str) -> object:
+        item = real(project_id, task_id)
+        if not moved:
+            moved.append(task_id)
+            dynamodb().update_item(
+                TableName=aws.env["TASKS_TABLE"],
+                Key={"PK": {"S": f"PROJECT#{project_id}"}, "SK": {"S": f"TASK#{task_id}"}},
+                UpdateExpression="ADD version :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        return item
+
+    monkeypatch.setattr(task_store, "get_item", read_then_move)
+
+    # When it is deleted
+    answer = call("DELETE", f"/projects/{project}/tasks/{task}", admin)
+
+    # Then the delete read it again and succeeded
+    assert answer.status == 204
+    assert moved == [task]

@@ -101,6 +101,9 @@ class TaskTableModels:
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()
             version = NumberAttribute(default=1)
+            # the task's execution: when it took an active-window slot, and when it gave it back
+            execution_started_at = UnicodeAttribute(null=True)
+            execution_ended_at = UnicodeAttribute(null=True)
             # queue and review (serval.adapters.queue): never mapped to the API's Task
             label_token = UnicodeAttribute(null=True)
             review_token = UnicodeAttribute(null=True)

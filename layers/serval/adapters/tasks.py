@@ -296,14 +296,29 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
     return after
 
 
+DELETE_ATTEMPTS = 3
+
+
 def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True) -> None:
     """Delete a task with its tag links and annotations, fix the counter, audit it: one transaction.
 
     ``audited=False`` (bulk jobs, which write one record for the whole job) skips the record.
+    A task whose workflow moves it meanwhile (its version changes) is read again and the
+    delete retried; a task whose execution is open gives its active-window slot back.
 
     Annotations that do not fit the transaction are removed right after; they are only
     reachable through their task, so nothing dangling is ever visible.
     """
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            _delete_once(project_id, task_id, actor, audited)
+            return
+        except dynamo.TransactionCancelled as exc:
+            if attempt == DELETE_ATTEMPTS - 1:
+                raise Conflict("the task keeps changing; reload and retry") from exc
+
+
+def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> None:
     item = get_item(project_id, task_id)
     task = mapping.task_from_item(item)
     m = dynamo.tasks()
@@ -326,6 +341,15 @@ def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True)
     for tag in task.tags:
         tx.delete(table, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
     dynamo.add_counter(tx, project_id, task_id, {task.status.value: -1})
+    if item.execution_started_at and not item.execution_ended_at:
+        tx.update(  # the open execution's slot in the project's active window
+            table,
+            dynamo.item_key(pk, keys.WINDOW_SK),
+            "ADD #open :minus_one",
+            names={"#open": "open"},
+            values={":minus_one": -1, ":zero": 0},
+            condition="#open > :zero",
+        )
     room = dynamo.MAX_TRANSACTION_ACTIONS - len(tx) - 1
     in_tx, later = annotation_keys[:room], annotation_keys[room:]
     for sk in in_tx:
@@ -334,10 +358,7 @@ def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True)
         audit.record(
             tx, actor, "task.delete", "task", task_id, project_id, before=task.model_dump(mode="json")
         )
-    try:
-        tx.commit()
-    except dynamo.TransactionCancelled as exc:
-        raise Conflict("the task changed meanwhile; reload and retry") from exc
+    tx.commit()
     for chunk in dynamo.chunks(later, BATCH_WRITE_LIMIT):
         clients.dynamodb().batch_write_item(
             RequestItems={
