@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,4 +83,16 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     stack = start_dev_stack(tmp_path_factory.mktemp("serval-state"))
     yield stack
     if stack.process.poll() is None:
-        stack.stop()
+        try:
+            stack.stop()
+        except subprocess.TimeoutExpired:
+            # Known intermittent problem (closing note): after a busy module the stack sometimes
+            # does not exit on Ctrl-C. Shutdown is tested on its own (test_state_survives_a_restart);
+            # here the stack is only cleaned up, and the hang is reported, not hidden.
+            stack.process.kill()
+            stack.process.wait(timeout=30)
+            warnings.warn(
+                "the local stack did not exit within its stop timeout and was killed; its last output:\n"
+                + stack.text()[-3000:],
+                stacklevel=1,
+            )
