@@ -6,7 +6,8 @@ import base64
 import json
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from serval import keys
@@ -223,9 +224,35 @@ def counter_attribute(status: TaskStatus | str) -> str:
     return f"n_{TaskStatus(status).value}"
 
 
-def add_counter(tx: Tx, project_id: str, shard_seed: str, deltas: dict[str, int]) -> None:
-    """Add per-status deltas to one counter shard, inside transaction ``tx``."""
-    changes = {counter_attribute(s): d for s, d in deltas.items() if d}
+# Project-wide quality totals kept on the same counter shards as the status counts (so the
+# transaction that makes a change already touches the shard: no extra item, no extra write).
+METRICS = (
+    "agreement_n",  # consensus rounds completed (overlap >= 2)
+    "agreement_sum",  # the sum of their agreement values (0..1)
+    "agreement_below",  # rounds below the project's threshold (sent to review first)
+    "review_approved",  # review decisions: approve (with or without an edit)
+    "review_edited",  # approvals that kept the reviewer's edit
+    "review_rejected",  # review decisions: reject
+)
+
+
+def metric_attribute(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(f"unknown counter metric {name!r}")
+    return f"m_{name}"
+
+
+def add_counter(
+    tx: Tx,
+    project_id: str,
+    shard_seed: str,
+    deltas: dict[str, int],
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    """Add per-status deltas (and quality ``metrics``, see :data:`METRICS`) to one counter
+    shard, inside transaction ``tx``."""
+    changes: dict[str, float] = {counter_attribute(s): d for s, d in deltas.items() if d}
+    changes |= {metric_attribute(name): d for name, d in (metrics or {}).items() if d}
     if not changes:
         return
     names = {f"#a{i}": name for i, name in enumerate(changes)} | {"#e": keys.ENTITY}
@@ -239,8 +266,14 @@ def add_counter(tx: Tx, project_id: str, shard_seed: str, deltas: dict[str, int]
     )
 
 
-def read_counters(project_id: str) -> dict[str, int]:
-    """Sum the counter shards of a project: one Query."""
+@dataclass(frozen=True)
+class ProjectCounters:
+    by_status: dict[str, int]
+    metrics: dict[str, float]
+
+
+def read_project_counters(project_id: str) -> ProjectCounters:
+    """Sum the counter shards of a project (status counts and quality metrics): one Query."""
     from serval.adapters import clients
 
     response = clients.dynamodb().query(
@@ -253,12 +286,22 @@ def read_counters(project_id: str) -> dict[str, int]:
         },
     )
     totals = {s.value: 0 for s in TaskStatus}
+    metrics = dict.fromkeys(METRICS, 0.0)
     for item in response["Items"]:
         for status in TaskStatus:
             value = item.get(counter_attribute(status))
             if value:
                 totals[status.value] += int(value["N"])
-    return totals
+        for name in METRICS:
+            value = item.get(metric_attribute(name))
+            if value:
+                metrics[name] += float(value["N"])
+    return ProjectCounters(totals, metrics)
+
+
+def read_counters(project_id: str) -> dict[str, int]:
+    """The project's task counts by status: one Query of the counter shards."""
+    return read_project_counters(project_id).by_status
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -94,7 +94,8 @@ class Transition:
     """One conditional change of a task item: ``source`` -> ``target`` (the same for lease moves).
 
     ``condition``/``names``/``values`` add to the status condition; ``append`` appends to list
-    attributes; ``add`` adds to numbers. Counters move when the status does.
+    attributes; ``add`` adds to numbers. Counters move when the status does; ``metrics`` add
+    to the project's quality totals on the same counter shard.
     """
 
     project_id: str
@@ -113,6 +114,7 @@ class Transition:
     values: dict[str, Any] = field(default_factory=dict)
     audit_after: dict[str, Any] | None = None
     gsi1pk: str | None = None  # default: the target status's partition (gold tasks keep their own)
+    metrics: dict[str, float] = field(default_factory=dict)  # project quality totals (dynamo.METRICS)
 
 
 def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
@@ -162,10 +164,8 @@ def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
         values=values | change.values,
         condition=condition,
     )
-    if change.source != change.target:
-        dynamo.add_counter(
-            tx, change.project_id, change.task_id, {change.source.value: -1, change.target.value: 1}
-        )
+    deltas = {change.source.value: -1, change.target.value: 1} if change.source != change.target else {}
+    dynamo.add_counter(tx, change.project_id, change.task_id, deltas, change.metrics)
     audit.record(
         tx,
         change.actor,

@@ -389,11 +389,14 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
     activity.add_annotation(tx, project_id, actor.user_id, annotation.created_at, annotation.lead_time_s)
     outcome: dict[str, Any] = {"annotation_ids": round_ids, "agreement": None, "needs_review": True}
     sets: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
     if target is S.SUBMITTED and project.settings.overlap >= 2:
         value = round_agreement(project_id, task_id, _strings(item.round_annotation_ids), annotation)
         sets["agreement"] = value
         quality_store.add_agreement(tx, project_id, sorted(set(annotators)), value)
-        outcome |= {"agreement": value, "needs_review": value < project.settings.agreement_threshold}
+        below = value < project.settings.agreement_threshold
+        outcome |= {"agreement": value, "needs_review": below}
+        metrics = {"agreement_n": 1, "agreement_sum": value, "agreement_below": int(below)}
     change = store.Transition(
         project_id,
         task_id,
@@ -410,6 +413,7 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
         names=_HOLDER_NAMES,
         values={":me": actor.user_id},
         audit_after={"annotation_id": annotation.annotation_id} | sets,
+        metrics=metrics,
     )
     _apply_held(change, task_id, tx)
     token = item.label_token

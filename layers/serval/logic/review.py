@@ -94,6 +94,11 @@ def decide(
         names={"#owner": "lease_owner"},
         values={":me": actor.user_id},
         audit_after={"comment": request.comment, "annotation_id": edit.annotation_id if edit else None},
+        metrics=(
+            {"review_approved": 1, "review_edited": int(edit is not None)}
+            if approved
+            else {"review_rejected": 1}
+        ),
     )
     try:
         store.apply(change, tx)

@@ -1,8 +1,10 @@
-"""Project progress from counters only: counts by status, throughput per day, lead time.
+"""Project progress from counters only: counts by status, throughput per day, lead time,
+agreement and the review rejection rate.
 
-Answers with a fixed number of reads whatever the project's size: one Query of the status
-counter shards, one GetItem of the project, and a Query of the per-user, per-day activity
-counters over the range (users x days items, never the tasks).
+Answers with a fixed number of reads whatever the project's size: one Query of the counter
+shards (status counts and quality totals, see ``serval.adapters.dynamo.METRICS``), one
+GetItem of the project, and a Query of the per-user, per-day activity counters over the
+range (users x days items, never the tasks).
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ class DayThroughput(BaseModel):
     annotations: int
 
 
+class AgreementStats(BaseModel):
+    rounds: int = Field(description="Consensus rounds completed (projects with overlap >= 2), ever.")
+    mean: float | None = Field(description="Mean agreement of those rounds (0..1); null without rounds.")
+    below_threshold: int = Field(description="Rounds below the project's threshold (sent to review).")
+
+
+class ReviewStats(BaseModel):
+    approved: int = Field(description="Review approvals, ever (an edit-and-approve counts here).")
+    edited: int = Field(description="Approvals that kept the reviewer's edit.")
+    rejected: int = Field(description="Review rejections, ever (each rework round counts).")
+    rejection_rate: float | None = Field(
+        description="rejected / (approved + rejected); null before the first decision."
+    )
+
+
 class ProjectStats(BaseModel):
     project_id: str
     tasks: int = Field(description="Tasks in the project (every status but archived).")
@@ -35,6 +52,12 @@ class ProjectStats(BaseModel):
     lead_time_s_median: float | None = Field(
         description="Approximate median time spent per annotation in the range (log2 buckets)."
     )
+    agreement: AgreementStats
+    review: ReviewStats
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def project_stats(
@@ -42,7 +65,8 @@ def project_stats(
 ) -> ProjectStats:
     """The project's progress; activity over ``since``..``until`` (UTC days, default the last 30)."""
     first, last, rows = activity_logic.project_counters(project_id, since, until)  # 404: unknown project
-    by_status = dynamo.read_counters(project_id)
+    counters = dynamo.read_project_counters(project_id)
+    by_status, m = counters.by_status, counters.metrics
     per_day: dict[str, int] = {}
     for row in rows:
         per_day[row.day] = per_day.get(row.day, 0) + row.annotations
@@ -56,4 +80,15 @@ def project_stats(
         active_users=len({row.user_id for row in rows}),
         throughput=[DayThroughput(day=d, annotations=n) for d, n in sorted(per_day.items())],
         lead_time_s_median=activity.approximate_median(activity.merge([row.histogram for row in rows])),
+        agreement=AgreementStats(
+            rounds=int(m["agreement_n"]),
+            mean=_ratio(m["agreement_sum"], m["agreement_n"]),
+            below_threshold=int(m["agreement_below"]),
+        ),
+        review=ReviewStats(
+            approved=int(m["review_approved"]),
+            edited=int(m["review_edited"]),
+            rejected=int(m["review_rejected"]),
+            rejection_rate=_ratio(m["review_rejected"], m["review_approved"] + m["review_rejected"]),
+        ),
     )
