@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bench.metering import metered
 from serval.domain.actor import Actor
+from serval.logic import queue
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
-from serval.logic import queue
 from tests.integration.people import enrol, join
 from tests.integration.queue_helpers import Workflow, lease, members, person, project, queued, steps, submit
 from tests.integration.test_api import _create_project
