@@ -392,7 +392,8 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             table_access={"tasks": "write", "audit": "append"},
             bucket_access={"data": "write", "exports": "write"},
             manages_users=True,
-            sends_to={"JOBS_QUEUE_URL": QueueRef("jobs")},
+            # a deleted task's freed window slot is refilled by the starter
+            sends_to={"JOBS_QUEUE_URL": QueueRef("jobs"), "EXECUTIONS_QUEUE_URL": QueueRef("executions")},
             secrets=("audit-seal",),
             completes_steps=True,
         ),
@@ -482,6 +483,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             bucket_access={"exports": "write", "data": "read"},
             secrets=("audit-seal",),
         ),
+            # a paused job continues, and a large export fans out, in new jobs-queue messages
+            sends_to={
+                "JOBS_QUEUE_URL": QueueRef("jobs"),
+                # a bulk delete frees its tasks' window slots: ask the starter to refill them
+                "EXECUTIONS_QUEUE_URL": QueueRef("executions"),
+            },
+            # a bulk delete ends its tasks' waiting steps (SendTaskFailure TaskDeleted)
+            completes_steps=True,
     }
     return ServalSpec(
         config=config,

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -98,78 +99,96 @@ def _wait(what: str, check: Callable[[], Any], timeout_s: float = 60) -> Any:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> None:
-    # Given the demo admin, annotator and reviewer
+@dataclass
+class Flow:
+    """A project of the demo users (admin; annotator and reviewer as members) with one task."""
+
+    stack: DevStack
+    api: Api
+    admin: str
+    annotator: str
+    reviewer: str
+    pid: str
+    tid: str
+
+    def wait_status(self, expected: str, what: str) -> None:
+        def reached() -> bool:
+            return bool(self.api.call(self.admin, "GET", self.task_path)[1]["status"] == expected)
+
+        _wait(what, reached)
+
+    @property
+    def task_path(self) -> str:
+        return f"/projects/{self.pid}/tasks/{self.tid}"
+
+    def label(self, who: str) -> None:
+        status, lease = self.api.call(who, "POST", f"/projects/{self.pid}/next")
+        assert (status, lease["task"]["task_id"]) == (200, self.tid), lease
+        assert self.api.call(who, "POST", f"{self.task_path}/submit", POSITIVE)[0] == 200
+
+    def review(self, decision: dict[str, str]) -> None:
+        status, review = self.api.call(self.reviewer, "POST", f"/projects/{self.pid}/review/next")
+        assert (status, review["task"]["task_id"]) == (200, self.tid), review
+        answer = self.api.call(self.reviewer, "POST", f"{self.task_path}/review", decision)
+        assert answer[0] == 200, answer
+
+    def execution_states(self, status: str) -> list[str]:
+        """The states the task's execution entered, once it ended in ``status``."""
+        sfn = _aws(self.stack, "stepfunctions")
+        machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-task"))
+        arn = next(
+            e["executionArn"]
+            for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+            if e["name"] == self.tid
+        )
+        _wait(
+            f"the execution to end {status}",
+            lambda: sfn.describe_execution(executionArn=arn)["status"] == status,
+        )
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def _flow(stack: DevStack, name: str, settings: dict[str, Any], text: str) -> Flow:
     api = Api(stack)
     users = {u.role: u for u in DEMO_USERS if u.role in ("admin", "annotator", "reviewer")}
     for user in users.values():
         api.sign_in(user.email, user.password)
     admin, annotator, reviewer = (users[r].email for r in ("admin", "annotator", "reviewer"))
-
-    # And a project whose annotator and reviewer are members, with one task created over HTTP
-    body = {
-        "name": "Workflow",
-        "media_types": ["text"],
-        "label_config": LABELS,
-        "settings": {"max_rework_rounds": 2},
-    }
+    body = {"name": name, "media_types": ["text"], "label_config": LABELS, "settings": settings}
     status, project = api.call(admin, "POST", "/projects", body)
     assert status == 201, project
     pid = project["project_id"]
     for who, role in ((annotator, "annotator"), (reviewer, "reviewer")):
         assert api.call(admin, "GET", f"/users/{api.ids[who]}")[0] == 200
-        assert (
-            api.call(admin, "POST", f"/projects/{pid}/members", {"user_id": api.ids[who], "role": role})[0]
-            == 201
-        )
-    status, created = api.call(admin, "POST", f"/projects/{pid}/tasks", [{"data": {"text": "great product"}}])
+        added = api.call(admin, "POST", f"/projects/{pid}/members", {"user_id": api.ids[who], "role": role})
+        assert added[0] == 201, added
+    status, created = api.call(admin, "POST", f"/projects/{pid}/tasks", [{"data": {"text": text}}])
     assert status == 201, created
     [tid] = created["task_ids"]
+    return Flow(stack, api, admin, annotator, reviewer, pid, tid)
 
-    def status_is(expected: str) -> Callable[[], bool]:
-        return lambda: api.call(admin, "GET", f"/projects/{pid}/tasks/{tid}")[1]["status"] == expected
+
+def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> None:
+    # Given a project (max 2 rework rounds) with one task created over HTTP
+    flow = _flow(stack, "Workflow", {"max_rework_rounds": 2}, "great product")
 
     # When its execution has started and reached Label, the annotator leases and submits it
-    _wait("the task to be queued by its execution", status_is("queued"))
-    status, lease = api.call(annotator, "POST", f"/projects/{pid}/next")
-    assert (status, lease["task"]["task_id"]) == (200, tid)
-    assert api.call(annotator, "POST", f"/projects/{pid}/tasks/{tid}/submit", POSITIVE)[0] == 200
-
+    flow.wait_status("queued", "the task to be queued by its execution")
+    flow.label(flow.annotator)
     # And the reviewer rejects it
-    _wait("the task to reach review", status_is("in_review"))
-    status, review = api.call(reviewer, "POST", f"/projects/{pid}/review/next")
-    assert (status, review["task"]["task_id"]) == (200, tid)
-    rejected = api.call(
-        reviewer, "POST", f"/projects/{pid}/tasks/{tid}/review", {"decision": "reject", "comment": "again"}
-    )
-    assert rejected[0] == 200, rejected
+    flow.wait_status("in_review", "the task to reach review")
+    flow.review({"decision": "reject", "comment": "again"})
 
     # Then it comes back to its annotator for rework, who relabels it; the reviewer approves
-    _wait("the task to return for rework", status_is("queued"))
-    status, lease = api.call(annotator, "POST", f"/projects/{pid}/next")
-    assert (status, lease["task"]["task_id"]) == (200, tid)
-    assert api.call(annotator, "POST", f"/projects/{pid}/tasks/{tid}/submit", POSITIVE)[0] == 200
-    _wait("the task to reach review again", status_is("in_review"))
-    assert api.call(reviewer, "POST", f"/projects/{pid}/review/next")[1]["task"]["task_id"] == tid
-    approved = api.call(reviewer, "POST", f"/projects/{pid}/tasks/{tid}/review", {"decision": "approve"})
-    assert approved[0] == 200, approved
+    flow.wait_status("queued", "the task to return for rework")
+    flow.label(flow.annotator)
+    flow.wait_status("in_review", "the task to reach review again")
+    flow.review({"decision": "approve"})
 
     # Then the task ends exported, and its execution succeeded through exactly those states
-    _wait("the task to be exported", status_is("exported"))
-    sfn = _aws(stack, "stepfunctions")
-    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-task"))
-    execution = next(
-        e
-        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-        if e["name"] == tid
-    )
-    _wait(
-        "the execution to succeed",
-        lambda: sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED",
-    )
-    history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered == [
+    flow.wait_status("exported", "the task to be exported")
+    assert flow.execution_states("SUCCEEDED") == [
         "AutoLabelPassThrough",
         "Route",
         "RouteChoice",
@@ -187,59 +206,27 @@ def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> N
         "EmitCompleted",
         "Done",
     ]
-    # And the project's window slot was given back
-    stats = api.call(admin, "GET", f"/projects/{pid}/stats")[1]
+    stats = flow.api.call(flow.admin, "GET", f"/projects/{flow.pid}/stats")[1]
     assert stats["by_status"]["exported"] == 1
+    assert stats["review"]["rejection_rate"] == 0.5
 
     # And a decision on the finished review is refused, not applied twice
-    again = api.call(reviewer, "POST", f"/projects/{pid}/tasks/{tid}/review", {"decision": "approve"})
+    again = flow.api.call(flow.reviewer, "POST", f"{flow.task_path}/review", {"decision": "approve"})
     assert again[0] == 409
 
 
 def test_annotators_who_agree_are_accepted_by_consensus_without_review(stack: DevStack) -> None:
     # Given an overlap-2 project whose two labellers (the demo annotator and reviewer) are members
-    api = Api(stack)
-    users = {u.role: u for u in DEMO_USERS if u.role in ("admin", "annotator", "reviewer")}
-    for user in users.values():
-        api.sign_in(user.email, user.password)
-    admin, annotator, reviewer = (users[r].email for r in ("admin", "annotator", "reviewer"))
-    body = {"name": "Consensus", "media_types": ["text"], "label_config": LABELS, "settings": {"overlap": 2}}
-    status, project = api.call(admin, "POST", "/projects", body)
-    assert status == 201, project
-    pid = project["project_id"]
-    for who, role in ((annotator, "annotator"), (reviewer, "reviewer")):
-        added = api.call(admin, "POST", f"/projects/{pid}/members", {"user_id": api.ids[who], "role": role})
-        assert added[0] == 201, added
-    status, created = api.call(admin, "POST", f"/projects/{pid}/tasks", [{"data": {"text": "fine"}}])
-    assert status == 201, created
-    [tid] = created["task_ids"]
-
-    def status_is(expected: str) -> Callable[[], bool]:
-        return lambda: api.call(admin, "GET", f"/projects/{pid}/tasks/{tid}")[1]["status"] == expected
+    flow = _flow(stack, "Consensus", {"overlap": 2}, "fine")
 
     # When both label it the same
-    _wait("the task to be queued by its execution", status_is("queued"))
-    for who in (annotator, reviewer):
-        status, lease = api.call(who, "POST", f"/projects/{pid}/next")
-        assert (status, lease["task"]["task_id"]) == (200, tid)
-        assert api.call(who, "POST", f"/projects/{pid}/tasks/{tid}/submit", POSITIVE)[0] == 200
+    flow.wait_status("queued", "the task to be queued by its execution")
+    flow.label(flow.annotator)
+    flow.label(flow.reviewer)
 
     # Then, with no review, the task ends exported through AcceptConsensus
-    _wait("the task to be exported", status_is("exported"))
-    sfn = _aws(stack, "stepfunctions")
-    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-task"))
-    execution = next(
-        e
-        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-        if e["name"] == tid
-    )
-    _wait(
-        "the execution to succeed",
-        lambda: sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED",
-    )
-    history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered == [
+    flow.wait_status("exported", "the task to be exported")
+    assert flow.execution_states("SUCCEEDED") == [
         "AutoLabelPassThrough",
         "Route",
         "RouteChoice",
@@ -251,9 +238,30 @@ def test_annotators_who_agree_are_accepted_by_consensus_without_review(stack: De
         "Done",
     ]
     # And the annotators report counts the round's agreement for both
-    status, report = api.call(admin, "GET", f"/projects/{pid}/annotators")
+    api = flow.api
+    status, report = api.call(flow.admin, "GET", f"/projects/{flow.pid}/annotators")
     assert status == 200, report
     rounds = {
         row["user_id"]: (row["agreement_rounds"], row["mean_agreement"]) for row in report["annotators"]
     }
-    assert rounds == {api.ids[annotator]: (1, 1.0), api.ids[reviewer]: (1, 1.0)}
+    assert rounds == {api.ids[flow.annotator]: (1, 1.0), api.ids[flow.reviewer]: (1, 1.0)}
+
+
+def test_deleting_a_task_that_waits_in_label_ends_its_execution(stack: DevStack) -> None:
+    # Given a task whose execution waits in Label
+    flow = _flow(stack, "Deleted", {}, "to be deleted")
+    flow.wait_status("queued", "the task to be queued by its execution")
+
+    # When a manager deletes it
+    assert flow.api.call(flow.admin, "DELETE", flow.task_path)[0] == 204
+
+    # Then its waiting step fails with TaskDeleted and the execution ends in Deleted (succeeded)
+    assert flow.execution_states("SUCCEEDED") == [
+        "AutoLabelPassThrough",
+        "Route",
+        "RouteChoice",
+        "Label",
+        "Deleted",
+    ]
+    # And the task is gone from the project's counts
+    assert flow.api.call(flow.admin, "GET", f"/projects/{flow.pid}/stats")[1]["tasks"] == 0

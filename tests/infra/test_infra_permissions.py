@@ -110,7 +110,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
         (BUCKET_READ_WRITE, [*bucket("data"), *bucket("exports")]),
         (USER_ADMIN, ["user-pool"]),
-        (["sqs:SendMessage"], ["queue:jobs"]),
+        (["sqs:SendMessage"], ["queue:jobs", "queue:executions"]),  # refills after a delete
         SEAL_KEY,
         STEP_CALLBACKS,
     ),
@@ -130,7 +130,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         (BUCKET_READ_WRITE, bucket("exports")),
         (BUCKET_READ, bucket("data")),  # image headers, for dataset exports' pixel sizes
         (SQS_CONSUME, ["queue:jobs"]),
+        # jobs: a paused job or an export's shards continue there; executions: refills after a delete
+        (["sqs:SendMessage"], ["queue:jobs", "queue:executions"]),
         SEAL_KEY,
+        STEP_CALLBACKS,  # a bulk delete ends its tasks' waiting steps
     ),
     "events": grants(
         "events",

@@ -11,6 +11,7 @@ import pytest
 
 from infra.config import load
 from infra.spec import FUNCTIONS_SRC, build
+from serval.logic.workflow import TASK_DELETED
 
 _SPEC = build(load("dev"), "123456789012", "us-east-1")
 MACHINES = sorted(_SPEC.state_machines)
@@ -77,12 +78,23 @@ def test_every_task_retries_and_catches_except_the_catch_target_which_only_retri
             continue
         # Given a Task state, Then it retries transient failures
         assert state.get("Retry"), name
+        # And a deleted task ends the execution in Deleted, from every Task state
+        catchers = [(c["ErrorEquals"], c["Next"]) for c in state.get("Catch", [])]
+        assert catchers[0] == ([TASK_DELETED], "Deleted"), name
         # And it catches every other failure, unless it is the catch target itself
         if name in CATCH_TARGETS:
-            assert "Catch" not in state, name
+            assert catchers == [([TASK_DELETED], "Deleted")], name
         else:
-            assert state.get("Catch"), name
-            assert {c["Next"] for c in state["Catch"]} <= CATCH_TARGETS, name
+            assert catchers[1:] == [(["States.ALL"], "RecordFailure")], name
+
+
+def test_a_deleted_task_ends_in_a_succeed_state_named_by_the_handlers_error():
+    # Given the error the workflow handler raises for a task that is gone
+    from workflow.handler import TaskDeleted
+
+    # Then it is the name the state machine catches, and Deleted ends the execution quietly
+    assert TaskDeleted.__name__ == TASK_DELETED
+    assert _definition("task")["States"]["Deleted"]["Type"] == "Succeed"
 
 
 @pytest.mark.parametrize("machine_id", MACHINES)
@@ -126,3 +138,26 @@ def test_every_placeholder_has_a_substitution_and_names_a_spec_function(machine_
     # Then both sides agree, and each substitution names a spec function
     assert placeholders == set(machine.substitutions)
     assert set(machine.substitutions.values()) <= set(_SPEC.functions)
+
+
+def _choose(state: dict[str, Any], decision: str) -> str:
+    """Where a Choice on ``$.review.decision`` (StringEquals rules only) goes for ``decision``."""
+    for rule in state["Choices"]:
+        assert rule["Variable"] == "$.review.decision" and set(rule) == {"Variable", "StringEquals", "Next"}
+        if rule["StringEquals"] == decision:
+            return str(rule["Next"])
+    return str(state["Default"])
+
+
+def test_review_decisions_route_to_export_to_counted_rework_or_straight_back_to_label():
+    # Given the task machine's Review step and the choice that follows it
+    states = _definition("task")["States"]
+    choice = states[states["Review"]["Next"]]
+    # Then approved exports, rejected counts a rework round before labelling again
+    assert _choose(choice, "approved") == "ExportRecord"
+    assert _choose(choice, "rejected") == "CountRework"
+    assert states["CountRework"]["Next"] == "ReworkChoice" and states["ReworkChoice"]["Default"] == "Label"
+    # And requeue (a manager's bulk requeue) goes back to Label without counting a round
+    assert _choose(choice, "requeue") == "Label"
+    # And anything else is recorded as a failure
+    assert _choose(choice, "maybe") == "RecordFailure"

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from serval.adapters import window
+from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
 from serval.errors import ValidationFailed
-from serval.logic import workflow
+from serval.logic import queue, workflow
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
 from tests.integration.test_api import _create_project
@@ -55,14 +56,21 @@ def test_executions_queue_messages_are_task_created_events_or_refills() -> None:
             workflow.parse_start_message(bad)
 
 
-def test_deleting_a_task_with_an_open_execution_gives_its_slot_back(aws: Aws, admin: Actor) -> None:
-    # Given two started tasks and one that was never started
+def test_deleting_a_task_with_an_open_execution_gives_its_slot_back(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two started tasks (one waiting in Label with a step token) and one never started
     project = _create_project(admin)
     started, ended, waiting = _tasks(admin, project, 3)
     assert window.take_slot(project, started, 5) is window.Claim.TAKEN
     assert window.take_slot(project, ended, 5) is window.Claim.TAKEN
     assert window.release_slot(project, ended) is True
     assert window.open_count(project) == 1
+    queue.enter_label(project, started, token="tok-started", rework=0)
+    failed: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        machine, "send_failure", lambda token, error, cause: failed.append((token, error)) or True
+    )
 
     # When all three are deleted
     for task in (started, ended, waiting):
@@ -70,6 +78,17 @@ def test_deleting_a_task_with_an_open_execution_gives_its_slot_back(aws: Aws, ad
 
     # Then only the open execution's slot came back, once
     assert window.open_count(project) == 0
+    # And its waiting step was failed with TaskDeleted (the state machine ends in Deleted)
+    assert failed == [("tok-started", workflow.TASK_DELETED)]
+    # And one refill of the project's window was asked of the starter
+    got = aws.sqs.receive_message(QueueUrl=aws.env["EXECUTIONS_QUEUE_URL"], MaxNumberOfMessages=10)
+    assert [json.loads(m["Body"]) for m in got.get("Messages", [])] == [{"refill": project}]
+
+
+def test_a_deleted_tasks_step_that_no_longer_waits_is_not_an_error(aws: Aws) -> None:
+    # Given a token of a step that does not wait (moto's Step Functions knows no such token)
+    # Then failing it reports that nothing waited, and raises nothing
+    assert machine.send_failure("not-a-waiting-token", workflow.TASK_DELETED, "gone") is False
 
 
 def test_a_delete_retries_when_the_workflow_moves_the_task_meanwhile(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serval import keys
-from serval.adapters import audit, clients, dynamo, mapping
+from serval.adapters import audit, clients, dynamo, mapping, window
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.media import MediaType
@@ -299,7 +299,15 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
 DELETE_ATTEMPTS = 3
 
 
-def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True) -> None:
+@dataclass(frozen=True)
+class Deleted:
+    """What a deleted task leaves to end: its execution, if open, and the step tokens it held."""
+
+    open_execution: bool
+    waiting_tokens: tuple[str, ...]
+
+
+def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True) -> Deleted:
     """Delete a task with its tag links and annotations, fix the counter, audit it: one transaction.
 
     ``audited=False`` (bulk jobs, which write one record for the whole job) skips the record.
@@ -309,16 +317,17 @@ def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True)
     Annotations that do not fit the transaction are removed right after; they are only
     reachable through their task, so nothing dangling is ever visible.
     """
-    for attempt in range(DELETE_ATTEMPTS):
+    attempts = 0
+    while True:
         try:
-            _delete_once(project_id, task_id, actor, audited)
-            return
+            return _delete_once(project_id, task_id, actor, audited)
         except dynamo.TransactionCancelled as exc:
-            if attempt == DELETE_ATTEMPTS - 1:
+            attempts += 1
+            if attempts == DELETE_ATTEMPTS:
                 raise Conflict("the task keeps changing; reload and retry") from exc
 
 
-def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> None:
+def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> Deleted:
     item = get_item(project_id, task_id)
     task = mapping.task_from_item(item)
     m = dynamo.tasks()
@@ -341,15 +350,12 @@ def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> 
     for tag in task.tags:
         tx.delete(table, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))
     dynamo.add_counter(tx, project_id, task_id, {task.status.value: -1})
-    if item.execution_started_at and not item.execution_ended_at:
-        tx.update(  # the open execution's slot in the project's active window
-            table,
-            dynamo.item_key(pk, keys.WINDOW_SK),
-            "ADD #open :minus_one",
-            names={"#open": "open"},
-            values={":minus_one": -1, ":zero": 0},
-            condition="#open > :zero",
-        )
+    deleted = Deleted(
+        open_execution=bool(item.execution_started_at and not item.execution_ended_at),
+        waiting_tokens=tuple(str(t) for t in (item.label_token, item.review_token) if t),
+    )
+    if deleted.open_execution:
+        window.give_back(tx, project_id)  # the open execution's slot in the project's active window
     room = dynamo.MAX_TRANSACTION_ACTIONS - len(tx) - 1
     in_tx, later = annotation_keys[:room], annotation_keys[room:]
     for sk in in_tx:
@@ -365,6 +371,7 @@ def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> 
                 table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]
             }
         )
+    return deleted
 
 
 # ---- unaudited changes for bulk jobs (which audit once per job) ------------------------------

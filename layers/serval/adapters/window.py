@@ -73,19 +73,24 @@ def release_slot(project_id: str, task_id: str) -> bool:
         values={":now": utcnow()},
         condition="attribute_exists(execution_started_at) AND attribute_not_exists(execution_ended_at)",
     )
-    tx.update(
-        table,
-        dynamo.item_key(pk, keys.WINDOW_SK),
-        "ADD #open :minus_one",
-        names={"#open": "open"},
-        values={":minus_one": -1, ":zero": 0},
-        condition="#open > :zero",
-    )
+    give_back(tx, project_id)
     try:
         tx.commit()
     except dynamo.TransactionCancelled:
         return False
     return True
+
+
+def give_back(tx: dynamo.Tx, project_id: str) -> None:
+    """Free one slot of the project's window, inside ``tx`` (never below zero)."""
+    tx.update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(keys.project_pk(project_id), keys.WINDOW_SK),
+        "ADD #open :minus_one",
+        names={"#open": "open"},
+        values={":minus_one": -1, ":zero": 0},
+        condition="#open > :zero",
+    )
 
 
 def open_count(project_id: str) -> int:

@@ -37,6 +37,19 @@ def send_success(token: str, output: dict[str, Any]) -> None:
         raise
 
 
+def send_failure(token: str, error: str, cause: str) -> bool:
+    """Fail the waiting step that issued ``token`` with ``error``; False when it no longer waits."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.stepfunctions().send_task_failure(taskToken=token, error=error, cause=cause)
+    except ClientError as exc:
+        if _code(exc) in _GONE:
+            return False
+        raise
+    return True
+
+
 def start(state_machine_arn: str, task_id: str, payload: dict[str, Any]) -> bool:
     """Start the task's execution; False when it already exists (a redelivered start)."""
     from botocore.exceptions import ClientError

@@ -43,7 +43,7 @@ from serval.domain.jobs import Job, JobCounts, JobKind, JobPaused
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import MAX_TAGS
 from serval.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from serval.logic import jobs
+from serval.logic import jobs, workflow
 
 CHUNK = 500  # tasks between checkpoints
 DEADLINE_MARGIN_S = 30.0
@@ -248,7 +248,9 @@ def _delete(project_id: str, task_id: str, out: _Chunk) -> None:
     actor = Actor.system("jobs")
     for _ in range(RETRIES):
         try:
-            task_store.delete(project_id, task_id, actor, audited=False)
+            # its execution ends, and a freed window slot is refilled (at most the window's size
+            # of refill requests per job: only tasks with an open execution hold a slot)
+            workflow.end_deleted(project_id, task_store.delete(project_id, task_id, actor, audited=False))
         except NotFound:  # deleted already (by an earlier run of this chunk, or meanwhile)
             pass
         except Conflict:

@@ -22,6 +22,7 @@ from serval.domain.models import (
     new_task,
 )
 from serval.errors import Conflict, ValidationFailed
+from serval.logic import workflow
 from serval.settings import settings
 
 
@@ -145,4 +146,5 @@ def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Tas
 
 
 def delete(project_id: str, task_id: str, actor: Actor) -> None:
-    tasks.delete(project_id, task_id, actor)
+    """Delete a task; its execution (if open) ends, and its window slot goes to the backlog."""
+    workflow.end_deleted(project_id, tasks.delete(project_id, task_id, actor))

@@ -25,6 +25,9 @@ from serval.settings import settings
 
 REFILL = "refill"
 
+# The error a deleted task's execution ends with (state machine: Catch -> Deleted). Steps that
+# find their task gone raise it too (functions/workflow/handler.py).
+TASK_DELETED = "TaskDeleted"
 
 # ---- starting executions -------------------------------------------------------------------
 
@@ -90,6 +93,17 @@ def request_refill(project_id: str) -> None:
 
 
 # ---- the state machine's Lambda steps ---------------------------------------------------------
+def end_deleted(project_id: str, deleted: tasks.Deleted, refill: bool = True) -> None:
+    """End what a deleted task left behind: its waiting Label or Review step fails with
+    :data:`TASK_DELETED` (the state machine catches it and ends in ``Deleted``), and the window
+    slot its delete gave back is refilled from the backlog (``refill=False``: the caller asks
+    once for many deletes)."""
+    for token in deleted.waiting_tokens:
+        machine.send_failure(token, TASK_DELETED, "the task was deleted")
+    if deleted.open_execution and refill:
+        request_refill(project_id)
+
+
 
 
 def run_step(event: dict[str, Any]) -> dict[str, Any]:
