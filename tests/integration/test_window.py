@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench.metering import metered
 from serval.adapters import window
 from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
@@ -123,3 +124,33 @@ def test_a_delete_retries_when_the_workflow_moves_the_task_meanwhile(
     # Then the delete read it again and succeeded
     assert answer.status == 204
     assert moved == [task]
+
+
+def test_a_refill_starts_backlog_tasks_into_free_slots_and_reads_little_when_there_are_none(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a window of 2, and a project with 3 tasks of which 2 hold the slots
+    monkeypatch.setenv("ACTIVE_WINDOW", "2")
+    project = _create_project(admin)
+    first, second, third = _tasks(admin, project, 3)
+    started: list[str] = []
+    monkeypatch.setattr(machine, "start", lambda arn, task_id, payload: started.append(task_id) or True)
+    assert workflow.start(workflow.StartRequest(project, first)) == 1
+    assert workflow.start(workflow.StartRequest(project, second)) == 1
+    assert workflow.start(workflow.StartRequest(project, third)) == 0  # full: it waits in the backlog
+
+    # When a refill comes while the window is full, it reads only the window
+    with metered() as calls:
+        assert workflow.start(workflow.StartRequest(project, None)) == 0
+    assert calls.calls == {"dynamodb:GetItem": 1}
+
+    # When an execution ends and gives its slot back, a refill starts the backlog task
+    assert window.release_slot(project, first) is True
+    assert workflow.start(workflow.StartRequest(project, None)) == 1
+    assert started == [first, second, third]
+
+    # And with a free slot but an empty backlog, a refill reads the window and the backlog only
+    assert window.release_slot(project, second) is True
+    with metered() as calls:
+        assert workflow.start(workflow.StartRequest(project, None)) == 0
+    assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:Query": 1}

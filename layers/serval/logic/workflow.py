@@ -69,15 +69,13 @@ def execution_input(project: Project, task_id: str) -> dict[str, Any]:
 def start(request: StartRequest) -> int:
     """Start the task's execution, or fill the project's free slots; returns executions started."""
     try:
+    size = settings().ACTIVE_WINDOW
+    candidates = [request.task_id] if request.task_id else _refill_candidates(request.project_id, size)
+    if not candidates:
+        return 0  # a refill with no free slot or an empty backlog reads nothing more
         project = projects.get(request.project_id)
     except NotFound:
         return 0  # the project is gone: nothing to start
-    size = settings().ACTIVE_WINDOW
-    candidates = (
-        [request.task_id]
-        if request.task_id
-        else window.backlog(project.project_id, max(0, size - window.open_count(project.project_id)))
-    )
     started = 0
     for task_id in candidates:
         claim = window.take_slot(project.project_id, task_id, size)
@@ -89,6 +87,13 @@ def start(request: StartRequest) -> int:
 
 
 def request_refill(project_id: str) -> None:
+def _refill_candidates(project_id: str, size: int) -> list[str]:
+    """Backlog tasks for the window's free slots: one read of the window, then (only when a
+    slot is free) one Query of the backlog."""
+    free = size - window.open_count(project_id)
+    return window.backlog(project_id, free) if free > 0 else []
+
+
     queues.send(settings().EXECUTIONS_QUEUE_URL, json.dumps({REFILL: project_id}), {"kind": REFILL})
 
 
