@@ -482,7 +482,6 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             # data: read, for dataset exports' image headers (pixel sizes)
             bucket_access={"exports": "write", "data": "read"},
             secrets=("audit-seal",),
-        ),
             # a paused job continues, and a large export fans out, in new jobs-queue messages
             sends_to={
                 "JOBS_QUEUE_URL": QueueRef("jobs"),
@@ -491,6 +490,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             },
             # a bulk delete ends its tasks' waiting steps (SendTaskFailure TaskDeleted)
             completes_steps=True,
+        ),
     }
     return ServalSpec(
         config=config,

@@ -24,10 +24,10 @@ from serval.errors import NotFound, Throttled, ValidationFailed
 from serval.settings import settings
 
 REFILL = "refill"
-
 # The error a deleted task's execution ends with (state machine: Catch -> Deleted). Steps that
 # find their task gone raise it too (functions/workflow/handler.py).
 TASK_DELETED = "TaskDeleted"
+
 
 # ---- starting executions -------------------------------------------------------------------
 
@@ -68,11 +68,11 @@ def execution_input(project: Project, task_id: str) -> dict[str, Any]:
 
 def start(request: StartRequest) -> int:
     """Start the task's execution, or fill the project's free slots; returns executions started."""
-    try:
     size = settings().ACTIVE_WINDOW
     candidates = [request.task_id] if request.task_id else _refill_candidates(request.project_id, size)
     if not candidates:
         return 0  # a refill with no free slot or an empty backlog reads nothing more
+    try:
         project = projects.get(request.project_id)
     except NotFound:
         return 0  # the project is gone: nothing to start
@@ -86,7 +86,6 @@ def start(request: StartRequest) -> int:
     return started
 
 
-def request_refill(project_id: str) -> None:
 def _refill_candidates(project_id: str, size: int) -> list[str]:
     """Backlog tasks for the window's free slots: one read of the window, then (only when a
     slot is free) one Query of the backlog."""
@@ -94,10 +93,10 @@ def _refill_candidates(project_id: str, size: int) -> list[str]:
     return window.backlog(project_id, free) if free > 0 else []
 
 
+def request_refill(project_id: str) -> None:
     queues.send(settings().EXECUTIONS_QUEUE_URL, json.dumps({REFILL: project_id}), {"kind": REFILL})
 
 
-# ---- the state machine's Lambda steps ---------------------------------------------------------
 def end_deleted(project_id: str, deleted: tasks.Deleted, refill: bool = True) -> None:
     """End what a deleted task left behind: its waiting Label or Review step fails with
     :data:`TASK_DELETED` (the state machine catches it and ends in ``Deleted``), and the window
@@ -109,6 +108,7 @@ def end_deleted(project_id: str, deleted: tasks.Deleted, refill: bool = True) ->
         request_refill(project_id)
 
 
+# ---- the state machine's Lambda steps ---------------------------------------------------------
 
 
 def run_step(event: dict[str, Any]) -> dict[str, Any]:
