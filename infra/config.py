@@ -44,6 +44,12 @@ class EnvConfig(BaseModel):
         default=30, ge=0, le=300, description="How long the API caches a user's enabled status."
     )
     max_bulk_create: int = Field(default=1000, ge=1, le=1000)
+    export_shard_tasks: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="Tasks per shard of a dataset export; a larger project's export fans out over SQS.",
+    )
 
 
 ENVIRONMENTS: dict[str, EnvConfig] = {

@@ -373,6 +373,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         AUDIT_SEAL_SECRET=secrets["audit-seal"].name,
         AUTH_CACHE_SECONDS=config.auth_cache_seconds,
         ACTIVE_WINDOW=config.active_window,
+        EXPORT_SHARD_TASKS=config.export_shard_tasks,
     ).model_dump()
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 

@@ -1,4 +1,5 @@
-"""Jobs Lambda: runs async jobs (audit exports) from the jobs queue, one message per batch.
+"""Jobs Lambda: runs async jobs (exports, bulk operations) and the shard and assemble steps of
+large dataset exports from the jobs queue, one message per batch.
 
 Partial-batch failures are reported: a message whose job another worker holds, or that
 hit a transient error, comes back later; poison messages are logged and dropped.
@@ -23,7 +24,13 @@ metrics = Metrics(service="jobs", namespace=METRICS_NAMESPACE)
 # batches hold one message: a busy job is reported as a failed item, not as a crashed invocation
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-METRICS = {"succeeded": "JobsSucceeded", "failed": "JobsFailed", "poison": "PoisonJobMessages"}
+METRICS = {
+    "succeeded": "JobsSucceeded",
+    "failed": "JobsFailed",
+    "poison": "PoisonJobMessages",
+    "fanned_out": "ExportsFannedOut",
+    "gathered": "ExportShardsGathered",
+}
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -6,13 +6,16 @@ import hashlib
 import os
 import time
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case (ascending)
+STABLE_BITS = 128  # a stable id's value: the first 16 bytes of a SHA-256 digest ...
+STABLE_CHARS = 26  # ... written with this many base32 characters (so it starts with 0-7)
 
 
-def _b32(value: int, length: int) -> str:
+def b32(value: int, length: int) -> str:
+    """``value`` in ``length`` base32 digits, most significant first (so strings sort as numbers)."""
     chars = []
     for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
+        chars.append(ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
 
@@ -20,7 +23,7 @@ def _b32(value: int, length: int) -> str:
 def new_id(prefix: str) -> str:
     """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
     millis = int(time.time() * 1000)
-    return f"{prefix}_{_b32(millis, 10)}{_b32(int.from_bytes(os.urandom(10), 'big'), 16)}"
+    return f"{prefix}_{b32(millis, 10)}{b32(int.from_bytes(os.urandom(10), 'big'), 16)}"
 
 
 def stable_id(prefix: str, *parts: object) -> str:
@@ -28,7 +31,7 @@ def stable_id(prefix: str, *parts: object) -> str:
     # length-prefixed parts: ("a,b",) and ("a", "b") can never collide
     encoded = "".join(f"{len(str(p))}:{p}," for p in parts)
     digest = hashlib.sha256(encoded.encode()).digest()
-    return f"{prefix}_{_b32(int.from_bytes(digest[:16], 'big'), 26)}"
+    return f"{prefix}_{b32(int.from_bytes(digest[: STABLE_BITS // 8], 'big'), STABLE_CHARS)}"
 
 
 def task_id(project_id: str, external_id: str | None, position: tuple[object, ...]) -> str:

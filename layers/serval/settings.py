@@ -43,6 +43,7 @@ class RuntimeSettings(BaseModel):
     LEASE_SECONDS: int = 1800
     AUDIT_TTL_DAYS: int = 0
     MAX_BULK_CREATE: int = 1000
+    EXPORT_SHARD_TASKS: int = Field(default=20_000, ge=1)
     PRESIGN_SECONDS: int = 3600
     POWERTOOLS_SERVICE_NAME: str = "serval"
 

@@ -67,21 +67,21 @@ def _schema() -> dict[str, Any]:
     return dict(json.loads(block.group(1)))
 
 
-def _project(admin: Actor, media: str, labels: dict[str, Any]) -> str:
+def create_project(admin: Actor, media: str, labels: dict[str, Any]) -> str:
     body = {"name": f"export {media}", "media_types": [media], "label_config": labels}
     response = call("POST", "/projects", admin, body)
     assert response.status == 201, response.body
     return str(response.body["project_id"])
 
 
-def _annotate(project_id: str, task_id: str, admin: Actor, results: list[dict[str, Any]]) -> None:
+def annotate(project_id: str, task_id: str, admin: Actor, results: list[dict[str, Any]]) -> None:
     url = f"/projects/{project_id}/tasks/{task_id}/annotations"
     response = call("POST", url, admin, {"results": results, "lead_time_s": 2.0})
     assert response.status == 201, response.body
 
 
 @dataclass
-class _WorkerContext(LambdaContextStub):
+class WorkerContext(LambdaContextStub):
     """The jobs function's context: 15 minutes to go (the API stub's 29 s is under the margin)."""
 
     function_name: str = "serval-local-jobs"
@@ -90,11 +90,9 @@ class _WorkerContext(LambdaContextStub):
         return 900_000
 
 
-def _run_worker(aws: Aws) -> None:
-    from jobs.handler import handler
-
-    messages = aws.sqs.receive_message(QueueUrl=aws.env["JOBS_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
-    records = [
+def sqs_records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Received jobs-queue messages as the records of the jobs function's SQS event."""
+    return [
         {
             "messageId": m["MessageId"],
             "receiptHandle": "rh",
@@ -108,7 +106,13 @@ def _run_worker(aws: Aws) -> None:
         }
         for m in messages
     ]
-    response = handler({"Records": records}, _WorkerContext())  # type: ignore[arg-type]
+
+
+def _run_worker(aws: Aws) -> None:
+    from jobs.handler import handler
+
+    messages = aws.sqs.receive_message(QueueUrl=aws.env["JOBS_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
+    response = handler({"Records": sqs_records(messages)}, WorkerContext())  # type: ignore[arg-type]
     assert response["batchItemFailures"] == []
 
 
@@ -129,7 +133,7 @@ def _export(aws: Aws, admin: Actor, project_id: str, body: dict[str, Any]) -> tu
 def image_project(aws: Aws, admin: Actor) -> dict[str, Any]:
     """Given an image project: three real images (one whose size is only in its metadata),
     one file that is not an image, and boxes on them; the first task is annotated twice."""
-    project_id = _project(admin, "image", LABELS)
+    project_id = create_project(admin, "image", LABELS)
     bucket = aws.env["DATA_BUCKET"]
     items = []
     for i, (name, size, _) in enumerate(IMAGE_TASKS):
@@ -143,7 +147,7 @@ def image_project(aws: Aws, admin: Actor) -> dict[str, Any]:
     assert created.status == 201, created.body
     task_ids = list(created.body["task_ids"])
     # a first, superseded annotation: the export takes the latest
-    _annotate(
+    annotate(
         project_id, task_ids[0], admin, [{"control": "shape", "type": "classification", "labels": ["square"]}]
     )
     for task_id, (_, _, boxes) in zip(task_ids[:3], IMAGE_TASKS, strict=True):
@@ -156,8 +160,8 @@ def image_project(aws: Aws, admin: Actor) -> dict[str, Any]:
                     "boxes": [{"label": b[0], "x": b[1], "y": b[2], "w": b[3], "h": b[4]} for b in boxes],
                 }
             )
-        _annotate(project_id, task_id, admin, results)
-    _annotate(
+        annotate(project_id, task_id, admin, results)
+    annotate(
         project_id,
         task_ids[3],
         admin,
@@ -302,13 +306,13 @@ def test_filters_and_label_config_version(aws: Aws, admin: Actor, image_project:
 
 
 def test_conll_round_trips_tokens_and_tags(aws: Aws, admin: Actor) -> None:
-    project_id = _project(admin, "text", NER_LABELS)
+    project_id = create_project(admin, "text", NER_LABELS)
     created = call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": t}} for t, _ in TEXTS])
     assert created.status == 201, created.body
     for task_id, (_, spans) in zip(created.body["task_ids"], TEXTS, strict=True):
         if spans:
             spans_body = [{"label": label, "start": s, "end": e} for label, s, e in spans]
-            _annotate(
+            annotate(
                 project_id, task_id, admin, [{"control": "entities", "type": "ner", "spans": spans_body}]
             )
     job, data = _export(aws, admin, project_id, {"format": "conll"})
@@ -328,7 +332,7 @@ def test_conll_round_trips_tokens_and_tags(aws: Aws, admin: Actor) -> None:
 
 
 def test_an_export_is_not_another_kind_of_job(aws: Aws, admin: Actor) -> None:
-    project_id = _project(admin, "text", NER_LABELS)
+    project_id = create_project(admin, "text", NER_LABELS)
     audit_job = call("POST", f"/projects/{project_id}/audit/exports", admin, {"format": "jsonl"}).body
     assert call("GET", f"/projects/{project_id}/exports/{audit_job['job_id']}", admin).status == 404
     bad = call("POST", f"/projects/{project_id}/exports", admin, {"format": "tiff"})
@@ -339,7 +343,7 @@ def test_a_large_export_streams_in_several_multipart_parts(
     aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given 3,000 small tasks and a small part size (moto allowed to take small parts)
-    project_id = _project(admin, "text", NER_LABELS)
+    project_id = create_project(admin, "text", NER_LABELS)
     at = utcnow()
     tasks = [
         Task(
@@ -378,7 +382,7 @@ def test_a_50k_task_export_streams_with_bounded_buffers(
 
     with patches.installed():  # DynamoDB queries read their partition only, as on AWS
         # Given 50,000 tasks
-        project_id = _project(admin, "text", NER_LABELS)
+        project_id = create_project(admin, "text", NER_LABELS)
         at = utcnow()
         task_store.batch_put(
             [

@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     JSONAttribute,
     ListAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
 )
@@ -205,6 +206,9 @@ class TaskTableModels:
             attempts = NumberAttribute(default=0)
             lease_until = NumberAttribute(default=0)
             lease_owner = UnicodeAttribute(null=True)
+            # a fanned-out dataset export: its shard count and the shards gathered so far
+            shards = NumberAttribute(null=True)
+            shards_done = NumberSetAttribute(null=True)
             created_by = UnicodeAttribute()
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()

@@ -4,6 +4,9 @@
 ordered by task id: ``TASK#<tid>`` items and ``ANNOTATION#<tid>#<aid>`` items. Two requests
 per page of tasks (not one per task), and only one task's annotations are in memory at a
 time. Filters are applied by the caller, so a filtered export still reads the whole project.
+
+A shard of a fanned-out export reads only its task-id range ``lo <= id < hi`` (see
+:mod:`serval.domain.exports.shards`): both Queries become ``SK BETWEEN`` over that range.
 """
 
 from __future__ import annotations
@@ -17,16 +20,27 @@ from serval.domain.models import Annotation, Task
 READ_PAGE = 500
 
 
-def _iter(project_id: str, prefix: str) -> Iterator[object]:
+def _after(prefix: str) -> str:
+    """The first key after every key that starts with ``prefix`` (``TASK#`` -> ``TASK$``)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _iter(project_id: str, prefix: str, lo: str, hi: str | None) -> Iterator[object]:
+    """Items whose SK is ``prefix + id`` with ``lo <= id < hi``, in key order."""
     m = dynamo.tasks()
-    return iter(m.Item.query(keys.project_pk(project_id), m.Item.SK.startswith(prefix), page_size=READ_PAGE))
+    first, last = prefix + lo, (prefix + hi) if hi is not None else _after(prefix)
+    items = m.Item.query(keys.project_pk(project_id), m.Item.SK.between(first, last), page_size=READ_PAGE)
+    return (item for item in items if last != item.SK)  # BETWEEN is inclusive; the range is not
 
 
-def tasks_with_annotations(project_id: str) -> Iterator[tuple[Task, list[Annotation]]]:
-    """Every task of the project (in task id order) with all its annotations."""
-    annotations = _iter(project_id, keys.annotation_sk_prefix("")[: -len("#")])
+def tasks_with_annotations(
+    project_id: str, lo: str = "", hi: str | None = None
+) -> Iterator[tuple[Task, list[Annotation]]]:
+    """The project's tasks with ids ``lo <= id < hi`` (all by default), in task id order,
+    each with all its annotations."""
+    annotations = _iter(project_id, keys.annotation_sk_prefix("")[: -len("#")], lo, hi)
     pending = next(annotations, None)
-    for item in _iter(project_id, keys.task_sk("")):
+    for item in _iter(project_id, keys.task_sk(""), lo, hi):
         task = mapping.task_from_item(item)
         mine: list[Annotation] = []
         while pending is not None and str(getattr(pending, "task_id", "")) <= task.task_id:

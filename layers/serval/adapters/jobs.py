@@ -42,7 +42,7 @@ def _key(project_id: str, job_id: str) -> dict[str, str]:
     return dynamo.item_key(keys.project_pk(project_id), keys.job_sk(job_id))
 
 
-def _from_item(item: Any) -> Job:
+def from_item(item: Any) -> Job:
     return Job(
         job_id=item.job_id,
         project_id=item.project_id,
@@ -53,6 +53,8 @@ def _from_item(item: Any) -> Job:
         result_key=item.result_key,
         error=item.error,
         attempts=int(item.attempts or 0),
+        shards=int(item.shards) if item.shards else None,
+        shards_done=len(item.shards_done or ()) if item.shards else None,
         created_by=item.created_by,
         created_at=item.created_at,
         updated_at=item.updated_at,
@@ -120,7 +122,7 @@ def get(project_id: str, job_id: str, consistent: bool = False) -> Job:
         item = m.JobItem.get(keys.project_pk(project_id), keys.job_sk(job_id), consistent_read=consistent)
     except m.JobItem.DoesNotExist:
         raise NotFound(f"job {job_id} not found", details={"job_id": job_id}) from None
-    return _from_item(item)
+    return from_item(item)
 
 
 def claim(project_id: str, job_id: str, lease_seconds: int) -> Claim | None:
@@ -166,7 +168,7 @@ def claim(project_id: str, job_id: str, lease_seconds: int) -> Claim | None:
             return None
         raise JobBusy(f"job {job_id} is being run by another worker", details={"job_id": job_id}) from None
     item = dynamo.tasks().JobItem.from_raw_data(response["Attributes"])
-    return Claim(_from_item(item), owner, lease_until)
+    return Claim(from_item(item), owner, lease_until)
 
 
 def succeed(c: Claim, counts: JobCounts, result_key: str | None, error: str | None = None) -> Job:

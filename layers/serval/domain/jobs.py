@@ -9,6 +9,10 @@ jobs queue, then run by the jobs worker:
 report progress and outcome (``done``: items processed, e.g. records exported; ``failed``:
 items that could not be). A finished job is never run again, so a redelivered message is a
 no-op.
+
+A dataset export of a large project *fans out* (see docs/exports.md): its job message
+becomes one ``shard`` message per task-id range, then one ``assemble`` message; the job
+stays ``running`` meanwhile and reports ``shards``/``shards_done``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ class JobKind(StrEnum):
     AUDIT_EXPORT = "audit_export"
     DATASET_EXPORT = "dataset_export"
     BULK = "bulk"
+
+
+class JobStep(StrEnum):
+    """What a jobs-queue message asks for: run the job, or one step of a fanned-out export."""
+
+    RUN = "run"
+    SHARD = "shard"  # gather one task-id range into a shard file
+    ASSEMBLE = "assemble"  # join the shard files into the result
 
 
 class JobStatus(StrEnum):
@@ -53,6 +65,13 @@ class Job(BaseModel):
     result_key: str | None = Field(default=None, description="Where the result is, in the exports bucket.")
     error: str | None = None
     attempts: int = Field(default=0, description="How many times a worker took the job.")
+    shards: int | None = Field(
+        default=None,
+        description="Parts a large dataset export fanned out into (null: it runs in one piece).",
+    )
+    shards_done: int | None = Field(
+        default=None, description="Parts gathered so far (counts add up as each one finishes)."
+    )
     created_by: str
     created_at: str
     updated_at: str
@@ -73,6 +92,17 @@ class JobMessage(BaseModel):
 
     job_id: str = Field(min_length=1, max_length=64)
     project_id: str = Field(min_length=1, max_length=64)
+    step: JobStep = JobStep.RUN
+    shard: int | None = Field(default=None, ge=0, description="The shard to gather (step shard).")
+    shards: int | None = Field(default=None, ge=2, description="How many shards the job has (step shard).")
+
+    @model_validator(mode="after")
+    def _shard(self) -> JobMessage:
+        if (self.step is JobStep.SHARD) != (self.shard is not None and self.shards is not None):
+            raise ValueError("a shard message names its shard and shard count, and only it does")
+        if self.shard is not None and self.shards is not None and self.shard >= self.shards:
+            raise ValueError("shard must be less than shards")
+        return self
 
 
 class JobBusy(ServalError):
@@ -85,6 +115,12 @@ class JobPaused(ServalError):
     """The runner checkpointed and released the job before the worker's deadline: run it again."""
 
     code = "job_paused"
+
+
+class JobFannedOut(ServalError):
+    """The runner split the job into parts queued as their own messages; they finish it."""
+
+    code = "job_fanned_out"
 
 
 class JobTimedOut(ServalError):

@@ -10,6 +10,10 @@ Image sizes (COCO, VOC, and Ground Truth boxes) come from the task's metadata
 (``width``/``height``) or else from the image's header (one ranged GET). A task the format
 cannot represent (no image size, no image, no inline text for CoNLL) is counted in
 ``counts.failed`` and named in the job's ``error``; ``counts.done`` is the tasks written.
+
+A project with more tasks than ``EXPORT_SHARD_TASKS`` fans out over the jobs queue instead
+of running in one invocation: :mod:`serval.logic.export_fanout` gathers task-id ranges in
+parallel and assembles their files with the same :func:`write_result`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from serval.adapters import jobs as job_store
 from serval.domain.actor import Actor
 from serval.domain.exports import (
     DatasetExportCreate,
+    ExportFailure,
     ExportFormat,
     ExportRecord,
     dataset_export_key,
@@ -142,19 +147,25 @@ def encode(fmt: ExportFormat, records: Iterable[ExportRecord], config: LabelConf
             return groundtruth.manifest_chunks(records, config)
 
 
-def _request(job: Job) -> DatasetExportCreate:
+def request_of(job: Job) -> DatasetExportCreate:
+    """The export's request, as validated when the job was created."""
     try:
         return DatasetExportCreate.model_validate(job.params)
     except ValidationError as exc:
         raise ValidationFailed(f"the export's parameters are invalid: {exc.errors()[:3]}") from exc
 
 
-def records(
-    job: Job, request: DatasetExportCreate, tally: _Tally, time_left: Callable[[], float]
-) -> Iterator[ExportRecord]:
-    """The job's tasks that pass its filters, ready for its format; failures go to ``tally``."""
+def outcomes(
+    job: Job,
+    request: DatasetExportCreate,
+    time_left: Callable[[], float],
+    lo: str = "",
+    hi: str | None = None,
+) -> Iterator[ExportRecord | ExportFailure]:
+    """The job's tasks with ids ``lo <= id < hi`` that pass its filters, in task id order:
+    each ready for its format, or the reason it cannot be."""
     seen = 0
-    for task, found in export_reader.tasks_with_annotations(job.project_id):
+    for task, found in export_reader.tasks_with_annotations(job.project_id, lo, hi):
         seen += 1
         if seen % CHECK_EVERY == 0 and time_left() < DEADLINE_MARGIN_S:
             raise JobTimedOut(f"the export stopped after {seen} tasks: it did not finish in time")
@@ -163,17 +174,23 @@ def records(
         record, problem = prepare(
             request.format, ExportRecord(task, latest(found, request.label_config_version))
         )
-        if record is None:
-            tally.fail(task.task_id, problem or "cannot be exported")
+        yield record if record is not None else ExportFailure(task.task_id, problem or "cannot be exported")
+
+
+def _tallied(items: Iterable[ExportRecord | ExportFailure], tally: _Tally) -> Iterator[ExportRecord]:
+    """The records of ``items``; failures are counted (and the first ones named) in ``tally``."""
+    for item in items:
+        if isinstance(item, ExportFailure):
+            tally.fail(item.task_id, item.reason)
             continue
         tally.done += 1
-        yield record
+        yield item
 
 
-def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResult:
-    """Write the export of a claimed job to the exports bucket; returns its counts and key."""
-    job = claim.job
-    request = _request(job)
+def write_result(
+    job: Job, request: DatasetExportCreate, items: Iterable[ExportRecord | ExportFailure]
+) -> jobs.RunResult:
+    """Encode ``items`` in the export's format and stream them to the job's result object."""
     config = projects.get(job.project_id).label_config
     key = dataset_export_key(job.project_id, job.job_id, request.format)
     writer = job_store.ResultWriter(
@@ -181,7 +198,7 @@ def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResul
     )
     tally = _Tally()
     try:
-        for chunk in encode(request.format, records(job, request, tally, time_left), config):
+        for chunk in encode(request.format, _tallied(items, tally), config):
             if chunk:
                 writer.write(chunk)
         writer.close()
@@ -189,3 +206,19 @@ def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResul
         writer.abort()
         raise
     return jobs.RunResult(JobCounts(done=tally.done, failed=tally.failures), key, tally.error())
+
+
+def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResult:
+    """Write the export of a claimed job to the exports bucket; returns its counts and key.
+
+    A project larger than one shard (``EXPORT_SHARD_TASKS``) fans out instead: see
+    :mod:`serval.logic.export_fanout` (raises JobFannedOut).
+    """
+    from serval.logic import export_fanout
+
+    job = claim.job
+    request = request_of(job)
+    shards = export_fanout.plan(job)
+    if shards > 1:
+        export_fanout.fan_out(claim, shards)
+    return write_result(job, request, outcomes(job, request, time_left))

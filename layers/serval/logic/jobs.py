@@ -13,7 +13,10 @@ Running a message:
   result; a runner's ServalError (but Throttled) or an unknown kind fails the job with that
   error. Any other error (throttling, a network fault) propagates so SQS redelivers the
   message; the
-  queue's DLQ bounds those retries, and a worker that died leaves a lease that expires.
+  queue's DLQ bounds those retries, and a worker that died leaves a lease that expires;
+- a runner that fans its job out (JobFannedOut: a large dataset export) leaves it running;
+  the ``shard`` and ``assemble`` messages it sent are run by
+  :mod:`serval.logic.export_fanout`, which finishes the job.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from pydantic import ValidationError
 from serval.adapters import dynamo, queues
 from serval.adapters import jobs as job_store
 from serval.domain.actor import Actor
-from serval.domain.jobs import Job, JobCounts, JobKind, JobMessage, JobPaused, JobStatus, JobView
+from serval.domain.jobs import (
+    Job,
+    JobCounts,
+    JobFannedOut,
+    JobKind,
+    JobMessage,
+    JobPaused,
+    JobStatus,
+    JobStep,
+    JobView,
+)
 from serval.errors import NotFound, ServalError, Throttled
 from serval.settings import settings
 
@@ -44,7 +57,7 @@ class RunResult:
 
 @dataclass
 class Outcome:
-    kind: str  # succeeded | failed | skipped | poison | paused
+    kind: str  # succeeded | failed | skipped | poison | paused | fanned_out | gathered
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +89,11 @@ def submit(job: Job, actor: Actor, audit_action: str, also: Callable[[dynamo.Tx]
     job_store.create(job, actor, audit_action, also)
     message = JobMessage(job_id=job.job_id, project_id=job.project_id)
     try:
-        queues.send(settings().JOBS_QUEUE_URL, message.model_dump_json(), {"kind": job.kind.value})
+        queues.send(
+            settings().JOBS_QUEUE_URL,
+            message.model_dump_json(exclude_defaults=True),
+            {"kind": job.kind.value},
+        )
     except Exception as exc:  # any failure to enqueue: the job must not stay queued forever
         job_store.fail(job.project_id, job.job_id, f"the job could not be queued: {type(exc).__name__}")
         raise Throttled("the job could not be queued; retry shortly", details={"job_id": job.job_id}) from exc
@@ -109,6 +126,10 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
     message = parse_message(body)
     if message is None:
         return Outcome("poison", {"reason": "the message is not a job message", "body": body[:200]})
+    if message.step is not JobStep.RUN:  # a step of a fanned-out dataset export
+        from serval.logic import export_fanout
+
+        return export_fanout.process_step(message, time_left)
     ids = {"job_id": message.job_id, "project_id": message.project_id}
     try:
         claim = job_store.claim(message.project_id, message.job_id, LEASE_SECONDS)
@@ -128,8 +149,11 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
     try:
         result = runner(claim, time_left)
     except JobPaused:  # the runner checkpointed and released the job: continue in a new message
-        queues.send(settings().JOBS_QUEUE_URL, message.model_dump_json(), {"kind": claim.job.kind.value})
+        body = message.model_dump_json(exclude_defaults=True)
+        queues.send(settings().JOBS_QUEUE_URL, body, {"kind": claim.job.kind.value})
         return Outcome("paused", {"kind": claim.job.kind.value, **ids})
+    except JobFannedOut as exc:  # the parts it queued finish the job
+        return Outcome("fanned_out", {"kind": claim.job.kind.value, **ids, **(exc.details or {})})
     except ServalError as exc:
         if isinstance(exc, Throttled):
             return _retry_or_fail(claim, exc)

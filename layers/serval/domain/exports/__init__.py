@@ -151,6 +151,14 @@ class ExportRecord:
         return list(self.annotation.results) if self.annotation else []
 
 
+@dataclass(frozen=True)
+class ExportFailure:
+    """A task the export's format cannot represent, and why (listed in the job's error)."""
+
+    task_id: str
+    reason: str
+
+
 def image_stem(record: ExportRecord) -> str:
     """A file-name stem for the task's image that is unique in the export: the task id."""
     return record.task.task_id
