@@ -1,7 +1,9 @@
 """Chainer Lambda: the audit table's stream -> each new record linked into its scope's hash chain.
 
-Records are linked in stream order. A failure stops the batch at that record: it and every
-later record are reported failed, so Lambda retries from there and the chain never skips.
+A batch is linked in runs per scope (``serval.logic.audit_chain.link_batch``), in stream
+order. A failure stops its scope at that record: it and every later record of the batch are
+reported failed, so Lambda retries from there and the chain never skips (records of the
+retried part that were linked already are left alone).
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import audit_chain
@@ -22,32 +21,14 @@ logger = Logger(service="chainer")
 metrics = Metrics(service="chainer", namespace=METRICS_NAMESPACE)
 
 
-class InOrderProcessor(BatchProcessor):
-    """A DynamoDB-stream BatchProcessor that stops at the first failed record."""
-
-    def _process_record(self, record: dict[str, Any]) -> Any:
-        if self.fail_messages:
-            earlier = RuntimeError("an earlier record of the batch failed; retried in order")
-            return self.failure_handler(
-                record=self._to_batch_type(record, event_type=self.event_type, model=self.model),
-                exception=(RuntimeError, earlier, None),
-            )
-        return super()._process_record(record)
+def _change(record: dict[str, Any]) -> audit_chain.StreamChange:
+    change = record.get("dynamodb", {})
+    return audit_chain.StreamChange(
+        record.get("eventName", ""), change.get("Keys", {}), change.get("NewImage")
+    )
 
 
-def record_handler(record: DynamoDBRecord) -> None:
-    change = record.raw_event.get("dynamodb", {})
-    try:
-        outcome = audit_chain.link_change(
-            record.raw_event.get("eventName", ""), change.get("Keys", {}), change.get("NewImage")
-        )
-    except Exception:
-        logger.exception(
-            "linking stopped at a record; the batch is retried from it",
-            sequence=record.dynamodb.sequence_number if record.dynamodb else None,
-        )
-        metrics.add_metric(name="AuditLinkFailures", unit=MetricUnit.Count, value=1)
-        raise
+def _report(outcome: audit_chain.LinkOutcome) -> None:
     if outcome.kind == "ignored":
         return
     logger.info(
@@ -67,9 +48,18 @@ def record_handler(record: DynamoDBRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # a processor per batch: it holds the batch's state, and the local stack may run batches concurrently
-    processor = InOrderProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    records: list[dict[str, Any]] = event.get("Records", [])
+    result = audit_chain.link_batch([_change(r) for r in records])
+    for outcome in result.outcomes:
+        _report(outcome)
+    if result.failed_at is None:
+        return {"batchItemFailures": []}
+    failed = records[result.failed_at :]
+    logger.error(
+        "linking stopped at a record; the batch is retried from it",
+        sequence=failed[0].get("dynamodb", {}).get("SequenceNumber"),
+        reason=repr(result.error),
     )
+    metrics.add_metric(name="AuditLinkFailures", unit=MetricUnit.Count, value=1)
+    return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in failed]}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.metering import metered
 from serval import keys
 from serval.adapters import audit, dynamo
 from serval.domain import audit as domain
@@ -231,19 +232,27 @@ def test_redelivering_the_same_batch_is_idempotent(aws: Aws, admin: Actor, annot
 def test_a_failure_stops_the_batch_at_that_record_and_the_retry_skips_nothing(
     aws: Aws, admin: Actor, annotator: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a batch whose third record cannot be linked (a throttled table, say)
+    # Given a batch whose run of records cannot be linked (a throttled table, say), and whose
+    # records one by one fail from the third on
     reader = StreamReader(aws.env["AUDIT_TABLE"])
     project_id, _ = _session(admin, annotator)
     batch = [r for r in reader.read() if r["eventName"] == "INSERT"]
-    original = audit_chain.audit_chain.link
+    adapter = audit_chain.audit_chain
+    original_run, original_link = adapter.link_run, adapter.link
     failing = batch[2]["dynamodb"]["NewImage"]["audit_id"]["S"]
+
+    def refused_run(scope: str, run: list[Any], *args: Any) -> Any:
+        if len(run) > 1:  # a whole run is refused; one record at a time goes through
+            raise adapter.RunRefused("pretend a record of the run was linked already")
+        return original_run(scope, run, *args)
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         if args[3] == failing:
             raise RuntimeError("throttled")
-        return original(*args, **kwargs)
+        return original_link(*args, **kwargs)
 
-    monkeypatch.setattr(audit_chain.audit_chain, "link", flaky)
+    monkeypatch.setattr(adapter, "link_run", refused_run)
+    monkeypatch.setattr(adapter, "link", flaky)
     # When the chainer runs it
     response = deliver(chainer_handler, batch)
     # Then that record and every later one are reported failed, none of them linked
@@ -251,10 +260,75 @@ def test_a_failure_stops_the_batch_at_that_record_and_the_retry_skips_nothing(
     assert failed == [r["dynamodb"]["SequenceNumber"] for r in batch[2:]]
     assert sum("chain_seq" in r for r in _records(aws, project_id)) == 2
     # And when Lambda retries from the failed record, the chain is complete and in order
-    monkeypatch.setattr(audit_chain.audit_chain, "link", original)
+    monkeypatch.setattr(adapter, "link_run", original_run)
+    monkeypatch.setattr(adapter, "link", original_link)
     assert deliver(chainer_handler, batch[2:])["batchItemFailures"] == []
     linked = _records(aws, project_id)
     assert [r["audit_id"]["S"] for r in linked] == [r["dynamodb"]["NewImage"]["audit_id"]["S"] for r in batch]
+    assert _verify(admin, project_id)["ok"] is True
+
+
+def test_a_failed_run_fails_the_batch_from_its_first_record_and_other_scopes_are_kept(
+    aws: Aws, admin: Actor, annotator: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one batch with records of two projects (two scopes, interleaved)
+    reader = StreamReader(aws.env["AUDIT_TABLE"])
+    first, _ = _session(admin, annotator)
+    second, _ = _session(admin, annotator)
+    batch = [r for r in reader.read() if r["eventName"] == "INSERT"]
+    scope_of = {first: keys.audit_pk(first), second: keys.audit_pk(second)}
+    adapter = audit_chain.audit_chain
+    original = adapter.link_run
+
+    def throttled_first(scope: str, *args: Any, **kwargs: Any) -> Any:
+        if keys.audit_scope_pk(scope) == scope_of[first]:
+            raise RuntimeError("throttled")
+        return original(scope, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "link_run", throttled_first)
+    # When the chainer runs it
+    response = deliver(chainer_handler, batch)
+    # Then the batch fails from the first project's first record; none of its records is linked
+    in_first = [i for i, r in enumerate(batch) if r["dynamodb"]["Keys"]["PK"]["S"] == scope_of[first]]
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert failed == [r["dynamodb"]["SequenceNumber"] for r in batch[in_first[0] :]]
+    assert not any("chain_seq" in r for r in _records(aws, first))
+    # And the other project's run was linked in one go
+    assert all("chain_seq" in r for r in _records(aws, second))
+    # And the retry from the failed record links the first project without touching the second
+    before = _records(aws, second)
+    monkeypatch.setattr(adapter, "link_run", original)
+    assert deliver(chainer_handler, batch[in_first[0] :])["batchItemFailures"] == []
+    assert _records(aws, second) == before
+    assert _verify(admin, first)["ok"] is True and _verify(admin, second)["ok"] is True
+
+
+def test_a_batch_links_a_scope_with_one_head_read_and_one_transaction_per_run(
+    aws: Aws, admin: Actor, annotator: Actor
+) -> None:
+    # Given a session's records of one project (one scope), more than a run holds
+    reader = StreamReader(aws.env["AUDIT_TABLE"])
+    project_id = _create_project(admin)
+    join(project_id, annotator, "annotator")
+    for _ in range(3):
+        body = [{"data": {"text": f"t{i}"}} for i in range(40)]
+        created = call("POST", f"/projects/{project_id}/tasks", admin, body)
+        for task_id in created.body["task_ids"]:
+            patched = call("PATCH", f"/projects/{project_id}/tasks/{task_id}", admin, {"priority": 1})
+            assert patched.status == 200
+    batch = [
+        r
+        for r in reader.read()
+        if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["PK"]["S"] == keys.audit_pk(project_id)
+    ]
+    assert len(batch) > audit_chain.audit_chain.MAX_RUN
+    # When the chainer links them as one batch
+    with metered() as calls:
+        assert deliver(chainer_handler, batch)["batchItemFailures"] == []
+    # Then it read the head and wrote one transaction per run of 99 records
+    runs = -(-len(batch) // audit_chain.audit_chain.MAX_RUN)
+    assert calls.count("dynamodb:TransactWriteItems") == runs
+    assert calls.count("dynamodb:GetItem") == runs
     assert _verify(admin, project_id)["ok"] is True
 
 

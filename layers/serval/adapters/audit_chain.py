@@ -1,9 +1,11 @@
 """The audit hash chain in DynamoDB: chain heads, linking transactions, chain-order reads.
 
 A scope's head is one item of the audit table (``PK=CHAIN#<scope>``, ``SK=HEAD``,
-``entity=chain_head``) holding the last linked ``seq`` and ``hash``. Linking a record is
-one TransactWriteItems: set the record's chain fields (only if it has none yet) and move
-the head from the seq the chainer read to the next one.
+``entity=chain_head``) holding the last linked ``seq`` and ``hash``. Linking is one
+TransactWriteItems: set each record's chain fields (only if it has none yet) and move the
+head from the seq the chainer read to the last one. :func:`link_run` links a run of up to
+:data:`MAX_RUN` consecutive records of one scope at once (one head write for the run: the
+head is the one item every record of a scope writes); :func:`link` links one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ class HeadMoved(Exception):
     """Another chainer moved the scope's head since it was read: read it again."""
 
 
+class RunRefused(Exception):
+    """A record of the run is gone or linked already: link the run's records one by one."""
+
+
+# One transaction holds at most 100 actions: the run's records and the head.
+MAX_RUN = dynamo.MAX_TRANSACTION_ACTIONS - 1
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """A record's place on its scope's chain."""
+
+    pk: str
+    sk: str
+    audit_id: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+
 def _head_key(scope: str) -> dict[str, str]:
     return dynamo.item_key(keys.chain_pk(scope), keys.CHAIN_HEAD_SK)
 
@@ -70,6 +92,74 @@ def get_record(pk: str, sk: str) -> dict[str, Any] | None:
     return dict(item) if item else None
 
 
+def _set_link(tx: dynamo.Tx, scope: str, new: NewLink) -> None:
+    tx.update(
+        settings().AUDIT_TABLE,
+        dynamo.item_key(new.pk, new.sk),
+        "SET chain_seq = :seq, prev_hash = :prev, #hash = :hash, #gpk = :gpk, #gsk = :gsk",
+        names={"#hash": "hash", "#gpk": keys.GSI3PK, "#gsk": keys.GSI3SK, "#pk": keys.PK},
+        values={
+            ":seq": new.seq,
+            ":prev": new.prev_hash,
+            ":hash": new.hash,
+            ":gpk": keys.chain_pk(scope),
+            ":gsk": keys.chain_seq_sk(new.seq),
+        },
+        condition="attribute_exists(#pk) AND attribute_not_exists(chain_seq)",
+    )
+
+
+def _move_head(tx: dynamo.Tx, scope: str, last: NewLink, head_seq: int | None) -> None:
+    head_values: dict[str, Any] = {
+        ":seq": last.seq,
+        ":hash": last.hash,
+        ":ent": HEAD_ENTITY,
+        ":scope": scope,
+        ":aid": last.audit_id,
+        ":at": utcnow(),
+    }
+    head_names = {"#seq": "seq", "#hash": "hash", "#ent": keys.ENTITY, "#scope": "scope"}
+    if head_seq is None:
+        head_condition = "attribute_not_exists(#pk)"
+        head_names["#pk"] = keys.PK
+    else:
+        head_condition = "#seq = :read"
+        head_values[":read"] = head_seq
+    tx.update(
+        settings().AUDIT_TABLE,
+        _head_key(scope),
+        "SET #seq = :seq, #hash = :hash, #ent = :ent, #scope = :scope, last_audit_id = :aid, updated_at = :at",
+        names=head_names,
+        values=head_values,
+        condition=head_condition,
+    )
+
+
+def _commit(tx: dynamo.Tx, scope: str, head_seq: int | None) -> None:
+    """Commit a linking transaction (records first, the head last)."""
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled as exc:
+        if any(index < len(tx) - 1 for index in exc.failed):
+            raise RunRefused(f"a record of the run on {scope} is gone or linked already") from exc
+        raise HeadMoved(f"the head of {scope} moved past seq {head_seq}") from exc
+
+
+def link_run(scope: str, run: list[NewLink], head_seq: int | None) -> None:
+    """Link consecutive records of one scope and move the head to the last: one transaction.
+
+    Raises :class:`HeadMoved` if the head moved since ``head_seq`` was read, and
+    :class:`RunRefused` if a record is gone or linked already (nothing is written then).
+    """
+    if not 0 < len(run) <= MAX_RUN:
+        raise ValueError(f"a run links 1 to {MAX_RUN} records, not {len(run)}")
+    tx = dynamo.Tx()
+    for new in run:
+        _set_link(tx, scope, new)
+    _move_head(tx, scope, run[-1], head_seq)
+    _commit(tx, scope, head_seq)
+
+
 def link(
     pk: str,
     sk: str,
@@ -85,52 +175,11 @@ def link(
     ``head_seq`` is the head's seq as read (None: the scope has no head yet). Raises
     :class:`HeadMoved` if the head moved meanwhile.
     """
-    table = settings().AUDIT_TABLE
-    tx = dynamo.Tx()
-    tx.update(
-        table,
-        dynamo.item_key(pk, sk),
-        "SET chain_seq = :seq, prev_hash = :prev, #hash = :hash, #gpk = :gpk, #gsk = :gsk",
-        names={"#hash": "hash", "#gpk": keys.GSI3PK, "#gsk": keys.GSI3SK, "#pk": keys.PK},
-        values={
-            ":seq": seq,
-            ":prev": prev_hash,
-            ":hash": new_hash,
-            ":gpk": keys.chain_pk(scope),
-            ":gsk": keys.chain_seq_sk(seq),
-        },
-        condition="attribute_exists(#pk) AND attribute_not_exists(chain_seq)",
-    )
-    head_values: dict[str, Any] = {
-        ":seq": seq,
-        ":hash": new_hash,
-        ":ent": HEAD_ENTITY,
-        ":scope": scope,
-        ":aid": audit_id,
-        ":at": utcnow(),
-    }
-    head_names = {"#seq": "seq", "#hash": "hash", "#ent": keys.ENTITY, "#scope": "scope"}
-    if head_seq is None:
-        head_condition = "attribute_not_exists(#pk)"
-        head_names["#pk"] = keys.PK
-    else:
-        head_condition = "#seq = :read"
-        head_values[":read"] = head_seq
-    tx.update(
-        table,
-        _head_key(scope),
-        "SET #seq = :seq, #hash = :hash, #ent = :ent, #scope = :scope, last_audit_id = :aid, updated_at = :at",
-        names=head_names,
-        values=head_values,
-        condition=head_condition,
-    )
+    new = NewLink(pk, sk, audit_id, seq, prev_hash, new_hash)
     try:
-        tx.commit()
-    except dynamo.TransactionCancelled as exc:
-        if 0 in exc.failed:
-            current = get_record(pk, sk)
-            return LinkResult.GONE if current is None else LinkResult.ALREADY_LINKED
-        raise HeadMoved(f"the head of {scope} moved past seq {head_seq}") from exc
+        link_run(scope, [new], head_seq)
+    except RunRefused:
+        return LinkResult.GONE if get_record(pk, sk) is None else LinkResult.ALREADY_LINKED
     return LinkResult.LINKED
 
 

@@ -5,12 +5,17 @@ of a project contend on one item). They seal each record; the chainer, fed by th
 table's stream, links records in stream order, which per partition (= per scope) is
 commit order. It links every record, forged ones included: the chain is a faithful log of
 what the table received, and :func:`verify` flags the bad seals.
+
+:func:`link_batch` links a stream batch: each scope's new records in runs (one head read per
+scope, one transaction per run of up to 99 records), so a busy project's head item takes one
+write per run rather than one per record. A run that cannot be written whole (a record
+redelivered, or gone) is linked record by record (:func:`link_change`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,6 +82,116 @@ def link_change(
         linked = result is audit_chain.LinkResult.LINKED
         return LinkOutcome(result.value, scope, seq if linked else None, audit_id, seal_ok)
     raise ChainContended(f"the head of {scope} kept moving; {audit_id} is retried")
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """One record of an audit-table stream batch."""
+
+    event_name: str
+    keys_image: Mapping[str, Any]
+    new_image: Mapping[str, Any] | None
+
+
+@dataclass
+class BatchOutcome:
+    """The outcome of each record of a batch, in batch order, up to the first that failed.
+
+    ``failed_at`` is the index of that record (None: every record was handled). The records
+    from it on must be redelivered: some of them may be linked already, which is harmless.
+    """
+
+    outcomes: list[LinkOutcome] = field(default_factory=list)
+    failed_at: int | None = None
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class _New:
+    index: int
+    change: StreamChange
+    scope: str
+    audit_id: str
+    pk: str
+    sk: str
+    digest: str
+
+
+def _new_record(index: int, change: StreamChange) -> _New | None:
+    """The record a change asks to link, or None when the change needs no linking."""
+    image = change.new_image
+    if change.event_name != "INSERT" or not image:
+        return None
+    scope = audit.scope_of(image)
+    pk, sk = audit.string(change.keys_image, keys.PK), audit.string(change.keys_image, keys.SK)
+    if scope is None or audit.chain_seq(image) is not None or pk is None or sk is None:
+        return None
+    digest = domain.record_digest(audit.sealed_fields(image))
+    return _New(index, change, scope, audit.string(image, "audit_id") or "", pk, sk, digest)
+
+
+def link_batch(changes: Sequence[StreamChange]) -> BatchOutcome:
+    """Link a stream batch in runs per scope; stop each scope at its first failure."""
+    outcomes: dict[int, LinkOutcome] = {}
+    by_scope: dict[str, list[_New]] = {}
+    for index, change in enumerate(changes):
+        new = _new_record(index, change)
+        if new is None:
+            outcomes[index] = link_change(change.event_name, change.keys_image, change.new_image)
+        else:
+            by_scope.setdefault(new.scope, []).append(new)
+    failures: list[tuple[int, Exception]] = []
+    for scope, records in by_scope.items():
+        try:
+            _link_scope(scope, records, outcomes)
+        except Exception as exc:  # the first record of the scope not linked yet
+            failures.append((min(r.index for r in records if r.index not in outcomes), exc))
+    result = BatchOutcome()
+    failed_at, error = min(failures, key=lambda f: f[0]) if failures else (len(changes), None)
+    result.outcomes = [outcomes[i] for i in range(failed_at)]
+    if error is not None:
+        result.failed_at, result.error = failed_at, error
+    return result
+
+
+def _link_scope(scope: str, records: list[_New], outcomes: dict[int, LinkOutcome]) -> None:
+    """Link one scope's records in order, in runs; a refused run goes record by record."""
+    start = 0
+    while start < len(records):
+        run = records[start : start + audit_chain.MAX_RUN]
+        for _ in range(HEAD_ATTEMPTS):
+            head = audit_chain.read_head(scope)
+            links = _chain_links(run, head)
+            try:
+                audit_chain.link_run(scope, links, head.seq if head else None)
+            except audit_chain.HeadMoved:
+                continue
+            except audit_chain.RunRefused:
+                for new in run:
+                    c = new.change
+                    outcomes[new.index] = link_change(c.event_name, c.keys_image, c.new_image)
+                break
+            for new, link in zip(run, links, strict=True):
+                seal_ok = _seal_ok(new.digest, audit.string(new.change.new_image or {}, "seal"))
+                outcomes[new.index] = LinkOutcome("linked", scope, link.seq, new.audit_id, seal_ok)
+            break
+        else:
+            raise ChainContended(
+                f"the head of {scope} kept moving; the run from {run[0].audit_id} is retried"
+            )
+        start += len(run)
+
+
+def _chain_links(run: list[_New], head: audit_chain.HeadState | None) -> list[audit_chain.NewLink]:
+    seq = head.seq if head else 0
+    prev_hash = head.hash if head else domain.GENESIS_HASH
+    links: list[audit_chain.NewLink] = []
+    for new in run:
+        seq += 1
+        link_hash = domain.link_hash(prev_hash, new.digest)
+        links.append(audit_chain.NewLink(new.pk, new.sk, new.audit_id, seq, prev_hash, link_hash))
+        prev_hash = link_hash
+    return links
 
 
 def _seal_ok(digest: str, seal: str | None) -> bool | None:
