@@ -136,6 +136,9 @@ class TaskTableModels:
             lead_time_s = NumberAttribute(default=0)
             label_config_version = NumberAttribute()
             created_at = UnicodeAttribute()
+            source = UnicodeAttribute(null=True)  # absent: human
+            model_version = UnicodeAttribute(null=True)
+            accepted_by = UnicodeAttribute(null=True)
 
         class ImportItem(Item, discriminator="import"):
             project_id = UnicodeAttribute()

@@ -112,6 +112,9 @@ def annotation_to_attrs(a: Annotation) -> dict[str, Any]:
         "lead_time_s": a.lead_time_s,
         "label_config_version": a.label_config_version,
         "created_at": a.created_at,
+        "source": a.source.value,
+        "model_version": a.model_version,
+        "accepted_by": a.accepted_by,
     }
 
 
@@ -126,6 +129,9 @@ def annotation_from_item(item: Any) -> Annotation:
             "lead_time_s": float(item.lead_time_s or 0),
             "label_config_version": int(item.label_config_version),
             "created_at": item.created_at,
+            "source": item.source or "human",
+            "model_version": item.model_version,
+            "accepted_by": item.accepted_by,
         }
     )
 

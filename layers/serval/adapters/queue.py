@@ -115,6 +115,7 @@ class Transition:
     audit_after: dict[str, Any] | None = None
     gsi1pk: str | None = None  # default: the target status's partition (gold tasks keep their own)
     metrics: dict[str, float] = field(default_factory=dict)  # project quality totals (dynamo.METRICS)
+    audited: bool = True  # False: a bulk job's change (the job writes one record for all)
 
 
 def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
@@ -166,16 +167,17 @@ def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
     )
     deltas = {change.source.value: -1, change.target.value: 1} if change.source != change.target else {}
     dynamo.add_counter(tx, change.project_id, change.task_id, deltas, change.metrics)
-    audit.record(
-        tx,
-        change.actor,
-        change.action,
-        "task",
-        change.task_id,
-        change.project_id,
-        before={"status": change.source.value},
-        after={"status": change.target.value, **(change.audit_after or {})},
-    )
+    if change.audited:
+        audit.record(
+            tx,
+            change.actor,
+            change.action,
+            "task",
+            change.task_id,
+            change.project_id,
+            before={"status": change.source.value},
+            after={"status": change.target.value, **(change.audit_after or {})},
+        )
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
@@ -203,20 +205,32 @@ def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> No
 
 
 def set_assignee(
-    project_id: str, task_id: str, user_id: str, statuses: Sequence[TaskStatus], actor: Actor
+    project_id: str,
+    task_id: str,
+    user_id: str | None,
+    statuses: Sequence[TaskStatus],
+    actor: Actor,
+    *,
+    audited: bool = True,
 ) -> None:
-    """Reserve a task for ``user_id`` while it is in one of ``statuses``; audited by ``actor``."""
+    """Reserve a task for ``user_id`` (None: remove the reservation) while it is in one of
+    ``statuses``; audited by ``actor`` unless ``audited`` is False (bulk jobs)."""
     tx = dynamo.Tx()
     placeholders = {f":st{i}": s.value for i, s in enumerate(statuses)}
+    change = "SET #assignee = :user, " if user_id is not None else "REMOVE #assignee SET "
     tx.update(
         settings().TASKS_TABLE,
         dynamo.item_key(keys.project_pk(project_id), keys.task_sk(task_id)),
-        "SET #assignee = :user, updated_at = :now ADD version :one",
+        change + "updated_at = :now ADD version :one",
         names={"#assignee": "assignee", "#status": "status"},
-        values={":user": user_id, ":now": utcnow(), ":one": 1} | placeholders,
+        values={":now": utcnow(), ":one": 1}
+        | placeholders
+        | ({":user": user_id} if user_id is not None else {}),
         condition=f"#status IN ({', '.join(placeholders)})",
     )
-    audit.record(tx, actor, "task.assign", "task", task_id, project_id, after={"assignee": user_id})
+    if audited:
+        action = "task.assign" if user_id is not None else "task.unassign"
+        audit.record(tx, actor, action, "task", task_id, project_id, after={"assignee": user_id})
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:

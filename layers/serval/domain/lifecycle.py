@@ -30,7 +30,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.LEASED: frozenset({S.SUBMITTED, S.QUEUED, S.ARCHIVED}),
     # with overlap > 1 a submitted task returns to the queue for its next annotator
     S.SUBMITTED: frozenset({S.IN_REVIEW, S.QUEUED, S.APPROVED, S.ARCHIVED}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SUBMITTED, S.ARCHIVED}),
+    # a requeued task leaves review for labelling (its Review step completed with "requeue")
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SUBMITTED, S.QUEUED, S.ARCHIVED}),
     # rejected work goes back to labelling (rework)
     S.REJECTED: frozenset({S.QUEUED, S.LEASED, S.ARCHIVED}),
     S.APPROVED: frozenset({S.EXPORTED, S.IN_REVIEW, S.ARCHIVED}),

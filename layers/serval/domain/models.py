@@ -257,6 +257,11 @@ class AnnotationCreate(BaseModel):
     label_config_version: int | None = Field(default=None, ge=1)
 
 
+class AnnotationSource(StrEnum):
+    HUMAN = "human"
+    PREDICTION = "prediction"
+
+
 class Annotation(BaseModel):
     annotation_id: str
     task_id: str
@@ -266,6 +271,15 @@ class Annotation(BaseModel):
     lead_time_s: float
     label_config_version: int
     created_at: str
+    source: AnnotationSource = Field(
+        default=AnnotationSource.HUMAN,
+        description="human, or prediction: a model's prediction accepted as the annotation (bulk accept_predictions).",
+    )
+    model_version: str | None = Field(default=None, description="The accepted prediction's model version.")
+    accepted_by: str | None = Field(
+        default=None,
+        description="Who accepted the prediction (the bulk job's creator), on whose behalf the system acted.",
+    )
 
 
 class ImportStatus(StrEnum):

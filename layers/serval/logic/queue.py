@@ -31,10 +31,10 @@ from serval.domain import agreement
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
-from serval.domain.models import Annotation, AnnotationCreate, Project, utcnow
+from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource, Prediction, Project, utcnow
 from serval.domain.permissions import PROJECT_ACTIONS, Action
 from serval.domain.results import Result, validate_results
-from serval.errors import Conflict, LeaseNotHeld, ValidationFailed
+from serval.errors import Conflict, LeaseNotHeld, NotFound, TaskTokenInvalid, ValidationFailed
 from serval.settings import settings
 
 S = TaskStatus
@@ -66,7 +66,8 @@ def _time_key(item: Any) -> str:
 def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
     """Label step: queue the task for labelling and keep the step's token. The same token again: no-op.
 
-    On rework the task is offered first to its last annotator (it is assigned to them).
+    On rework the task is offered first to its last annotator (it is assigned to them); a task
+    requeued from review (see :func:`requeue`) comes from ``in_review`` and is free for anyone.
     """
     item = tasks.get_item(project_id, task_id)
     if item.label_token == token:
@@ -84,7 +85,7 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
         min_score=min(scores) if scores else None,
         position=(task.source.line or 0) if task.source else 0,
     )
-    last = _strings(item.annotators)[-1:] if rework > 0 else []
+    last = _strings(item.annotators)[-1:] if rework > 0 and status is S.REJECTED else []
     sets: dict[str, Any] = {
         "label_token": token,
         "rework": rework,
@@ -297,22 +298,33 @@ def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> 
         quality.release_gold(gold, actor, skip)
         return tasks.get(project_id, task_id)
     item = _held(project_id, task_id, actor)
-    change = store.Transition(
+    _apply_held(
+        _back_to_queue(project_id, item, actor, "task.skip" if skip else "task.release", skip), task_id
+    )
+    return tasks.get(project_id, task_id)
+
+
+def _back_to_queue(
+    project_id: str, item: Any, actor: Actor, action: str, skip: bool = False, requeue: bool = False
+) -> store.Transition:
+    """A leased task back to the queue, conditional on its lease holder being the one read
+    (release, skip; requeue also drops the reservation and is audited by its bulk job)."""
+    holder = str(item.lease_owner)
+    return store.Transition(
         project_id,
-        task_id,
+        str(item.task_id),
         S.LEASED,
         S.QUEUED,
         str(item.queue_key or _time_key(item)),
         actor,
-        "task.skip" if skip else "task.release",
-        remove=("lease_owner", "lease_until"),
-        append={"skipped_by": [actor.user_id]} if skip else {},
+        action,
+        remove=("lease_owner", "lease_until", "assignee") if requeue else ("lease_owner", "lease_until"),
+        append={"skipped_by": [holder]} if skip else {},
         condition=_HOLDER,
         names=_HOLDER_NAMES,
-        values={":me": actor.user_id},
+        values={":me": holder},
+        audited=not requeue,
     )
-    _apply_held(change, task_id)
-    return tasks.get(project_id, task_id)
 
 
 def _apply_held(change: store.Transition, task_id: str, tx: dynamo.Tx | None = None) -> None:
@@ -322,13 +334,18 @@ def _apply_held(change: store.Transition, task_id: str, tx: dynamo.Tx | None = N
         raise LeaseNotHeld(f"you no longer hold the lease on task {task_id}") from None
 
 
-def assign(project_id: str, task_id: str, user_id: str, actor: Actor) -> Any:
-    """Reserve a task for a member who may annotate: only they are offered it."""
+def check_assignee(project_id: str, user_id: str) -> None:
+    """422 unless ``user_id`` is a project member who may annotate (single and bulk assign)."""
     role = members.role_of(project_id, user_id)
     if role is None or role not in PROJECT_ACTIONS[Action.TASK_LEASE]:
         raise ValidationFailed(
             "the assignee must be a project member who may annotate", details={"user_id": user_id}
         )
+
+
+def assign(project_id: str, task_id: str, user_id: str, actor: Actor) -> Any:
+    """Reserve a task for a member who may annotate: only they are offered it."""
+    check_assignee(project_id, user_id)
     tasks.get_item(project_id, task_id)  # 404 for an unknown task
     try:
         store.set_assignee(project_id, task_id, user_id, ASSIGNABLE, actor)
@@ -381,16 +398,29 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
         return quality.submit_gold(project, gold, request, actor)
     item = _held(project_id, task_id, actor)
     annotation = new_annotation(project, item, list(request.results), actor, request.lead_time_s)
-    annotators = [*_strings(item.annotators), actor.user_id]
-    target = domain.round_target(len(set(annotators)), project.settings.overlap)
+    target = _record(project, item, annotation, actor)
+    return domain.Submission(annotation=annotation, status=target)
+
+
+def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *, human: bool = True) -> S:
+    """Store the lease holder's annotation and move the task on; the round's last annotation
+    completes the workflow's Label step. Shared by submit and accepted predictions
+    (``human=False``): a prediction completes the round on its own, counts toward nobody's
+    overlap, activity or agreement, always asks for review, and is not audited per task (the
+    bulk job writes one record)."""
+    project_id, task_id = project.project_id, str(item.task_id)
+    me = [actor.user_id] if human else []
+    annotators = [*_strings(item.annotators), *me]
+    target = domain.round_target(len(set(annotators)), project.settings.overlap) if human else S.SUBMITTED
     round_ids = [*_strings(item.round_annotation_ids), annotation.annotation_id]
     tx = dynamo.Tx()
     add_annotation(tx, annotation)
-    activity.add_annotation(tx, project_id, actor.user_id, annotation.created_at, annotation.lead_time_s)
+    if human:
+        activity.add_annotation(tx, project_id, actor.user_id, annotation.created_at, annotation.lead_time_s)
     outcome: dict[str, Any] = {"annotation_ids": round_ids, "agreement": None, "needs_review": True}
     sets: dict[str, Any] = {}
     metrics: dict[str, float] = {}
-    if target is S.SUBMITTED and project.settings.overlap >= 2:
+    if human and target is S.SUBMITTED and project.settings.overlap >= 2:
         value = round_agreement(project_id, task_id, _strings(item.round_annotation_ids), annotation)
         sets["agreement"] = value
         quality_store.add_agreement(tx, project_id, sorted(set(annotators)), value)
@@ -407,20 +437,26 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
         "task.submit",
         set=sets,
         remove=("lease_owner", "lease_until", "assignee"),
-        append={"annotators": [actor.user_id], "round_annotation_ids": [annotation.annotation_id]},
+        append={"annotators": me, "round_annotation_ids": [annotation.annotation_id]},
         add={"annotation_count": 1},
         condition=_HOLDER,
         names=_HOLDER_NAMES,
         values={":me": actor.user_id},
         audit_after={"annotation_id": annotation.annotation_id} | sets,
         metrics=metrics,
+        audited=human,
     )
     _apply_held(change, task_id, tx)
     token = item.label_token
     if target is S.SUBMITTED and token:
-        workflow.send_success(str(token), outcome)
-        store.clear_token(project_id, task_id, "label_token", str(token))
-    return domain.Submission(annotation=annotation, status=target)
+        _finish_step(project_id, task_id, "label_token", str(token), outcome)
+    return target
+
+
+def _finish_step(project_id: str, task_id: str, attribute: str, token: str, output: dict[str, Any]) -> None:
+    """Complete the waiting step that issued ``token`` and drop the used token from the task."""
+    workflow.send_success(token, output)
+    store.clear_token(project_id, task_id, attribute, token)
 
 
 def round_agreement(project_id: str, task_id: str, earlier_ids: list[str], last: Annotation) -> float:
@@ -438,3 +474,209 @@ def annotations_of(project_id: str, task_id: str) -> list[Annotation]:
         found += page
         if not cursor:
             return found
+
+
+# ---- managers' bulk changes: requeue, accept predictions (audited once per job) ---------------
+
+CHANGE_ATTEMPTS = 3  # a task that keeps changing under a manager's change is refused
+REQUEUE = "requeue"  # the Review step's decision that sends a task back to Label (no rework round)
+REQUEUE_HOLDER = "system:requeue"  # holds a task in review while its Review step is completed
+HOLD_UNTIL = 999_999_999_999  # the hold's lease_until: out of every reviewer's key range
+PREDICTIONS = "predictions"
+
+_NOT_REQUEUED = {
+    S.NEW: "the task's workflow has not queued it yet; it joins the queue when it does",
+    S.PRELABELED: "the task's workflow has not queued it yet; it joins the queue when it does",
+    S.SUBMITTED: "the task's labelling round is complete and its workflow is moving it on; retry later",
+    S.REJECTED: "a rejected task is sent back to labelling by its workflow (or was escalated)",
+    S.APPROVED: "the task is approved: its workflow has finished with labelling",
+    S.EXPORTED: "the task is exported: its workflow has ended",
+    S.ARCHIVED: "the task is archived",
+}
+
+
+def _kept_changing(task_id: str) -> Conflict:
+    return Conflict(f"task {task_id} kept changing; retry the operation", details={"task_id": task_id})
+
+
+def _not_gold(item: Any) -> None:
+    if item.gold is not None:
+        raise Conflict("a gold task is answered outside the workflow", details={"task_id": item.task_id})
+
+
+def requeue(project_id: str, task_id: str, actor: Actor) -> None:
+    """Send a task back to the labelling queue, free for any annotator (idempotent).
+
+    ``queued``: its reservation goes (already free: nothing to do). ``leased``: the lease and
+    any reservation go, as on release (the holder's submit is then refused with
+    ``lease_not_held``). ``in_review``: the workflow's Review step completes with the decision
+    ``requeue``, which goes back to Label without counting a rework round; the Label step then
+    queues the task (a reviewer's lease goes). Any other status raises Conflict with the reason.
+    """
+    for _ in range(CHANGE_ATTEMPTS):
+        item = tasks.get_item(project_id, task_id)
+        _not_gold(item)
+        status = S(item.status)
+        try:
+            if status is S.QUEUED:
+                if item.assignee:
+                    store.apply(_unreserve(project_id, item, actor))
+                return
+            if status is S.LEASED:
+                store.apply(_back_to_queue(project_id, item, actor, "task.requeue", requeue=True))
+                return
+            if status is S.IN_REVIEW:
+                _requeue_from_review(project_id, item, actor)
+                return
+        except store.Lost:
+            continue
+        raise Conflict(_NOT_REQUEUED[status], details={"status": status.value})
+    raise _kept_changing(task_id)
+
+
+def _unreserve(project_id: str, item: Any, actor: Actor) -> store.Transition:
+    return store.Transition(
+        project_id,
+        str(item.task_id),
+        S.QUEUED,
+        S.QUEUED,
+        str(item.GSI1SK),
+        actor,
+        "task.requeue",
+        remove=("assignee",),
+        condition="#ver = :ver",
+        names={"#ver": "version"},
+        values={":ver": int(item.version)},
+        audited=False,
+    )
+
+
+def _requeue_from_review(project_id: str, item: Any, actor: Actor) -> None:
+    """Hold the task (no reviewer can lease or decide it), then complete its Review step with
+    ``requeue``; a re-run finds the hold and sends again (a used token means it was sent)."""
+    task_id, token = str(item.task_id), item.review_token
+    if not token:
+        if item.lease_owner == REQUEUE_HOLDER:
+            return  # sent already: the Label step queues the task
+        raise Conflict("the task is in review but no Review step waits for it", details={"task_id": task_id})
+    if item.lease_owner != REQUEUE_HOLDER:
+        hold = store.Transition(
+            project_id,
+            task_id,
+            S.IN_REVIEW,
+            S.IN_REVIEW,
+            keys.lease_sk(HOLD_UNTIL, task_id),
+            actor,
+            "task.requeue",
+            set={"lease_owner": REQUEUE_HOLDER, "lease_until": HOLD_UNTIL},
+            remove=("reviewer",),
+            condition="#token = :token",
+            names={"#token": "review_token"},
+            values={":token": str(token)},
+            audited=False,
+        )
+        store.apply(hold)
+    try:
+        _finish_step(project_id, task_id, "review_token", str(token), {"decision": REQUEUE, "comment": None})
+    except TaskTokenInvalid:  # an earlier run completed the step
+        store.clear_token(project_id, task_id, "review_token", str(token))
+
+
+def accept_prediction(project: Project, task_id: str, annotation_id: str, accepted_by: str) -> None:
+    """Accept the task's best prediction (highest score) as its annotation, as a submit would.
+
+    The task must wait in the Label step and not be leased by an annotator (an expired lease
+    is taken over). The system leases it, then the submit path stores the annotation (id
+    ``annotation_id``, put conditionally: never twice), completes the round on its own and
+    the Label step with ``needs_review`` true. Refusals raise Conflict; a prediction that does
+    not fit the label configuration raises ValidationFailed. A re-run after the annotation was
+    stored only completes the Label step if that is still outstanding.
+    """
+    project_id = project.project_id
+    system = Actor.system(PREDICTIONS, on_behalf_of=accepted_by)
+    for _ in range(CHANGE_ATTEMPTS):
+        item = tasks.get_item(project_id, task_id)
+        if annotation_id in _strings(item.round_annotation_ids) or _stored(
+            project_id, task_id, annotation_id
+        ):
+            _finish_accepted(project_id, item, annotation_id)
+            return
+        _not_gold(item)
+        prediction = _best_prediction(item)
+        annotation = new_annotation(project, item, list(prediction.results), system).model_copy(
+            update={
+                "annotation_id": annotation_id,
+                "source": AnnotationSource.PREDICTION,
+                "model_version": prediction.model_version,
+                "accepted_by": accepted_by,
+            }
+        )
+        try:
+            if item.lease_owner != system.user_id:
+                _lease_for(project_id, item, system)
+                item = tasks.get_item(project_id, task_id)
+            _record(project, item, annotation, system, human=False)
+            return
+        except (store.Lost, LeaseNotHeld, dynamo.TransactionCancelled):
+            continue
+    raise _kept_changing(task_id)
+
+
+def _stored(project_id: str, task_id: str, annotation_id: str) -> bool:
+    try:
+        annotation_store.get(project_id, task_id, annotation_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _finish_accepted(project_id: str, item: Any, annotation_id: str) -> None:
+    """The prediction was stored by an earlier run: complete the Label step if it still waits."""
+    token = item.label_token
+    if (
+        S(item.status) is not S.SUBMITTED
+        or not token
+        or annotation_id not in _strings(item.round_annotation_ids)
+    ):
+        return
+    outcome = {"annotation_ids": _strings(item.round_annotation_ids), "agreement": None, "needs_review": True}
+    try:
+        _finish_step(project_id, str(item.task_id), "label_token", str(token), outcome)
+    except TaskTokenInvalid:  # completed by the earlier run
+        store.clear_token(project_id, str(item.task_id), "label_token", str(token))
+
+
+def _best_prediction(item: Any) -> Prediction:
+    predictions = mapping.task_from_item(item).predictions
+    if not predictions:
+        raise Conflict("the task has no predictions", details={"task_id": item.task_id})
+    return max(predictions, key=lambda p: p.score)
+
+
+def _lease_for(project_id: str, item: Any, system: Actor) -> None:
+    """Lease a task waiting in the Label step for the system (queued, or an expired lease)."""
+    status, task_id = S(item.status), str(item.task_id)
+    if status not in (S.QUEUED, S.LEASED) or not item.label_token:
+        raise Conflict(
+            f"the task is {status.value}, not waiting for labelling", details={"status": status.value}
+        )
+    if status is S.LEASED and int(item.lease_until or 0) >= epoch_now():
+        raise Conflict(
+            f"the task is leased by an annotator ({item.lease_owner})", details={"status": status.value}
+        )
+    until = epoch_now() + settings().LEASE_SECONDS
+    change = store.Transition(
+        project_id,
+        task_id,
+        status,
+        S.LEASED,
+        keys.lease_sk(until, task_id),
+        system,
+        "task.lease",
+        set={"lease_owner": system.user_id, "lease_until": until},
+        condition="#ver = :ver",
+        names={"#ver": "version"},
+        values={":ver": int(item.version)},
+        audited=False,
+    )
+    store.apply(change)

@@ -4,7 +4,8 @@ One Standard execution per task runs ``infra/statemachine/task.asl.json``:
 AutoLabelPassThrough → Route → Label (waits) → LabelChoice: annotators agreed (overlap >= 2,
 agreement at or above the project's threshold): AcceptConsensus → ExportRecord; otherwise
 Review (waits) → approved: ExportRecord → EmitCompleted; rejected: back to Label with a rework
-count, up to the project's maximum, then Escalate. The Lambda steps land in :func:`run_step`; humans complete the waits
+count, up to the project's maximum, then Escalate; requeue (a manager's bulk requeue): back to
+Label without counting a rework round. The Lambda steps land in :func:`run_step`; humans complete the waits
 through the API (submit, review), which calls ``SendTaskSuccess`` with the stored token.
 """
 
