@@ -8,14 +8,28 @@ from typing import Any
 import pytest
 
 from serval import keys
-from serval.adapters import dynamo
+from serval.adapters import bulk as bulk_store
+from serval.adapters import dynamo, workflow
 from serval.adapters import tasks as task_store
 from serval.domain.actor import Actor
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TextRef, utcnow
-from serval.logic import bulk, jobs
+from serval.logic import bulk, jobs, queue
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
+from tests.integration.queue_helpers import (
+    Workflow,
+    lease,
+    members,
+    new_tasks,
+    person,
+    project,
+    queued,
+    steps,
+    submit,
+)
+
+__all__ = ["steps"]  # the fixture, imported for this module
 
 LABELS = {"controls": [{"name": "shape", "type": "classification", "classes": [{"name": "circle"}]}]}
 
@@ -257,3 +271,361 @@ def test_bad_bodies_are_422(aws: Aws, admin: Actor, body: dict[str, Any]) -> Non
 def test_unknown_bulk_job_is_404(aws: Aws, admin: Actor) -> None:
     project_id = _project(admin)
     assert call("GET", f"/projects/{project_id}/bulk/job-nope", admin).status == 404
+
+
+# ---- assign, unassign, requeue, accept predictions ------------------------------------------
+
+
+def _run_one(aws: Aws, project_id: str, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+    """Start a bulk job, work it, and return its view."""
+    job = _start(project_id, actor, body)
+    [outcome] = _run_all(aws)
+    assert outcome.kind == "succeeded", outcome.detail
+    return _job(project_id, actor, job["job_id"])
+
+
+def _crash_after_first_chunk_then_rerun(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, project_id: str, actor: Actor, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a job whose worker dies after applying its first chunk but before checkpointing it;
+    the redelivered message re-runs that chunk. Returns the job's view."""
+    monkeypatch.setattr(jobs, "LEASE_SECONDS", -1)  # a dead worker's lease is over at once
+    real_checkpoint = bulk_store.checkpoint
+    crashed: list[int] = []
+
+    def checkpoint(claim: Any, expected_offset: int | None, *args: Any, **kwargs: Any) -> None:
+        if expected_offset == 0 and not crashed:
+            crashed.append(1)
+            raise RuntimeError("the worker died")
+        real_checkpoint(claim, expected_offset, *args, **kwargs)
+
+    monkeypatch.setattr(bulk_store, "checkpoint", checkpoint)
+    job = _start(project_id, actor, body)
+    [message] = _messages(aws)
+    with pytest.raises(RuntimeError):
+        jobs.process_message(message, lambda: 900.0)
+    assert jobs.process_message(message, lambda: 900.0).kind == "succeeded"
+    assert crashed == [1]
+    return _job(project_id, actor, job["job_id"])
+
+
+def _item(project_id: str, task_id: str) -> Any:
+    return task_store.get_item(project_id, task_id)
+
+
+def _in_review(project_id: str, admin: Actor, ann: Actor) -> str:
+    """A task labelled by ``ann`` and put into review by the workflow."""
+    (task_id,) = queued(project_id, admin, 1, text="review me")
+    assert lease(project_id, ann)["task"]["task_id"] == task_id
+    assert submit(project_id, task_id, ann).status == 200
+    queue.enter_review(project_id, task_id, token=f"rev-{task_id}")
+    return task_id
+
+
+def test_assign_and_unassign_by_ids_and_by_filter(
+    aws: Aws, admin: Actor, steps: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given four queued tasks, one of them leased by another annotator, and a task of another project
+    project_id = project(admin, priority_mode="fifo")
+    ann, other = person("u-ann"), person("u-other")
+    members(project_id, "annotator", ann, other)
+    q0, q1, q2, q3 = queued(project_id, admin, 4)
+    assert lease(project_id, other)["task"]["task_id"] == q0
+    foreign_project = project(admin)
+    (foreign,) = queued(foreign_project, admin, 1)
+    # When q1, q2, the leased q0 and the foreign task are assigned to ann (the worker crashing once)
+    view = _crash_after_first_chunk_then_rerun(
+        aws,
+        monkeypatch,
+        project_id,
+        admin,
+        {"operation": "assign", "user_id": ann.user_id, "selection": {"task_ids": [q1, q2, q0, foreign]}},
+    )
+    # Then q1 and q2 are reserved for ann; the leased and the foreign task failed with their reasons
+    assert view["counts"] == {"done": 2, "failed": 2}
+    reasons = {f["task_id"]: f["reason"] for f in view["failures"]}
+    assert reasons == {
+        q0: "a task in status leased cannot be assigned (only new, prelabeled, queued, rejected)",
+        foreign: "no such task in this project",
+    }
+    assert [_item(project_id, t).assignee for t in (q0, q1, q2, q3)] == [None, ann.user_id, ann.user_id, None]
+    assert _item(foreign_project, foreign).assignee is None
+    # And only ann is offered them: the other annotator gets q3, then nothing
+    assert lease(project_id, other)["task"]["task_id"] == q3
+    assert lease(project_id, other)["task"] is None
+    # When every queued task is assigned to ann by filter, again
+    by_filter = {"operation": "assign", "user_id": ann.user_id, "selection": {"filter": {"status": "queued"}}}
+    # Then the tasks already reserved for ann count as done
+    assert _run_one(aws, project_id, admin, by_filter)["counts"] == {"done": 2, "failed": 0}
+    # When the queued tasks are unassigned by filter
+    unassign = {"operation": "unassign", "selection": {"filter": {"status": "queued"}}}
+    assert _run_one(aws, project_id, admin, unassign)["counts"] == {"done": 2, "failed": 0}
+    # Then they are free again, and one audit record covers each job
+    assert _item(project_id, q1).assignee is None and _item(project_id, q2).assignee is None
+    assert lease(project_id, other)["task"]["task_id"] == q1
+    assert len(_bulk_audit(project_id, admin, "task.bulk_assign")) == 2
+    assert len(_bulk_audit(project_id, admin, "task.bulk_unassign")) == 1
+    assert _bulk_audit(project_id, admin, "task.assign") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"operation": "assign", "selection": {"task_ids": ["t1"]}}, 422),  # user_id needed
+        ({"operation": "assign", "user_id": "u-nobody", "selection": {"task_ids": ["t1"]}}, 422),
+        ({"operation": "assign", "user_id": "u-rev", "selection": {"task_ids": ["t1"]}}, 202),
+        ({"operation": "unassign", "user_id": "u-ann", "selection": {"task_ids": ["t1"]}}, 422),
+        ({"operation": "requeue", "user_id": "u-ann", "selection": {"task_ids": ["t1"]}}, 422),
+        ({"operation": "accept_predictions", "tags": ["a"], "selection": {"task_ids": ["t1"]}}, 422),
+    ],
+)
+def test_assign_validates_its_assignee_once_when_the_job_is_created(
+    aws: Aws, admin: Actor, body: dict[str, Any], status: int
+) -> None:
+    # Given a project with a reviewer member (who may annotate) and a user who is no member
+    project_id = project(admin)
+    members(project_id, "reviewer", person("u-rev", "reviewer"))
+    person("u-nobody")
+    # When a bulk assign is requested
+    response = call("POST", f"/projects/{project_id}/bulk", admin, body)
+    # Then a missing or unfit assignee is a 422 and nothing is queued
+    assert response.status == status, response.body
+    assert len(_messages(aws)) == (1 if status == 202 else 0)
+
+
+def test_requeue_frees_leased_assigned_and_in_review_tasks(
+    aws: Aws, admin: Actor, steps: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a leased task, a queued task reserved for ann, a task in review leased by a reviewer,
+    # a task whose workflow has not started, and a task of another project
+    project_id = project(admin, priority_mode="fifo")
+    ann, other, reviewer = person("u-ann"), person("u-other"), person("u-rev", "reviewer")
+    members(project_id, "annotator", ann, other)
+    members(project_id, "reviewer", reviewer)
+    review = _in_review(project_id, admin, ann)
+    assert call("POST", f"/projects/{project_id}/review/next", reviewer).body["task"]["task_id"] == review
+    leased, assigned = queued(project_id, admin, 2)
+    assert lease(project_id, ann)["task"]["task_id"] == leased
+    assert (
+        call(
+            "POST", f"/projects/{project_id}/tasks/{assigned}/assign", admin, {"user_id": ann.user_id}
+        ).status
+        == 200
+    )
+    (fresh,) = new_tasks(project_id, admin, [{"data": {"text": "not started"}}])
+    foreign_project = project(admin)
+    (foreign,) = queued(foreign_project, admin, 1)
+    # When they are requeued (the worker crashing once after its first chunk)
+    ids = [leased, assigned, review, fresh, foreign]
+    view = _crash_after_first_chunk_then_rerun(
+        aws, monkeypatch, project_id, admin, {"operation": "requeue", "selection": {"task_ids": ids}}
+    )
+    # Then three are done; the unstarted and the foreign task failed with their reasons
+    assert view["counts"] == {"done": 3, "failed": 2}
+    reasons = {f["task_id"]: f["reason"] for f in view["failures"]}
+    assert reasons == {
+        fresh: "the task's workflow has not queued it yet; it joins the queue when it does",
+        foreign: "no such task in this project",
+    }
+    # And the lease is gone: ann's submit is refused, and another annotator may take the task
+    refused = submit(project_id, leased, ann)
+    assert (refused.status, refused.body["error"]["code"]) == (409, "lease_not_held")
+    assert _item(project_id, assigned).assignee is None
+    taken = [lease(project_id, other)["task"]["task_id"] for _ in range(2)]
+    assert taken == [leased, assigned]
+    # And the review step was completed once with "requeue"; the reviewer lost the task
+    assert [o for t, o in steps.sent if t == f"rev-{review}"] == [{"decision": "requeue", "comment": None}]
+    decided = call("POST", f"/projects/{project_id}/tasks/{review}/review", reviewer, {"decision": "approve"})
+    assert (decided.status, decided.body["error"]["code"]) == (409, "lease_not_held")
+    assert _item(project_id, review).review_token is None
+    # When the workflow's Label step runs again (no rework round counted by the requeue path,
+    # and even with earlier rework the task is not reserved for its last annotator)
+    queue.enter_label(project_id, review, token=f"tok2-{review}", rework=1)
+    # Then the task is queued and free: the other annotator may label it
+    item = _item(project_id, review)
+    assert (item.status, item.assignee, item.lease_owner) == ("queued", None, None)
+    assert lease(project_id, other)["task"]["task_id"] == review
+    # And the foreign task was never touched
+    assert _item(foreign_project, foreign).status == "queued"
+    counts = dynamo.read_counters(project_id)
+    assert (counts["queued"], counts["leased"], counts["in_review"], counts["new"]) == (0, 3, 0, 1)
+    [record] = _bulk_audit(project_id, admin, "task.bulk_requeue")
+    assert record["counts"] == {"done": 3, "failed": 2}
+    assert _bulk_audit(project_id, admin, "task.requeue") == []
+
+
+def test_requeue_by_filter_counts_free_tasks_as_done_and_refuses_finished_ones(
+    aws: Aws, admin: Actor, steps: Workflow
+) -> None:
+    # Given two free queued tasks and an approved one
+    project_id = project(admin)
+    ann, reviewer = person("u-ann"), person("u-rev", "reviewer")
+    members(project_id, "annotator", ann)
+    members(project_id, "reviewer", reviewer)
+    done = _in_review(project_id, admin, ann)
+    call("POST", f"/projects/{project_id}/review/next", reviewer)
+    assert (
+        call("POST", f"/projects/{project_id}/tasks/{done}/review", reviewer, {"decision": "approve"}).status
+        == 200
+    )
+    free = queued(project_id, admin, 2)
+    # When the queued tasks and then the approved one are requeued by filter
+    by_queued = _run_one(
+        aws, project_id, admin, {"operation": "requeue", "selection": {"filter": {"status": "queued"}}}
+    )
+    approved = _run_one(
+        aws, project_id, admin, {"operation": "requeue", "selection": {"filter": {"status": "approved"}}}
+    )
+    # Then the free tasks are done and unchanged; the approved one failed with the reason
+    assert by_queued["counts"] == {"done": 2, "failed": 0}
+    assert all(_item(project_id, t).status == "queued" for t in free)
+    assert approved["counts"] == {"done": 0, "failed": 1}
+    assert approved["failures"] == [
+        {"task_id": done, "reason": "the task is approved: its workflow has finished with labelling"}
+    ]
+
+
+PREDICTED = [
+    {
+        "model_version": "m-low",
+        "score": 0.4,
+        "results": [{"control": "sentiment", "type": "classification", "labels": ["neg"]}],
+    },
+    {
+        "model_version": "m-best",
+        "score": 0.9,
+        "results": [{"control": "sentiment", "type": "classification", "labels": ["pos"]}],
+    },
+]
+
+
+def _predicted(project_id: str, admin: Actor, specs: list[list[dict[str, Any]]]) -> list[str]:
+    """Tasks with the given predictions, queued by their workflow's Label step."""
+    task_ids = new_tasks(
+        project_id, admin, [{"data": {"text": f"p{i}"}, "predictions": p} for i, p in enumerate(specs)]
+    )
+    for task_id in task_ids:
+        queue.enter_label(project_id, task_id, token=f"tok-{task_id}", rework=0)
+    return task_ids
+
+
+def test_accept_predictions_stores_the_best_one_and_completes_the_label_step_once(
+    aws: Aws, admin: Actor, steps: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given tasks with predictions (one leased by an annotator, one misfit), one without,
+    # one whose workflow has not started, and another project's task
+    project_id = project(admin, priority_mode="fifo")
+    ann = person("u-ann")
+    members(project_id, "annotator", ann)
+    misfit = [
+        {
+            "model_version": "m",
+            "score": 0.5,
+            "results": [{"control": "nope", "type": "classification", "labels": ["x"]}],
+        }
+    ]
+    leased, good, bad, bare = _predicted(project_id, admin, [PREDICTED, PREDICTED, misfit, []])
+    assert lease(project_id, ann)["task"]["task_id"] == leased  # fifo: the head
+    (fresh,) = new_tasks(project_id, admin, [{"data": {"text": "new"}, "predictions": PREDICTED}])
+    foreign_project = project(admin)
+    (foreign,) = _predicted(foreign_project, admin, [PREDICTED])
+    # When predictions are accepted, the worker dying once right after storing the first one
+    # (before the Label step heard of it)
+    real_send = workflow.send_success
+    died: list[str] = []
+
+    def send_success(token: str, output: dict[str, Any]) -> None:
+        if not died:
+            died.append(token)
+            raise RuntimeError("the worker died")
+        real_send(token, output)
+
+    monkeypatch.setattr(workflow, "send_success", send_success)
+    monkeypatch.setattr(jobs, "LEASE_SECONDS", -1)
+    job = _start(
+        project_id,
+        admin,
+        {
+            "operation": "accept_predictions",
+            "selection": {"task_ids": [good, leased, bad, bare, fresh, foreign]},
+        },
+    )
+    [message] = _messages(aws)
+    with pytest.raises(RuntimeError):
+        jobs.process_message(message, lambda: 900.0)
+    assert jobs.process_message(message, lambda: 900.0).kind == "succeeded"
+    view = _job(project_id, admin, job["job_id"])
+    # Then one task is done and every other failed with its reason
+    assert died == [f"tok-{good}"]
+    assert view["counts"] == {"done": 1, "failed": 5}
+    reasons = {f["task_id"]: f["reason"] for f in view["failures"]}
+    assert reasons == {
+        leased: "the task is leased by an annotator (u-ann)",
+        bad: "the annotation does not fit the label configuration: unknown control 'nope'",
+        bare: "the task has no predictions",
+        fresh: "the task is new, not waiting for labelling",
+        foreign: "no such task in this project",
+    }
+    # And the best prediction is the task's one annotation, marked as accepted from the model
+    [annotation] = queue.annotations_of(project_id, good)
+    assert (annotation.source, annotation.model_version, annotation.accepted_by) == (
+        "prediction",
+        "m-best",
+        admin.user_id,
+    )
+    assert annotation.author == "system:predictions"
+    assert [r.model_dump(mode="json", exclude_none=True) for r in annotation.results] == PREDICTED[1][
+        "results"
+    ]
+    # And the Label step got it once, asking for review; the task moved on
+    assert steps.sent == [
+        (
+            f"tok-{good}",
+            {"annotation_ids": [annotation.annotation_id], "agreement": None, "needs_review": True},
+        )
+    ]
+    item = _item(project_id, good)
+    assert (item.status, item.label_token, item.lease_owner) == ("submitted", None, None)
+    queue.enter_review(project_id, good, token=f"rev-{good}")
+    assert _item(project_id, good).status == "in_review"
+    # And the leased task is still ann's to submit; the others and the foreign task are untouched
+    assert submit(project_id, leased, ann).status == 200
+    assert [_item(project_id, t).status for t in (bad, bare, fresh)] == ["queued", "queued", "new"]
+    assert queue.annotations_of(foreign_project, foreign) == []
+    # When the same job's message is delivered again
+    assert jobs.process_message(message, lambda: 900.0).kind == "skipped"
+    # Then nothing more happened, and one audit record covers the job
+    assert len(queue.annotations_of(project_id, good)) == 1
+    assert len(steps.sent) == 2  # the accepted prediction, and ann's own submit
+    [record] = _bulk_audit(project_id, admin, "task.bulk_accept_predictions")
+    assert record["counts"] == {"done": 1, "failed": 5}
+
+
+def test_accept_predictions_by_filter_completes_an_overlap_round(
+    aws: Aws, admin: Actor, steps: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given overlap 2 and two predicted tasks, one of them labelled by one annotator already
+    monkeypatch.setattr(bulk, "CHUNK", 1)
+    project_id = project(admin, overlap=2, priority_mode="fifo")
+    ann = person("u-ann")
+    members(project_id, "annotator", ann)
+    first, second = _predicted(project_id, admin, [PREDICTED, PREDICTED])
+    assert lease(project_id, ann)["task"]["task_id"] == first
+    assert submit(project_id, first, ann).body["status"] == "queued"
+    # When the queued tasks' predictions are accepted, the worker crashing after the first chunk
+    view = _crash_after_first_chunk_then_rerun(
+        aws,
+        monkeypatch,
+        project_id,
+        admin,
+        {"operation": "accept_predictions", "selection": {"filter": {"status": "queued"}}},
+    )
+    # Then both rounds are complete with one accepted prediction each, sent to review
+    assert view["counts"] == {"done": 2, "failed": 0}
+    for task_id, humans in ((first, 1), (second, 0)):
+        annotations = queue.annotations_of(project_id, task_id)
+        assert sorted(a.source for a in annotations) == sorted(["prediction"] + ["human"] * humans)
+        [outcome] = [o for t, o in steps.sent if t == f"tok-{task_id}"]
+        assert sorted(outcome["annotation_ids"]) == sorted(a.annotation_id for a in annotations)
+        assert outcome["needs_review"] is True
+        assert _item(project_id, task_id).status == "submitted"

@@ -29,6 +29,10 @@ IDS = {"task_ids": ["t1", "t2"]}
         {"operation": "set_priority", "priority": -5, "selection": IDS},
         {"operation": "archive", "selection": {"filter": {"status": "new"}}},
         {"operation": "delete", "selection": {"filter": {}}},
+        {"operation": "assign", "user_id": "u-1", "selection": IDS},
+        {"operation": "unassign", "selection": {"filter": {"status": "queued"}}},
+        {"operation": "requeue", "selection": {"filter": {"status": "leased"}}},
+        {"operation": "accept_predictions", "selection": IDS},
         {
             "operation": "delete",
             "selection": {
@@ -66,6 +70,13 @@ def test_valid_requests(body: dict[str, Any]) -> None:
             },
         },
         {"operation": "explode", "selection": IDS},
+        {"operation": "assign", "selection": IDS},  # user_id needed
+        {"operation": "assign", "user_id": "", "selection": IDS},
+        {"operation": "assign", "user_id": None, "selection": IDS},
+        {"operation": "unassign", "user_id": "u-1", "selection": IDS},
+        {"operation": "requeue", "user_id": "u-1", "selection": IDS},
+        {"operation": "accept_predictions", "priority": 1, "selection": IDS},
+        {"operation": "tag", "tags": ["a"], "user_id": "u-1", "selection": IDS},
         {"operation": "delete", "selection": IDS, "extra": 1},
     ],
 )
@@ -110,3 +121,13 @@ def test_describe_failures() -> None:
     assert describe_failures(0, []) is None
     text = describe_failures(3, [BulkFailure(task_id="t9", reason="no such task in this project")])
     assert text is not None and text.startswith("3 task(s) failed") and "t9" in text
+
+
+def test_the_assignee_is_kept_in_the_jobs_params() -> None:
+    request = BulkCreate.model_validate({"operation": "assign", "user_id": "u-1", "selection": IDS})
+    params = job_params(request, None)
+    assert (params.operation, params.user_id, params.selection.task_ids) == (
+        BulkOperation.ASSIGN,
+        "u-1",
+        ["t1", "t2"],
+    )

@@ -22,7 +22,11 @@ Id = Annotated[str, Path(min_length=1, max_length=64)]
     "/projects/<project_id>/bulk",
     status_code=202,
     tags=["bulk"],
-    summary="Start a bulk operation on tasks (tag, untag, set_priority, archive, delete)",
+    summary=(
+        "Start a bulk operation on tasks (tag, untag, set_priority, archive, delete, assign, unassign, "
+        "requeue, accept_predictions)"
+    ),
+    description="422 when `user_id` (assign) is not a project member who may annotate.",
     **guarded(Action.BULK_UPDATE),
 )
 def create_bulk(

@@ -32,6 +32,10 @@ class BulkOperation(StrEnum):
     SET_PRIORITY = "set_priority"
     ARCHIVE = "archive"
     DELETE = "delete"
+    ASSIGN = "assign"
+    UNASSIGN = "unassign"
+    REQUEUE = "requeue"
+    ACCEPT_PREDICTIONS = "accept_predictions"
 
 
 class BulkFilter(BaseModel):
@@ -73,20 +77,25 @@ class BulkCreate(BaseModel):
     operation: BulkOperation
     tags: list[Tag] | None = Field(default=None, min_length=1, max_length=MAX_TAGS)
     priority: int | None = Field(default=None, ge=-PRIORITY_BOUND, le=PRIORITY_BOUND)
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="assign: a project member who may annotate."
+    )
     selection: BulkSelection
 
     @model_validator(mode="after")
     def _per_operation(self) -> BulkCreate:
-        tag_op = self.operation in (BulkOperation.TAG, BulkOperation.UNTAG)
-        if tag_op and not self.tags:
-            raise ValueError(f"{self.operation.value} needs tags")
-        if not tag_op and self.tags is not None:
-            raise ValueError(f"{self.operation.value} takes no tags")
-        is_priority = self.operation is BulkOperation.SET_PRIORITY
-        if is_priority and self.priority is None:
-            raise ValueError("set_priority needs priority")
-        if not is_priority and self.priority is not None:
-            raise ValueError(f"{self.operation.value} takes no priority")
+        """Each operation's own field is required for it and refused for every other one."""
+        op = self.operation
+        fields = (
+            ("tags", self.tags, (BulkOperation.TAG, BulkOperation.UNTAG)),
+            ("priority", self.priority, (BulkOperation.SET_PRIORITY,)),
+            ("user_id", self.user_id, (BulkOperation.ASSIGN,)),
+        )
+        for name, value, needed_by in fields:
+            if op in needed_by and value is None:
+                raise ValueError(f"{op.value} needs {name}")
+            if op not in needed_by and value is not None:
+                raise ValueError(f"{op.value} takes no {name}")
         return self
 
     def fingerprint(self) -> str:
@@ -109,6 +118,7 @@ class BulkParams(BaseModel):
     operation: BulkOperation
     tags: list[str] | None = None
     priority: int | None = None
+    user_id: str | None = None
     selection: StoredSelection
 
 
@@ -122,7 +132,11 @@ def job_params(request: BulkCreate, ids_key: str | None) -> BulkParams:
         else:
             selection.task_ids_key, selection.task_count = ids_key, len(task_ids)
     return BulkParams(
-        operation=request.operation, tags=request.tags, priority=request.priority, selection=selection
+        operation=request.operation,
+        tags=request.tags,
+        priority=request.priority,
+        user_id=request.user_id,
+        selection=selection,
     )
 
 

@@ -1,4 +1,5 @@
-"""Bulk operations on tasks (tag, untag, set priority, archive, delete) as async jobs.
+"""Bulk operations on tasks (tag, untag, set priority, archive, delete, assign, unassign,
+requeue, accept predictions) as async jobs.
 
 ``start`` validates and queues the job (an ``Idempotency-Key`` returns the job it created
 before). The worker (:func:`run`):
@@ -11,7 +12,9 @@ before). The worker (:func:`run`):
 3. at the end writes ONE audit record for the job (counts, affected ids in S3).
 
 Each operation is idempotent per task (a tag already there, a task already deleted or
-archived counts as done), so a chunk re-run after a crash never double-applies.
+archived, assigned to that user, free in the queue, or holding the job's accepted prediction
+counts as done), so a chunk re-run after a crash never double-applies. Assign, requeue and
+accept predictions reuse the queue's own changes (:mod:`serval.logic.queue`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from serval import keys
+from serval import ids, keys
 from serval.adapters import bulk as bulk_store
 from serval.adapters import dynamo, projects
 from serval.adapters import jobs as job_store
+from serval.adapters import queue as queue_store
 from serval.adapters import tasks as task_store
 from serval.domain.actor import Actor
 from serval.domain.bulk import (
@@ -43,16 +47,20 @@ from serval.domain.jobs import Job, JobCounts, JobKind, JobPaused
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import MAX_TAGS
 from serval.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from serval.logic import jobs, workflow
+from serval.logic import jobs, queue, workflow
 
 CHUNK = 500  # tasks between checkpoints
 DEADLINE_MARGIN_S = 30.0
 RETRIES = 3  # a task that keeps changing under the job counts as failed
+PATCHES = (BulkOperation.TAG, BulkOperation.UNTAG, BulkOperation.SET_PRIORITY)  # batched per chunk
+DELETED = "the task was deleted meanwhile"
 
 
 def start(project_id: str, request: BulkCreate, actor: Actor, idempotency_key: str | None = None) -> Job:
     """Queue a bulk job; the same Idempotency-Key (per project) returns the job it created."""
     projects.get(project_id)
+    if request.user_id is not None:
+        queue.check_assignee(project_id, request.user_id)
     fingerprint = request.fingerprint()
     if idempotency_key:
         existing = _existing(project_id, idempotency_key, fingerprint)
@@ -156,15 +164,15 @@ def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResul
     else:
         work = [str(t) for t in bulk_store.get_json(keys.bulk_work_key(job.project_id, job.job_id)) or []]
         counts, failures, offset = job.counts, state.failures, state.offset
-    apply = _operation(job.project_id, params)
+    apply = _operation(job, params)
     while offset < len(work):
         chunk_ids = work[offset : offset + CHUNK]
         outcome = _Chunk()
-        if params.operation in (BulkOperation.DELETE, BulkOperation.ARCHIVE):
+        if params.operation in PATCHES:
+            _patch_chunk(job.project_id, params, chunk_ids, outcome)
+        else:
             for task_id in chunk_ids:
                 apply(task_id, outcome)
-        else:
-            _patch_chunk(job.project_id, params, chunk_ids, outcome)
         if outcome.failed_ids:
             bulk_store.put_json(keys.bulk_failed_key(job.project_id, job.job_id, offset), outcome.failed_ids)
         counts = JobCounts(done=counts.done + outcome.done, failed=counts.failed + len(outcome.failed_ids))
@@ -190,12 +198,28 @@ def run(claim: job_store.Claim, time_left: Callable[[], float]) -> jobs.RunResul
 Apply = Callable[[str, _Chunk], None]
 
 
-def _operation(project_id: str, params: BulkParams) -> Apply:
-    op = params.operation
+def _operation(job: Job, params: BulkParams) -> Apply:
+    op, project_id = params.operation, job.project_id
     if op is BulkOperation.DELETE:
         return lambda task_id, out: _delete(project_id, task_id, out)
     if op is BulkOperation.ARCHIVE:
         return lambda task_id, out: _archive(project_id, task_id, out)
+    if op in (BulkOperation.ASSIGN, BulkOperation.UNASSIGN):
+        return lambda task_id, out: _assign(project_id, params.user_id, task_id, out)
+    if op is BulkOperation.REQUEUE:
+        actor = Actor.system("jobs", on_behalf_of=job.created_by)
+        return lambda task_id, out: _refusable(
+            task_id, out, lambda: queue.requeue(project_id, task_id, actor)
+        )
+    if op is BulkOperation.ACCEPT_PREDICTIONS:
+        project = projects.get(project_id)
+        return lambda task_id, out: _refusable(
+            task_id,
+            out,
+            lambda: queue.accept_prediction(
+                project, task_id, ids.stable_id("a", job.job_id, task_id), job.created_by
+            ),
+        )
     return lambda task_id, out: _patch(project_id, params, task_id, out)
 
 
@@ -208,7 +232,7 @@ def _patch_chunk(project_id: str, params: BulkParams, task_ids: list[str], out: 
         for task_id in batch:
             item = items.get(task_id)
             if item is None:
-                out.fail(task_id, "the task was deleted meanwhile")
+                out.fail(task_id, DELETED)
             elif _patch_item(params, item, out, links) is False:
                 _patch(project_id, params, task_id, out)
     task_store.batch_write(links)
@@ -237,7 +261,7 @@ def _patch(project_id: str, params: BulkParams, task_id: str, out: _Chunk) -> No
         try:
             item = task_store.get_item(project_id, task_id)
         except NotFound:
-            out.fail(task_id, "the task was deleted meanwhile")
+            out.fail(task_id, DELETED)
             return
         if _patch_item(params, item, out, None):
             return
@@ -265,7 +289,7 @@ def _archive(project_id: str, task_id: str, out: _Chunk) -> None:
         try:
             task_store.transition(project_id, task_id, TaskStatus.ARCHIVED)
         except NotFound:
-            out.fail(task_id, "the task was deleted meanwhile")
+            out.fail(task_id, DELETED)
             return
         except InvalidTransition as exc:
             if exc.details.get("from") == TaskStatus.ARCHIVED.value:  # archived already
@@ -278,3 +302,40 @@ def _archive(project_id: str, task_id: str, out: _Chunk) -> None:
         out.done += 1
         return
     out.fail(task_id, "the task kept changing; retry the operation")
+
+
+def _assign(project_id: str, user_id: str | None, task_id: str, out: _Chunk) -> None:
+    """Reserve the task for ``user_id`` as the single-task assign does (None: unassign, in any
+    status); a task already reserved for them (or free, for unassign) counts as done."""
+    try:
+        item = task_store.get_item(project_id, task_id)
+    except NotFound:
+        out.fail(task_id, DELETED)
+        return
+    if item.assignee == user_id:
+        out.done += 1
+        return
+    statuses = queue.ASSIGNABLE if user_id is not None else tuple(TaskStatus)
+    actor = Actor.system("jobs")
+    try:
+        queue_store.set_assignee(project_id, task_id, user_id, statuses, actor, audited=False)
+    except queue_store.Lost:
+        allowed = ", ".join(s.value for s in queue.ASSIGNABLE)
+        out.fail(task_id, f"a task in status {item.status} cannot be assigned (only {allowed})")
+        return
+    out.done += 1
+
+
+def _refusable(task_id: str, out: _Chunk, change: Callable[[], None]) -> None:
+    """Apply one task's queue change; a refusal (or label config mismatch) fails it with the reason."""
+    try:
+        change()
+    except NotFound:
+        out.fail(task_id, DELETED)
+    except ValidationFailed as exc:
+        problems = "; ".join(str(p) for p in exc.details) if isinstance(exc.details, list) else ""
+        out.fail(task_id, f"{exc.message}: {problems}" if problems else exc.message)
+    except Conflict as exc:
+        out.fail(task_id, exc.message)
+    else:
+        out.done += 1
