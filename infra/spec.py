@@ -104,6 +104,9 @@ class StreamTrigger:
     report_batch_item_failures: bool = True
     # QueueSpec.id that receives the metadata of a batch whose retries are exhausted
     on_failure_queue: str | None = None
+    # Seconds to gather records before invoking (fewer, fuller batches: fewer PutEvents calls
+    # and chain-head writes), at the price of that much latency.
+    max_batching_window_s: int = 0
     kind: Literal["stream"] = "stream"
 
 
@@ -427,7 +430,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             description="Turns the tasks table stream into domain events on the event bus",
             memory_mb=256,
             timeout_s=60,
-            trigger=StreamTrigger(table="tasks", on_failure_queue="events-dlq"),
+            trigger=StreamTrigger(table="tasks", on_failure_queue="events-dlq", max_batching_window_s=1),
             environment=fenv("events"),
             publishes_events=True,
         ),
@@ -465,7 +468,12 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             memory_mb=256,
             timeout_s=60,
             # Never skip a record: the chain waits at a failing record until it links.
-            trigger=StreamTrigger(table="audit", retry_attempts=10_000, on_failure_queue="chainer-failed"),
+            trigger=StreamTrigger(
+                table="audit",
+                retry_attempts=10_000,
+                on_failure_queue="chainer-failed",
+                max_batching_window_s=1,
+            ),
             environment=fenv("chainer"),
             table_access={"audit": "update"},
             secrets=("audit-seal",),

@@ -141,6 +141,7 @@ def event_source(
             tables[trigger.table],
             starting_position=lambda_.StartingPosition[trigger.starting_position],
             batch_size=trigger.batch_size,
+            max_batching_window=Duration.seconds(trigger.max_batching_window_s),
             bisect_batch_on_error=trigger.bisect_batch_on_error,
             retry_attempts=trigger.retry_attempts,
             on_failure=on_failure,

@@ -281,6 +281,7 @@ class StreamSource:
     bisect_batch_on_error: bool
     report_batch_item_failures: bool
     on_failure_queue_url: str | None
+    batching_window_s: float = 0.0
 
 
 def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -344,6 +345,7 @@ class StreamPoller:
                 iterators[shard_id] = response["NextShardIterator"]
                 records = [stream_record(r, self.source.stream_arn) for r in response.get("Records", [])]
                 if records:
+                    records += self._gather(shard_id, iterators, self.source.batch_size - len(records))
                     idle = False
                     self._deliver(shard_id, records)
             if idle:
@@ -351,6 +353,26 @@ class StreamPoller:
                 interval = min(interval * 2, self._idle_poll_max_s)
             else:
                 interval = self._poll_interval_s
+
+    def _gather(self, shard_id: str, iterators: dict[str, str], room: int) -> list[dict[str, Any]]:
+        """More records of a shard, for up to the batching window (as Lambda's
+        MaximumBatchingWindowInSeconds): until the batch is full or the window ends."""
+        gathered: list[dict[str, Any]] = []
+        window_ends = time.monotonic() + self.source.batching_window_s
+        while len(gathered) < room and time.monotonic() < window_ends:
+            try:
+                response = self._streams.get_records(
+                    ShardIterator=iterators[shard_id], Limit=room - len(gathered)
+                )
+            except Exception as exc:
+                log.warning("GetRecords on %s failed: %s", self.source.stream_arn, exc)
+                break
+            iterators[shard_id] = response["NextShardIterator"]
+            more = [stream_record(r, self.source.stream_arn) for r in response.get("Records", [])]
+            gathered += more
+            if not more and self._stopping.wait(0.1):
+                break
+        return gathered
 
     def _open_iterators(self) -> dict[str, str]:
         description = self._streams.describe_stream(StreamArn=self.source.stream_arn)["StreamDescription"]
@@ -474,6 +496,7 @@ def pollers_for(spec: ServalSpec, resources: LocalResources, **options: Any) -> 
                 retry_attempts=trigger.retry_attempts,
                 bisect_batch_on_error=trigger.bisect_batch_on_error,
                 report_batch_item_failures=trigger.report_batch_item_failures,
+                batching_window_s=trigger.max_batching_window_s,
                 on_failure_queue_url=resources.queue_urls[on_failure] if on_failure else None,
             )
             pollers.append(StreamPoller(stream_source, **options.get("stream", {})))

@@ -31,6 +31,7 @@ def test_stream_trigger_bisects_retries_and_parks_failures(synth, function_id, t
     assert f"{table}Table" in flat(props["EventSourceArn"]) and "StreamArn" in flat(props["EventSourceArn"])
     assert props["StartingPosition"] == trigger.starting_position
     assert props["BatchSize"] == trigger.batch_size
+    assert props["MaximumBatchingWindowInSeconds"] == trigger.max_batching_window_s == 1
     assert props["BisectBatchOnFunctionError"] is True
     assert props["MaximumRetryAttempts"] == trigger.retry_attempts
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -205,7 +205,7 @@ def put_records(table: str, count: int, failing: set[int]) -> None:
         client.put_item(TableName=table, Item=item)
 
 
-def stream_poller(name: str, stream_arn: str, failed_url: str) -> StreamPoller:
+def stream_poller(name: str, stream_arn: str, failed_url: str, window_s: float = 0.0) -> StreamPoller:
     create_function(name, "stream_consumer")
     source = StreamSource(
         function_name=name,
@@ -218,6 +218,7 @@ def stream_poller(name: str, stream_arn: str, failed_url: str) -> StreamPoller:
         bisect_batch_on_error=True,
         report_batch_item_failures=True,
         on_failure_queue_url=failed_url,
+        batching_window_s=window_s,
     )
     return StreamPoller(source, poll_interval_s=0.05, retry_base_s=0.01)
 
@@ -296,3 +297,28 @@ def test_stream_errors_bisect_the_batch_and_keep_the_shard_in_order() -> None:
     (failure,) = batches
     assert failure["DDBStreamBatchInfo"]["batchSize"] == 1
     assert failure["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_a_stream_batching_window_gathers_records_written_while_it_is_open() -> None:
+    # Given a poller with a long batching window and two writes already on the stream
+    arn = stream_table("pt-stream-window")
+    failed_url = boto3.client("sqs").create_queue(QueueName="pt-stream-window-failed")["QueueUrl"]
+    put_records("pt-stream-window", 2, failing=set())
+    poller = stream_poller("pt-stream-window-fn", arn, failed_url, window_s=30.0)
+
+    # When it starts, and eight more writes arrive while its window is open
+    poller.start()
+    try:
+        client = boto3.client("dynamodb")
+        for i in range(3, 11):
+            client.put_item(
+                TableName="pt-stream-window",
+                Item={"PK": {"S": "p"}, "SK": {"S": f"{i:02d}"}, "n": {"N": str(i)}},
+            )
+        wait_until(lambda: delivered(10))
+    finally:
+        poller.stop()
+
+    # Then one invocation got all ten: the batch filled up (batch size 10) before the window closed
+    records = fixture_handlers.stream_records
+    assert [numbers(i, records) for i in fixture_handlers.stream_invocations] == [list(range(1, 11))]
