@@ -265,3 +265,46 @@ def test_deleting_a_task_that_waits_in_label_ends_its_execution(stack: DevStack)
     ]
     # And the task is gone from the project's counts
     assert flow.api.call(flow.admin, "GET", f"/projects/{flow.pid}/stats")[1]["tasks"] == 0
+
+
+def test_a_bulk_requeue_sends_a_task_in_review_back_to_label_without_a_rework_round(stack: DevStack) -> None:
+    # Given a task labelled and waiting in Review
+    flow = _flow(stack, "Requeue", {"max_rework_rounds": 0}, "send it back")
+    flow.wait_status("queued", "the task to be queued by its execution")
+    flow.label(flow.annotator)
+    flow.wait_status("in_review", "the task to reach review")
+
+    # When a manager requeues it with a bulk job
+    body = {"operation": "requeue", "selection": {"task_ids": [flow.tid]}}
+    status, job = flow.api.call(flow.admin, "POST", f"/projects/{flow.pid}/bulk", body)
+    assert status == 202, job
+
+    def finished() -> Any:
+        view = flow.api.call(flow.admin, "GET", f"/projects/{flow.pid}/bulk/{job['job_id']}")[1]
+        return view if view["status"] in ("succeeded", "failed") else None
+
+    view = _wait("the bulk job to finish", finished)
+    assert (view["status"], view["counts"]) == ("succeeded", {"done": 1, "failed": 0}), view
+
+    # Then it is labelled again and approved: no rework round was counted (the maximum is 0)
+    flow.wait_status("queued", "the task to come back to the label queue")
+    flow.label(flow.annotator)
+    flow.wait_status("in_review", "the task to reach review again")
+    flow.review({"decision": "approve"})
+    flow.wait_status("exported", "the task to be exported")
+    assert flow.execution_states("SUCCEEDED") == [
+        "AutoLabelPassThrough",
+        "Route",
+        "RouteChoice",
+        "Label",
+        "LabelChoice",
+        "Review",
+        "ReviewChoice",
+        "Label",
+        "LabelChoice",
+        "Review",
+        "ReviewChoice",
+        "ExportRecord",
+        "EmitCompleted",
+        "Done",
+    ]
