@@ -109,8 +109,8 @@ def fan_out(claim: job_store.Claim, shards: int) -> Progress:
     return _progress(raw)
 
 
-def _shard_names(shard: int) -> dict[str, str]:
-    return {"#n": str(shard)}
+# the shard (``:shard``) is not counted yet
+_NOT_DONE = "(attribute_not_exists(shards_done) OR NOT contains(shards_done, :shard))"
 
 
 def claim_shard(project_id: str, job_id: str, shard: int, shards: int, lease_seconds: int) -> int | None:
@@ -120,36 +120,24 @@ def claim_shard(project_id: str, job_id: str, shard: int, shards: int, lease_sec
     raises JobBusy while another worker's lease on the shard is live.
     """
     now = int(time.time())
-    names = _shard_names(shard)
     try:
-        response = clients.dynamodb().update_item(
-            TableName=settings().TASKS_TABLE,
-            Key=_key(project_id, job_id),
-            UpdateExpression=(
-                "SET shard_leases.#n = :until, "
-                "shard_attempts.#n = if_not_exists(shard_attempts.#n, :zero) + :one, updated_at = :at"
-            ),
-            ConditionExpression=(
-                "#e = :job AND #s = :running AND shards = :k "
-                "AND (attribute_not_exists(shards_done) OR NOT contains(shards_done, :shard)) "
-                "AND (attribute_not_exists(shard_leases.#n) OR shard_leases.#n < :now)"
-            ),
-            ExpressionAttributeNames={"#s": "status", "#e": keys.ENTITY, **names},
-            ExpressionAttributeValues={
-                f":{k}": dynamo.serialize(v)
-                for k, v in {
-                    "until": now + lease_seconds,
-                    "zero": 0,
-                    "one": 1,
-                    "at": utcnow(),
-                    "job": "job",
-                    "running": JobStatus.RUNNING.value,
-                    "k": shards,
-                    "shard": shard,
-                    "now": now,
-                }.items()
-            },
-            ReturnValues="ALL_NEW",
+        raw = _update(
+            project_id,
+            job_id,
+            "SET shard_leases.#n = :until, "
+            "shard_attempts.#n = if_not_exists(shard_attempts.#n, :zero) + :one, updated_at = :at",
+            "#e = :job AND #s = :running AND shards = :k AND " + _NOT_DONE + " "
+            "AND (attribute_not_exists(shard_leases.#n) OR shard_leases.#n < :now)",
+            {"#s": "status", "#e": keys.ENTITY, "#n": str(shard)},
+            until=now + lease_seconds,
+            zero=0,
+            one=1,
+            at=utcnow(),
+            job="job",
+            running=JobStatus.RUNNING.value,
+            k=shards,
+            shard=shard,
+            now=now,
         )
     except _conditional_failed():
         state = progress(project_id, job_id)
@@ -160,7 +148,7 @@ def claim_shard(project_id: str, job_id: str, shard: int, shards: int, lease_sec
         raise JobBusy(
             f"shard {shard} of job {job_id} is being gathered", details={"job_id": job_id}
         ) from None
-    return int(response["Attributes"]["shard_attempts"]["M"][str(shard)]["N"])
+    return int(raw["shard_attempts"]["M"][str(shard)]["N"])
 
 
 def complete_shard(
@@ -169,31 +157,23 @@ def complete_shard(
     """Count a gathered shard once: its counts are added to the job's, its number to
     ``shards_done``. ``None`` when it was counted before (or the job finished)."""
     try:
-        raw = clients.dynamodb().update_item(
-            TableName=settings().TASKS_TABLE,
-            Key=_key(project_id, job_id),
-            UpdateExpression=(
-                "ADD shards_done :set, done :done, failed :failed SET updated_at = :at REMOVE shard_leases.#n"
-            ),
-            ConditionExpression=(
-                "#s = :running AND shards = :k "
-                "AND (attribute_not_exists(shards_done) OR NOT contains(shards_done, :shard))"
-            ),
-            ExpressionAttributeNames={"#s": "status", **_shard_names(shard)},
-            ExpressionAttributeValues={
-                ":set": {"NS": [str(shard)]},
-                ":shard": {"N": str(shard)},
-                ":done": {"N": str(counts.done)},
-                ":failed": {"N": str(counts.failed)},
-                ":at": {"S": utcnow()},
-                ":running": {"S": JobStatus.RUNNING.value},
-                ":k": {"N": str(shards)},
-            },
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
+        raw = _update(
+            project_id,
+            job_id,
+            "ADD shards_done :set, done :done, failed :failed SET updated_at = :at REMOVE shard_leases.#n",
+            "#s = :running AND shards = :k AND " + _NOT_DONE,
+            {"#s": "status", "#n": str(shard)},
+            set={shard},
+            shard=shard,
+            done=counts.done,
+            failed=counts.failed,
+            at=utcnow(),
+            running=JobStatus.RUNNING.value,
+            k=shards,
+        )
     except _conditional_failed():
         return None
-    return _progress(dict(raw))
+    return _progress(raw)
 
 
 def claim_assembly(project_id: str, job_id: str, lease_seconds: int) -> tuple[job_store.Claim, int] | None:
