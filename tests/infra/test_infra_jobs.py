@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cfn_helpers import flat, spec_functions
+from cfn_helpers import flat, queues, spec_functions
 
 
 def test_api_enqueues_on_the_jobs_queue_by_name_and_deploys_after_it(synth):
@@ -16,3 +16,16 @@ def test_api_enqueues_on_the_jobs_queue_by_name_and_deploys_after_it(synth):
     stacks = synth.envs["dev"].stacks
     assert stacks["Jobs"] in stacks["Api"].dependencies
     assert not [o for o in synth.raw("dev", "Jobs").get("Outputs", {}).values() if "Export" in o]
+
+
+def test_jobs_function_fans_large_exports_out_on_its_own_queue(synth):
+    # Given the jobs function of each environment
+    for env in synth.envs:
+        spec = synth.envs[env].spec
+        template, _, props = spec_functions(synth, env)["jobs"]
+        variables = props["Environment"]["Variables"]
+        # Then it knows the shard size of its environment's config
+        assert variables["EXPORT_SHARD_TASKS"] == str(spec.config.export_shard_tasks)
+        # And it sends shard and assemble messages to the jobs queue (the one it consumes, same stack)
+        jobs_queue, _ = queues(template)[spec.queues["jobs"].name]
+        assert variables["JOBS_QUEUE_URL"] == {"Ref": jobs_queue}
