@@ -162,3 +162,37 @@ def test_annotators_cannot_review_their_own_task(
     assert (refused.status, refused.body["error"]["code"]) == (409, "lease_not_held")
     # And annotators may not use the review queue at all
     assert call("POST", f"/projects/{project_id}/review/next", person("u-plain")).status == 404
+
+
+def test_a_review_lease_is_extended_released_and_skipped_like_a_labelling_lease(
+    aws: Aws, admin: Actor, steps: Workflow, people: tuple[Actor, Actor]
+) -> None:
+    # Given a task in review, leased by a reviewer, and a second reviewer
+    ann, reviewer = people
+    other = person("u-rev2", "reviewer")
+    project_id, task_id = _labelled(admin, ann, reviewer)
+    members(project_id, "reviewer", other)
+    lease = call("POST", f"/projects/{project_id}/review/next", reviewer).body
+    path = f"/projects/{project_id}/tasks/{task_id}"
+
+    # When the holder sends a heartbeat, their lease is extended; anyone else is refused
+    beat = call("POST", f"{path}/heartbeat", reviewer)
+    assert beat.status == 200, beat.body
+    assert beat.body["lease_until"] >= lease["lease_until"]
+    assert int(tasks.get_item(project_id, task_id).lease_until) == beat.body["lease_until"]
+    refused = call("POST", f"{path}/heartbeat", other)
+    assert (refused.status, refused.body["error"]["code"]) == (409, "lease_not_held")
+    assert _review_next(project_id, other) is None  # still leased
+
+    # When the holder releases it, the other reviewer gets it at once, still in review
+    released = call("POST", f"{path}/release", reviewer)
+    assert (released.status, released.body["status"]) == (200, "in_review")
+    assert _review_next(project_id, other) == task_id
+
+    # When the other reviewer skips it, it is never offered to them again, but to the first
+    assert call("POST", f"{path}/skip", other).status == 200
+    assert _review_next(project_id, other) is None
+    assert _review_next(project_id, reviewer) == task_id
+    # And the holder's decision still completes the Review step
+    assert _decide(project_id, task_id, reviewer, {"decision": "approve"}).status == 200
+    assert steps.sent[-1][0] == f"rev-{task_id}"

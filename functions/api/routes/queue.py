@@ -36,7 +36,7 @@ def next_task(project_id: Id) -> Lease:
 @router.post(
     TASK + "/heartbeat",
     tags=["queue"],
-    summary="Extend your lease on a task",
+    summary="Extend your lease on a task (labelling or review)",
     description="409 `lease_not_held` when you do not hold the task's lease.",
     **guarded(Action.TASK_LEASE),
 )
@@ -47,7 +47,7 @@ def heartbeat(project_id: Id, task_id: Id) -> Lease:
 @router.post(
     TASK + "/release",
     tags=["queue"],
-    summary="Give a leased task back to the queue",
+    summary="Give a leased task back to its queue (labelling or review)",
     description="409 `lease_not_held` when you do not hold the task's lease.",
     **guarded(Action.TASK_LEASE),
 )

@@ -41,6 +41,11 @@ ELIGIBLE = (
 )
 ELIGIBLE_NAMES = {"#assignee": "assignee", "#annotators": "annotators", "#skipped": "skipped_by"}
 NOT_AN_ANNOTATOR = "(attribute_not_exists(#annotators) OR NOT contains(#annotators, :me))"
+# A reviewer is offered neither their own work nor a task they skipped in review.
+MAY_REVIEW = (
+    f"{NOT_AN_ANNOTATOR} AND (attribute_not_exists(#review_skipped) OR NOT contains(#review_skipped, :me))"
+)
+MAY_REVIEW_NAMES = {"#annotators": "annotators", "#review_skipped": "review_skipped_by"}
 
 
 def candidates(
@@ -63,8 +68,8 @@ def candidates(
     if below:
         values[":below"] = {"S": below}
     if review:
-        names |= {"#annotators": "annotators"}
-        filter_expression = NOT_AN_ANNOTATOR
+        names |= MAY_REVIEW_NAMES
+        filter_expression = MAY_REVIEW
     else:
         names |= ELIGIBLE_NAMES
         filter_expression = ELIGIBLE

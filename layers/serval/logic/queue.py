@@ -261,14 +261,27 @@ _HOLDER = "#owner = :me"
 _HOLDER_NAMES = {"#owner": "lease_owner"}
 
 
+def _review_lease(project_id: str, task_id: str, actor: Actor) -> Any | None:
+    """The task's item when the caller holds a review lease on it, else None."""
+    item = tasks.get_item(project_id, task_id)
+    if S(item.status) is S.IN_REVIEW and item.lease_owner == actor.user_id:
+        return item
+    return None
+
+
 def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
-    """Extend the caller's lease by ``LEASE_SECONDS`` from now."""
+    """Extend the caller's lease (labelling, review or gold) by ``LEASE_SECONDS`` from now."""
     gold = _gold_item(project_id, task_id)
     if gold is not None:
         from serval.logic import quality
 
         until = quality.heartbeat_gold(gold, actor)
         return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
+    reviewing = _review_lease(project_id, task_id, actor)
+    if reviewing is not None:
+        from serval.logic import review
+
+        return review.heartbeat(project_id, reviewing, actor)
     _held(project_id, task_id, actor)
     until = epoch_now() + settings().LEASE_SECONDS
     change = store.Transition(
@@ -290,12 +303,19 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
 
 
 def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> Any:
-    """Give the task back to the queue (skip: and never offer it to the caller again)."""
+    """Give the task back to its queue, labelling or review (skip: and never offer it to the
+    caller again)."""
     gold = _gold_item(project_id, task_id)
     if gold is not None:
         from serval.logic import quality
 
         quality.release_gold(gold, actor, skip)
+        return tasks.get(project_id, task_id)
+    reviewing = _review_lease(project_id, task_id, actor)
+    if reviewing is not None:
+        from serval.logic import review
+
+        review.release(project_id, reviewing, actor, skip)
         return tasks.get(project_id, task_id)
     item = _held(project_id, task_id, actor)
     _apply_held(

@@ -10,6 +10,7 @@ counts one ``review_rejections`` for each annotator of the round (``serval.adapt
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from serval import keys
 from serval.adapters import dynamo, projects, quality, tasks, workflow
@@ -46,8 +47,8 @@ def next_review(project_id: str, actor: Actor) -> domain.Lease:
                 actor,
                 "review.lease",
                 set={"lease_owner": me, "lease_until": until, "reviewer": me},
-                condition=f"#g1sk = :seen AND {store.NOT_AN_ANNOTATOR}",
-                names={"#annotators": "annotators"},
+                condition=f"#g1sk = :seen AND {store.MAY_REVIEW}",
+                names=store.MAY_REVIEW_NAMES,
                 values={":seen": candidate.gsi1sk, ":me": me},
                 audit_after={"lease_until": until},
             )
@@ -57,6 +58,56 @@ def next_review(project_id: str, actor: Actor) -> domain.Lease:
                 continue
             return domain.Lease(task=tasks.get(project_id, candidate.task_id), lease_until=until)
     return domain.Lease()
+
+
+def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
+    """Extend the caller's review lease on ``item`` by ``LEASE_SECONDS`` from now."""
+    until = queue.epoch_now() + settings().LEASE_SECONDS
+    _apply_own(
+        store.Transition(
+            project_id,
+            str(item.task_id),
+            S.IN_REVIEW,
+            S.IN_REVIEW,
+            keys.lease_sk(until, str(item.task_id)),
+            actor,
+            "review.heartbeat",
+            set={"lease_until": until},
+            condition="#owner = :me",
+            names={"#owner": "lease_owner"},
+            values={":me": actor.user_id},
+            audit_after={"lease_until": until},
+        )
+    )
+    return domain.Lease(task=tasks.get(project_id, str(item.task_id)), lease_until=until)
+
+
+def release(project_id: str, item: Any, actor: Actor, skip: bool = False) -> None:
+    """Give a review lease back: the task is free in the review queue again (skip: and never
+    offered to the caller for review again)."""
+    _apply_own(
+        store.Transition(
+            project_id,
+            str(item.task_id),
+            S.IN_REVIEW,
+            S.IN_REVIEW,
+            keys.lease_sk(0, str(item.task_id)),
+            actor,
+            "review.skip" if skip else "review.release",
+            remove=("lease_owner", "lease_until", "reviewer"),
+            append={"review_skipped_by": [actor.user_id]} if skip else {},
+            condition="#owner = :me",
+            names={"#owner": "lease_owner"},
+            values={":me": actor.user_id},
+        )
+    )
+
+
+def _apply_own(change: store.Transition) -> None:
+    try:
+        store.apply(change)
+    except store.Lost:
+        raise LeaseNotHeld(f"you no longer hold the review lease on task {change.task_id}") from None
 
 
 def decide(
