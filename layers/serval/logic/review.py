@@ -63,21 +63,14 @@ def next_review(project_id: str, actor: Actor) -> domain.Lease:
 def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
     """Extend the caller's review lease on ``item`` by ``LEASE_SECONDS`` from now."""
     until = queue.epoch_now() + settings().LEASE_SECONDS
-    _apply_own(
-        store.Transition(
-            project_id,
-            str(item.task_id),
-            S.IN_REVIEW,
-            S.IN_REVIEW,
-            keys.lease_sk(until, str(item.task_id)),
-            actor,
-            "review.heartbeat",
-            set={"lease_until": until},
-            condition="#owner = :me",
-            names={"#owner": "lease_owner"},
-            values={":me": actor.user_id},
-            audit_after={"lease_until": until},
-        )
+    _change_own(
+        project_id,
+        item,
+        actor,
+        "review.heartbeat",
+        keys.lease_sk(until, str(item.task_id)),
+        set={"lease_until": until},
+        audit_after={"lease_until": until},
     )
     return domain.Lease(task=tasks.get(project_id, str(item.task_id)), lease_until=until)
 
@@ -85,29 +78,37 @@ def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
 def release(project_id: str, item: Any, actor: Actor, skip: bool = False) -> None:
     """Give a review lease back: the task is free in the review queue again (skip: and never
     offered to the caller for review again)."""
-    _apply_own(
-        store.Transition(
-            project_id,
-            str(item.task_id),
-            S.IN_REVIEW,
-            S.IN_REVIEW,
-            keys.lease_sk(0, str(item.task_id)),
-            actor,
-            "review.skip" if skip else "review.release",
-            remove=("lease_owner", "lease_until", "reviewer"),
-            append={"review_skipped_by": [actor.user_id]} if skip else {},
-            condition="#owner = :me",
-            names={"#owner": "lease_owner"},
-            values={":me": actor.user_id},
-        )
+    _change_own(
+        project_id,
+        item,
+        actor,
+        "review.skip" if skip else "review.release",
+        keys.lease_sk(0, str(item.task_id)),
+        remove=("lease_owner", "lease_until", "reviewer"),
+        append={"review_skipped_by": [actor.user_id]} if skip else {},
     )
 
 
-def _apply_own(change: store.Transition) -> None:
+def _change_own(project_id: str, item: Any, actor: Actor, action: str, gsi1sk: str, **changes: Any) -> None:
+    """Change a task in review whose review lease the caller holds (409 ``lease_not_held`` if not)."""
+    task_id = str(item.task_id)
+    change = store.Transition(
+        project_id,
+        task_id,
+        S.IN_REVIEW,
+        S.IN_REVIEW,
+        gsi1sk,
+        actor,
+        action,
+        condition="#owner = :me",
+        names={"#owner": "lease_owner"},
+        values={":me": actor.user_id},
+        **changes,
+    )
     try:
         store.apply(change)
     except store.Lost:
-        raise LeaseNotHeld(f"you no longer hold the review lease on task {change.task_id}") from None
+        raise LeaseNotHeld(f"you no longer hold the review lease on task {task_id}") from None
 
 
 def decide(
