@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bench.metering import metered
 from infra.local import patches
 from serval.adapters import dynamo, tasks
 from serval.domain.actor import Actor
@@ -283,7 +284,18 @@ def test_a_retried_submit_does_not_write_twice(aws: Aws, admin: Actor, steps: Wo
     ann = person("u-retry")
     members(project_id, "annotator", ann)
     lease(project_id, ann)
-    assert submit(project_id, task_id, ann).status == 200
+    with metered() as calls:
+        assert (
+            queue.submit(project_id, task_id, AnnotationCreate.model_validate(GOOD), ann).status
+            == "submitted"
+        )
+    # (the submit read the project and the task once each, then wrote one transaction, completed
+    # the Label step and cleared its token)
+    assert calls.calls == {
+        "dynamodb:GetItem": 2,
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:UpdateItem": 1,
+    }, calls.calls
 
     # When the same submit is retried
     retried = submit(project_id, task_id, ann)

@@ -242,47 +242,43 @@ def _claim(project_id: str, candidate: store.Candidate, actor: Actor, until: int
     return True
 
 
-def _held(project_id: str, task_id: str, actor: Actor) -> Any:
-    item = tasks.get_item(project_id, task_id)
+def _held(item: Any, actor: Actor) -> Any:
+    """``item`` when the caller holds its labelling lease; else 409 ``lease_not_held``."""
     if S(item.status) is not S.LEASED or item.lease_owner != actor.user_id:
         raise LeaseNotHeld(
-            f"you do not hold a lease on task {task_id}", details={"task_id": task_id, "status": item.status}
+            f"you do not hold a lease on task {item.task_id}",
+            details={"task_id": item.task_id, "status": item.status},
         )
     return item
 
 
-def _gold_item(project_id: str, task_id: str) -> Any | None:
-    """The task's item when it is a gold task (answered outside the workflow), else None."""
-    item = tasks.get_item(project_id, task_id)
-    return item if item.gold is not None else None
+def _is_gold(item: Any) -> bool:
+    """A gold task is answered outside the workflow (``serval.logic.quality``)."""
+    return item.gold is not None
 
 
 _HOLDER = "#owner = :me"
 _HOLDER_NAMES = {"#owner": "lease_owner"}
 
 
-def _review_lease(project_id: str, task_id: str, actor: Actor) -> Any | None:
-    """The task's item when the caller holds a review lease on it, else None."""
-    item = tasks.get_item(project_id, task_id)
-    if S(item.status) is S.IN_REVIEW and item.lease_owner == actor.user_id:
-        return item
-    return None
+def _reviewing(item: Any, actor: Actor) -> bool:
+    """Whether the caller holds a review lease on the task."""
+    return S(item.status) is S.IN_REVIEW and item.lease_owner == actor.user_id
 
 
 def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
     """Extend the caller's lease (labelling, review or gold) by ``LEASE_SECONDS`` from now."""
-    gold = _gold_item(project_id, task_id)
-    if gold is not None:
+    item = tasks.get_item(project_id, task_id)
+    if _is_gold(item):
         from serval.logic import quality
 
-        until = quality.heartbeat_gold(gold, actor)
+        until = quality.heartbeat_gold(item, actor)
         return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
-    reviewing = _review_lease(project_id, task_id, actor)
-    if reviewing is not None:
+    if _reviewing(item, actor):
         from serval.logic import review
 
-        return review.heartbeat(project_id, reviewing, actor)
-    _held(project_id, task_id, actor)
+        return review.heartbeat(project_id, item, actor)
+    _held(item, actor)
     until = epoch_now() + settings().LEASE_SECONDS
     change = store.Transition(
         project_id,
@@ -305,19 +301,18 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
 def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> Any:
     """Give the task back to its queue, labelling or review (skip: and never offer it to the
     caller again)."""
-    gold = _gold_item(project_id, task_id)
-    if gold is not None:
+    item = tasks.get_item(project_id, task_id)
+    if _is_gold(item):
         from serval.logic import quality
 
-        quality.release_gold(gold, actor, skip)
+        quality.release_gold(item, actor, skip)
         return tasks.get(project_id, task_id)
-    reviewing = _review_lease(project_id, task_id, actor)
-    if reviewing is not None:
+    if _reviewing(item, actor):
         from serval.logic import review
 
-        review.release(project_id, reviewing, actor, skip)
+        review.release(project_id, item, actor, skip)
         return tasks.get(project_id, task_id)
-    item = _held(project_id, task_id, actor)
+    _held(item, actor)
     _apply_held(
         _back_to_queue(project_id, item, actor, "task.skip" if skip else "task.release", skip), task_id
     )
@@ -411,12 +406,12 @@ def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Acto
             f"the label configuration is at version {config.version}, not {request.label_config_version}",
             details={"current_version": config.version},
         )
-    gold = _gold_item(project_id, task_id)
-    if gold is not None:
+    item = tasks.get_item(project_id, task_id)  # one read decides gold, lease and round
+    if _is_gold(item):
         from serval.logic import quality
 
-        return quality.submit_gold(project, gold, request, actor)
-    item = _held(project_id, task_id, actor)
+        return quality.submit_gold(project, item, request, actor)
+    _held(item, actor)
     annotation = new_annotation(project, item, list(request.results), actor, request.lead_time_s)
     target = _record(project, item, annotation, actor)
     return domain.Submission(annotation=annotation, status=target)

@@ -115,8 +115,7 @@ def decide(
     project_id: str, task_id: str, request: domain.ReviewDecision, actor: Actor
 ) -> domain.ReviewOutcome:
     """Approve (optionally with an edit, kept as the reviewer's annotation) or reject a task in review."""
-    project = projects.get(project_id)
-    item = tasks.get_item(project_id, task_id)
+    item = tasks.get_item(project_id, task_id)  # 404 for an unknown project or task
     if S(item.status) is not S.IN_REVIEW or item.lease_owner != actor.user_id:
         raise LeaseNotHeld(
             f"you do not hold a review lease on task {task_id}",
@@ -125,8 +124,8 @@ def decide(
     approved = request.decision == "approve"
     edit = None
     tx = dynamo.Tx()
-    if request.results is not None:
-        edit = queue.new_annotation(project, item, list(request.results), actor)
+    if request.results is not None:  # only an edit needs the project (its label configuration)
+        edit = queue.new_annotation(projects.get(project_id), item, list(request.results), actor)
         queue.add_annotation(tx, edit)
     target = S.APPROVED if approved else S.REJECTED
     if not approved:
