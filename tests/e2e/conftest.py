@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from infra.local.moto_server import free_port
@@ -96,3 +101,50 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
                 + stack.text()[-3000:],
                 stacklevel=1,
             )
+
+
+# ---- calls into a running stack, shared by the e2e modules --------------------------------
+
+
+def aws_client(stack: DevStack, service: str) -> Any:
+    """A boto3 client of the stack's moto server."""
+    return boto3.client(
+        service,
+        endpoint_url=stack.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def http(
+    stack: DevStack, method: str, path: str, token: str | None = None, body: Any = None
+) -> tuple[int, Any]:
+    """One request to the stack's API gateway: (status, JSON body or None)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        stack.api_url + path,
+        method=method,
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw else None
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "the condition") -> Any:
+    """``check()``'s first truthy value, polled every 0.2 s; fails the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

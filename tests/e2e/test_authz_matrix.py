@@ -28,13 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.local.seed import DEMO_USERS, DemoUser
 from tests import policy
 from tests.conftest import ROOT
-from tests.e2e.conftest import DevStack, start_dev_stack
+from tests.e2e.conftest import DevStack, aws_client, start_dev_stack
 
 pytestmark = pytest.mark.e2e
 OPENAPI = json.loads((ROOT / "docs" / "openapi.json").read_text())
@@ -395,13 +394,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     stack = start_dev_stack(tmp_path_factory.mktemp("matrix-state"))
 
     def aws(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=stack.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return aws_client(stack, service)
 
     cognito = aws("cognito-idp")
     pool = cognito.list_user_pools(MaxResults=10)["UserPools"][0]["Id"]

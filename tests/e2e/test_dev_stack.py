@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.local.seed import DEMO_USERS
 from tests.conftest import ROOT
 from tests.e2e.conftest import DevStack, start_dev_stack
+from tests.e2e.conftest import aws_client as _aws
+from tests.e2e.conftest import http as _http
+from tests.e2e.conftest import wait_for as _wait
 
 pytestmark = pytest.mark.e2e
 SHARED = ROOT.parent / "shared" / "datasets"
-
-
-def _aws(stack: DevStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def _token(stack: DevStack, role: str) -> str:
@@ -40,37 +31,6 @@ def _token(stack: DevStack, role: str) -> str:
         AuthParameters={"USERNAME": user.email, "PASSWORD": user.password},
     )
     return str(result["AuthenticationResult"]["IdToken"])
-
-
-def _http(
-    stack: DevStack, method: str, path: str, token: str | None = None, body: Any = None
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        stack.api_url + path,
-        method=method,
-        headers=headers,
-        data=json.dumps(body).encode() if body is not None else None,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, json.loads(raw) if raw else None
-
-
-def _wait(predicate: Any, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail("timed out waiting")
 
 
 def test_banner_prints_urls_and_every_login(dev_stack: DevStack) -> None:

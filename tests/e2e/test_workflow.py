@@ -8,19 +8,15 @@ complete the waits through the API with real Cognito ID tokens.
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.local.seed import DEMO_USERS
-from tests.e2e.conftest import DevStack, start_dev_stack
+from tests.e2e.conftest import DevStack, http, start_dev_stack, wait_for
+from tests.e2e.conftest import aws_client as _aws
 
 pytestmark = pytest.mark.e2e
 LABELS = {
@@ -38,16 +34,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         yield running
     finally:
         running.stop()
-
-
-def _aws(stack: DevStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 class Api:
@@ -74,29 +60,11 @@ class Api:
         self.ids[email] = next(a["Value"] for a in user["UserAttributes"] if a["Name"] == "sub")
 
     def call(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        request = urllib.request.Request(
-            self.stack.api_url + path,
-            method=method,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.tokens[who]}"},
-            data=json.dumps(body).encode() if body is not None else None,
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            return error.code, json.loads(raw) if raw else None
+        return http(self.stack, method, path, self.tokens[who], body)
 
 
 def _wait(what: str, check: Callable[[], Any], timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+    return wait_for(check, timeout_s, what)
 
 
 @dataclass
