@@ -17,6 +17,7 @@ from serval.adapters import audit, clients, dynamo
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.models import utcnow
+from serval.errors import LeaseNotHeld
 from serval.settings import settings
 
 MAX_CANDIDATE_PAGES = 4  # a filtered window reads at most this many pages
@@ -189,6 +190,30 @@ def apply(change: Transition, tx: dynamo.Tx | None = None) -> None:
         if index in exc.failed:
             raise Lost(f"task {change.task_id} is no longer {change.source.value}") from exc
         raise
+
+
+def apply_as_holder(item: Any, actor: Actor, action: str, gsi1sk: str, **changes: Any) -> None:
+    """A lease holder's change of a task that keeps its status (heartbeat, release, skip of a
+    labelling, review or gold lease): conditional on ``actor`` holding the lease, else 409
+    ``lease_not_held``. ``changes`` are further :class:`Transition` fields."""
+    status, task_id = TaskStatus(item.status), str(item.task_id)
+    change = Transition(
+        str(item.project_id),
+        task_id,
+        status,
+        status,
+        gsi1sk,
+        actor,
+        action,
+        condition="#owner = :me",
+        names={"#owner": "lease_owner"},
+        values={":me": actor.user_id},
+        **changes,
+    )
+    try:
+        apply(change)
+    except Lost:
+        raise LeaseNotHeld(f"you no longer hold the lease on task {task_id}") from None
 
 
 def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> None:

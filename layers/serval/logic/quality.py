@@ -275,52 +275,30 @@ def submit_gold(project: Project, item: Any, request: AnnotationCreate, actor: A
 def release_gold(item: Any, actor: Actor, skip: bool = False) -> None:
     """Give a gold lease back (skip: and never offer that gold task to the caller again)."""
     _gold_held(item, actor)
-    status = S(item.status)
-    change = queue_store.Transition(
-        str(item.project_id),
-        str(item.task_id),
-        status,
-        status,
-        str(item.GSI1SK),
+    queue_store.apply_as_holder(
+        item,
         actor,
         "task.skip" if skip else "task.release",
+        str(item.GSI1SK),
         remove=("lease_owner", "lease_until"),
         append={"gold_answered_by": [actor.user_id]} if skip else {},
-        condition="#owner = :me",
-        names={"#owner": "lease_owner"},
-        values={":me": actor.user_id},
         gsi1pk=keys.gold_gsi1pk(str(item.project_id)),
     )
-    try:
-        queue_store.apply(change)
-    except queue_store.Lost:
-        raise LeaseNotHeld(f"you no longer hold the lease on task {item.task_id}") from None
 
 
 def heartbeat_gold(item: Any, actor: Actor) -> int:
     """Extend a gold lease by ``LEASE_SECONDS`` from now; the new expiry."""
     _gold_held(item, actor)
     until = _now() + settings().LEASE_SECONDS
-    status = S(item.status)
-    change = queue_store.Transition(
-        str(item.project_id),
-        str(item.task_id),
-        status,
-        status,
-        str(item.GSI1SK),
+    queue_store.apply_as_holder(
+        item,
         actor,
         "task.heartbeat",
+        str(item.GSI1SK),
         set={"lease_until": until},
-        condition="#owner = :me",
-        names={"#owner": "lease_owner"},
-        values={":me": actor.user_id},
         audit_after={"lease_until": until},
         gsi1pk=keys.gold_gsi1pk(str(item.project_id)),
     )
-    try:
-        queue_store.apply(change)
-    except queue_store.Lost:
-        raise LeaseNotHeld(f"you no longer hold the lease on task {item.task_id}") from None
     return until
 
 

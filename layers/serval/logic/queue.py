@@ -280,21 +280,14 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
         return review.heartbeat(project_id, item, actor)
     _held(item, actor)
     until = epoch_now() + settings().LEASE_SECONDS
-    change = store.Transition(
-        project_id,
-        task_id,
-        S.LEASED,
-        S.LEASED,
-        keys.lease_sk(until, task_id),
+    store.apply_as_holder(
+        item,
         actor,
         "task.heartbeat",
+        keys.lease_sk(until, task_id),
         set={"lease_until": until},
-        condition=_HOLDER,
-        names=_HOLDER_NAMES,
-        values={":me": actor.user_id},
         audit_after={"lease_until": until},
     )
-    _apply_held(change, task_id)
     return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
 
 
@@ -310,7 +303,7 @@ def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> 
     if _reviewing(item, actor):
         from serval.logic import review
 
-        review.release(project_id, item, actor, skip)
+        review.release(item, actor, skip)
         return tasks.get(project_id, task_id)
     _held(item, actor)
     _apply_held(

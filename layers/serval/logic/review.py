@@ -63,23 +63,22 @@ def next_review(project_id: str, actor: Actor) -> domain.Lease:
 def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
     """Extend the caller's review lease on ``item`` by ``LEASE_SECONDS`` from now."""
     until = queue.epoch_now() + settings().LEASE_SECONDS
-    _change_own(
-        project_id,
+    task_id = str(item.task_id)
+    store.apply_as_holder(
         item,
         actor,
         "review.heartbeat",
-        keys.lease_sk(until, str(item.task_id)),
+        keys.lease_sk(until, task_id),
         set={"lease_until": until},
         audit_after={"lease_until": until},
     )
-    return domain.Lease(task=tasks.get(project_id, str(item.task_id)), lease_until=until)
+    return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
 
 
-def release(project_id: str, item: Any, actor: Actor, skip: bool = False) -> None:
+def release(item: Any, actor: Actor, skip: bool = False) -> None:
     """Give a review lease back: the task is free in the review queue again (skip: and never
     offered to the caller for review again)."""
-    _change_own(
-        project_id,
+    store.apply_as_holder(
         item,
         actor,
         "review.skip" if skip else "review.release",
@@ -87,28 +86,6 @@ def release(project_id: str, item: Any, actor: Actor, skip: bool = False) -> Non
         remove=("lease_owner", "lease_until", "reviewer"),
         append={"review_skipped_by": [actor.user_id]} if skip else {},
     )
-
-
-def _change_own(project_id: str, item: Any, actor: Actor, action: str, gsi1sk: str, **changes: Any) -> None:
-    """Change a task in review whose review lease the caller holds (409 ``lease_not_held`` if not)."""
-    task_id = str(item.task_id)
-    change = store.Transition(
-        project_id,
-        task_id,
-        S.IN_REVIEW,
-        S.IN_REVIEW,
-        gsi1sk,
-        actor,
-        action,
-        condition="#owner = :me",
-        names={"#owner": "lease_owner"},
-        values={":me": actor.user_id},
-        **changes,
-    )
-    try:
-        store.apply(change)
-    except store.Lost:
-        raise LeaseNotHeld(f"you no longer hold the review lease on task {task_id}") from None
 
 
 def decide(
