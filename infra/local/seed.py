@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import time
 import urllib.error
 import urllib.request
@@ -24,8 +23,9 @@ from typing import Any
 
 import boto3
 
+from infra.local.datasets import datasets_dir
 from infra.local.resources import UPLOAD_BUCKET, LocalResources
-from infra.spec import ROOT, ServalSpec
+from infra.spec import ServalSpec
 
 Say = Callable[[str], None]
 MEDIA_SUFFIXES = {".png": "image", ".jpg": "image", ".jpeg": "image"}
@@ -97,11 +97,6 @@ def permissions_summary(user: DemoUser) -> str:
     ]
     scope = "every action in every project" if user.role == "admin" else ", ".join(in_project) or "-"
     return f"global: {globally}\n      demo project ({user.project_role or 'admin'}): {scope}"
-
-
-def shared_dir() -> Path:
-    """``$SERVAL_SHARED_DIR``, else the ``shared`` folder next to the repository."""
-    return Path(os.environ.get("SERVAL_SHARED_DIR") or ROOT.parent / "shared")
 
 
 def ensure_demo_users(resources: LocalResources) -> None:
@@ -258,7 +253,7 @@ def seed(
     ensure_demo_users(resources)
     if not with_project:
         return None
-    datasets = shared_dir() / "datasets"
+    datasets = datasets_dir()
     admin = DEMO_USERS[0]
     token = id_token(resources, admin)
     try:
@@ -272,7 +267,7 @@ def seed(
     except ApiError as error:
         say(f"seed: could not give the demo users their project roles ({error})")
     if not (datasets / "images" / "shapes").is_dir():
-        say(f"seed: {datasets} not found (set SERVAL_SHARED_DIR); the demo project has no media")
+        say(f"seed: {datasets} has no images/shapes; the demo project has no media")
         return project_id
     uploaded = upload_demo_files(spec, resources, project_id, datasets)
     say(f"seed: uploaded {uploaded} images to project {project_id}; waiting for ingest ...")

@@ -45,6 +45,8 @@ class DevStack:
 def start_dev_stack(data_dir: Path, timeout_s: float = 180, extra: tuple[str, ...] = ()) -> DevStack:
     moto_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # as a clone without ../shared/ runs it: the demo media come from the repository's own copy
+    env["SERVAL_SHARED_DIR"] = str(data_dir / "no-shared")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -21,6 +21,7 @@ import jsonschema
 import moto.s3.models
 import pytest
 
+from infra.local.datasets import datasets_dir
 from serval.adapters import jobs as job_store
 from serval.adapters import tasks as task_store
 from serval.domain.actor import Actor
@@ -32,7 +33,7 @@ from tests.integration.api_client import LambdaContextStub, call
 from tests.integration.conftest import Aws
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = Path("/work/shared/datasets/images")
+IMAGES = datasets_dir() / "images"
 LABELS = {
     "controls": [
         {"name": "shape", "type": "classification", "classes": [{"name": "circle"}, {"name": "square"}]},

@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from infra.local.datasets import datasets_dir
 from serval.domain.exports import (
     DatasetExportCreate,
     ExportFilters,
@@ -32,7 +33,7 @@ from serval.domain.media import MediaType
 from serval.domain.models import Annotation, S3Ref, Task, TextRef
 from serval.domain.results import BBoxResult, Box, ClassificationResult, NerResult, PolygonResult, Span
 
-DATASETS = Path("/work/shared/datasets/images")
+DATASETS = datasets_dir() / "images"
 CONFIG = LabelConfig.model_validate(
     {
         "controls": [
@@ -97,7 +98,6 @@ def _real_images() -> list[tuple[Path, tuple[int, int]]]:
     return found
 
 
-@pytest.mark.skipif(not DATASETS.exists(), reason="the shared image dataset is not here")
 def test_image_size_reads_real_png_and_jpeg_headers() -> None:
     cases = _real_images()
     assert any(p.suffix == ".jpg" for p, _ in cases) and any(p.suffix == ".png" for p, _ in cases)
