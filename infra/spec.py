@@ -160,6 +160,20 @@ class FunctionSpec:
     # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure).
     completes_steps: bool = False
 
+    # Concurrent invocations of a function without a concurrency of its own (API, state machine
+    # steps): the local stack runs that many worker processes of it at most.
+    unreserved_concurrency: int = 4
+
+    @property
+    def concurrency(self) -> int:
+        """How many invocations of the function run at once: its SQS trigger's maximum, one per
+        stream shard (in order), else ``unreserved_concurrency``."""
+        if isinstance(self.trigger, SqsTrigger):
+            return self.trigger.max_concurrency
+        if isinstance(self.trigger, StreamTrigger):
+            return 1
+        return self.unreserved_concurrency
+
     @property
     def module(self) -> str:
         return self.handler.rsplit(".", 1)[0]

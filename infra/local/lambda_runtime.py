@@ -159,12 +159,8 @@ def _parse_event(event: Any) -> Any:
     return {} if event is None else event
 
 
-def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> InvokeResult:
-    """Run one invocation of ``fn`` in this process: moto's ``_invoke_lambda`` contract."""
-    request_id = str(uuid.uuid4())
-    started = time.monotonic()
-    env = function_environment(fn, request_id)
-    context = LambdaContext(
+def context_for(fn: MotoFunction, request_id: str, env: Mapping[str, str]) -> LambdaContext:
+    return LambdaContext(
         aws_request_id=request_id,
         function_name=fn.function_name,
         function_version=str(fn.version),
@@ -174,19 +170,22 @@ def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> I
         log_stream_name=env["AWS_LAMBDA_LOG_STREAM_NAME"],
         deadline_epoch_ms=int(time.time() * 1000) + int(fn.timeout) * 1000,
     )
-    payload, errored = _run(fn, event, context, env, handlers)
+
+
+def timed_out(request_id: str, timeout_s: float) -> str:
+    return json.dumps(
+        {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+        }
+    )
+
+
+def finish(fn: MotoFunction, request_id: str, started: float, payload: str, errored: bool) -> InvokeResult:
+    """The runtime's checks after a run (timeout, response size) and the log tail moto returns."""
     elapsed = time.monotonic() - started
     if elapsed > float(fn.timeout):
-        payload, errored = (
-            json.dumps(
-                {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
-                    f"{float(fn.timeout):.2f} seconds",
-                }
-            ),
-            True,
-        )
+        payload, errored = timed_out(request_id, float(fn.timeout)), True
     elif len(payload.encode()) > MAX_SYNC_RESPONSE_BYTES:
         payload, errored = (
             _error_payload(
@@ -206,6 +205,27 @@ def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> I
     return payload, errored, logs
 
 
+def unsupported_runtime(fn: MotoFunction, request_id: str) -> str | None:
+    """The runtime's error payload for a function this runtime cannot run, else None."""
+    if (fn.run_time or "").startswith(SUPPORTED_RUNTIME_PREFIX):
+        return None
+    message = f"The local stack runs Python functions only, not {fn.run_time!r}"
+    return _error_payload("Runtime.InvalidRuntime", message, request_id, [])
+
+
+def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> InvokeResult:
+    """Run one invocation of ``fn`` in this process: moto's ``_invoke_lambda`` contract."""
+    request_id = str(uuid.uuid4())
+    started = time.monotonic()
+    env = function_environment(fn, request_id)
+    refused = unsupported_runtime(fn, request_id)
+    if refused is not None:
+        return finish(fn, request_id, started, refused, True)
+    with _environment_of(fn.function_name), invocation_environment(env):
+        payload, errored = run_handler(fn.handler or "", event, context_for(fn, request_id, env), handlers)
+    return finish(fn, request_id, started, payload, errored)
+
+
 # One invocation at a time per function, as one Lambda execution environment serves one
 # request at a time: handlers keep per-invocation state in module objects (Powertools'
 # resolver keeps the current event and route), which concurrent requests would share.
@@ -218,20 +238,17 @@ def _environment_of(function_name: str) -> threading.Lock:
         return _environments.setdefault(function_name, threading.Lock())
 
 
-def _run(
-    fn: MotoFunction, event: Any, context: LambdaContext, env: Mapping[str, str], handlers: HandlerCache
+def run_handler(
+    handler_name: str, event: Any, context: LambdaContext, handlers: HandlerCache
 ) -> tuple[str, bool]:
+    """Resolve and run the handler on the event: (payload, errored) as the Python runtime answers."""
     request_id = context.aws_request_id
-    if not (fn.run_time or "").startswith(SUPPORTED_RUNTIME_PREFIX):
-        message = f"The local stack runs Python functions only, not {fn.run_time!r}"
-        return _error_payload("Runtime.InvalidRuntime", message, request_id, []), True
     try:
-        handler = handlers.resolve(fn.handler or "")
+        handler = handlers.resolve(handler_name)
     except _RuntimeError as exc:
         return _error_payload(exc.error_type, str(exc), request_id, []), True
     try:
-        with _environment_of(fn.function_name), invocation_environment(env):
-            result = handler(_parse_event(event), context)
+        result = handler(_parse_event(event), context)
     except Exception as exc:
         stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])  # drop this frame
         return _error_payload(type(exc).__name__, str(exc), request_id, stack), True

@@ -1,7 +1,9 @@
 """The few places where the local stack changes moto 5.2.5, each small and reversible.
 
 1. **Lambda without Docker.** ``LambdaFunction._invoke_lambda`` runs the real
-   handler in this process (:mod:`infra.local.lambda_runtime`).
+   handler: in a warm worker process of the function when a process runtime is in use
+   (:mod:`infra.local.workers`, what the local stack runs), else in this process
+   (:mod:`infra.local.lambda_runtime`, for in-process tests).
 2. **DynamoDB Query.** ``Table.query`` reads one partition, in order, from a
    sorted index (:mod:`infra.local.ddb_index`); the write paths keep the index
    current (``Table.put_item``, ``Table.delete_item``, ``DynamoDBBackend.update_item``).
@@ -29,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.responses import ActionResult, BaseResponse
@@ -128,6 +130,11 @@ class _State:
     installed: bool = False
     generation: int = 0  # bumped on every install: indexes built before are stale
     saved: dict[tuple[type, str], Any] = field(default_factory=dict)
+    runtime: LambdaRuntime | None = None  # None: run handlers in this process
+
+
+class LambdaRuntime(Protocol):
+    def invoke(self, fn: LambdaFunction, event: Any) -> tuple[str, bool, str]: ...
 
 
 _state = _State()
@@ -183,7 +190,13 @@ def moto_semantics() -> Iterator[None]:
 
 
 def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
-    return lambda_runtime.invoke(self, event)
+    runtime = _state.runtime
+    return lambda_runtime.invoke(self, event) if runtime is None else runtime.invoke(self, event)
+
+
+def use_runtime(runtime: LambdaRuntime | None) -> None:
+    """Run invocations with ``runtime`` (a :class:`infra.local.workers.ProcessRuntime`), or in-process."""
+    _state.runtime = runtime
 
 
 # --------------------------------------------------------------------------- 2. Query and its index

@@ -64,7 +64,11 @@ SQS_MAX_MESSAGES_PER_RECEIVE = 10
 class Poller(Protocol):
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def request_stop(self) -> None:
+        """Take no new batch; what is in flight finishes (or fails) on its own."""
+
+    def stop(self) -> None:
+        """Request the stop and wait for what is in flight."""
 
 
 def _json_default(value: object) -> object:
@@ -197,6 +201,9 @@ class SqsPoller:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        self._stopping.set()
+
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
@@ -322,6 +329,9 @@ class StreamPoller:
 
     def start(self) -> None:
         self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
 
     def stop(self) -> None:
         self._stopping.set()

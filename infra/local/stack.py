@@ -1,14 +1,15 @@
 """The whole local stack in one object: what ``make dev`` runs, and what tests start.
 
 Start order matters:
-1. patch moto (Lambda runtime, DynamoDB Query/transactions), start its server;
+1. patch moto (Lambda runtime, DynamoDB Query/transactions), start its server, and hand
+   every invocation to warm worker processes of its function (:mod:`infra.local.workers`);
 2. create every spec resource (streams and upload notifications still off);
 3. restore the saved state (so restoring triggers nothing);
 4. switch on table streams and upload notifications;
 5. start the local API gateway and the event-source pollers;
 6. seed the demo users, and on an empty state the demo project.
 
-Stop runs it backwards: pollers, gateway, save the state, moto.
+Stop runs it backwards: pollers, gateway, save the state, the workers, moto.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from infra.local import patches
 from infra.local import seed as seeding
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.gateway import LocalApiGateway, frontend_root
-from infra.local.moto_server import ACCOUNT_ID, REGION, MotoServer
+from infra.local.moto_server import ACCOUNT_ID, REGION, MotoServer, process_environment
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
 from infra.local.pollers import Poller, pollers_for
 from infra.local.resources import LocalResources, connect_event_sources, provision
 from infra.local.state import DEFAULT_DATA_DIR, LocalState, StateSummary
+from infra.local.workers import ProcessRuntime, worker_base_environment
 from infra.spec import ApiTrigger, ServalSpec, build
 
 log = logging.getLogger("serval.local")
@@ -38,21 +40,10 @@ def local_spec() -> ServalSpec:
     return build(load("local"), ACCOUNT_ID, REGION)
 
 
-def share_powertools_settings(spec: ServalSpec) -> list[str]:
-    """Put the Powertools settings every function has, with the same value, into ``os.environ``.
-
-    Powertools reads them when a handler module is imported, as Lambda allows; in this
-    one process only the values common to all functions can be there. The rest of each
-    function's environment is bound per invocation (:mod:`infra.local.lambda_runtime`).
-    """
-    environments = [fn.environment for fn in spec.functions.values()]
-    added = []
-    for name, value in environments[0].items():
-        common = all(env.get(name) == value for env in environments)
-        if name.startswith("POWERTOOLS_") and common and name not in os.environ:
-            os.environ[name] = value
-            added.append(name)
-    return added
+def local_concurrency(spec: ServalSpec) -> dict[str, int]:
+    """Worker processes per function: its concurrency, at most two per core of this machine."""
+    ceiling = max(2, 2 * (os.cpu_count() or 1))
+    return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
 
 
 def data_dir_from_env() -> Path:
@@ -72,8 +63,8 @@ class LocalStack:
     demo_project_id: str | None = field(default=None, init=False)
     _state: LocalState | None = field(default=None, init=False)
     _pollers: list[Poller] = field(default_factory=list, init=False)
+    _runtime: ProcessRuntime | None = field(default=None, init=False)
     _patched_here: bool = field(default=False, init=False)
-    _shared_settings: list[str] = field(default_factory=list, init=False)
 
     @property
     def api_url(self) -> str:
@@ -97,9 +88,13 @@ class LocalStack:
     ) -> LocalStack:
         self._patched_here = not patches.is_installed()
         patches.install()
-        self._shared_settings = share_powertools_settings(self.spec)
         self.moto = MotoServer(port_moto)
         self.moto.start()
+        self._runtime = ProcessRuntime(
+            base_env=worker_base_environment(process_environment(self.moto.port)),
+            concurrency=local_concurrency(self.spec),
+        )
+        patches.use_runtime(self._runtime)
         self._state = LocalState(data_dir or data_dir_from_env())
         resources = provision(self.spec, self.moto.endpoint_url)
         if restore:
@@ -138,11 +133,24 @@ class LocalStack:
         self._pollers = []
 
     def stop(self) -> StateSummary | None:
-        """Stop everything; returns what was saved (None when nothing was)."""
-        self.stop_pollers()
+        """Stop everything within seconds; returns what was saved (None when nothing was).
+
+        Nothing new starts (pollers take no batch, the gateway no request), then the function
+        workers are killed, so a long invocation in flight (a bulk job, a large import) fails at
+        once as a crashed Lambda would, instead of holding the stop; its message is not deleted.
+        Then the state is saved.
+        """
+        for poller in self._pollers:
+            poller.request_stop()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        if self._runtime is not None:
+            self._runtime.close()
+        self.stop_pollers()
+        if self._runtime is not None:
+            patches.use_runtime(None)
+            self._runtime = None
         saved = None
         if self.save_state and self._state is not None and self.resources is not None:
             saved = self._state.save(self.spec, self.resources)
@@ -153,8 +161,6 @@ class LocalStack:
         self.resources = None
         if self._patched_here:
             patches.uninstall()
-        for name in self._shared_settings:
-            os.environ.pop(name, None)
         return saved
 
     def __enter__(self) -> LocalStack:

@@ -1,7 +1,8 @@
 """Throwaway Lambda handlers for the local-stack tests (registered only by the tests).
 
-They run in this process through the in-process runtime, so they record what they
-saw in module globals the tests read.
+Most run in this process through the in-process runtime, so they record what they saw in
+module globals the tests read; ``whoami`` and ``crash`` are for the worker-process runtime,
+and report through their results instead.
 """
 
 from __future__ import annotations
@@ -44,6 +45,27 @@ def echo(event: Any, context: Any) -> dict[str, Any]:
             "remaining_ms": context.get_remaining_time_in_millis(),
         },
     }
+
+
+_invocations = {"count": 0}  # per execution environment (worker process)
+
+
+def whoami(event: Any, context: Any) -> dict[str, Any]:
+    """Which execution environment ran this, what it has in os.environ, and how warm it is."""
+    _invocations["count"] += 1
+    time.sleep(float(event.get("sleep", 0)) if isinstance(event, dict) else 0)
+    return {
+        "pid": os.getpid(),
+        "invocations_here": _invocations["count"],
+        "tasks_table_in_environ": os.environ.get("TASKS_TABLE"),
+        "lambda_name_in_environ": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+        "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+    }
+
+
+def crash(event: Any, context: Any) -> None:
+    """Ends the execution environment abruptly, as a segfault or an OOM kill would."""
+    os._exit(3)
 
 
 def fail(event: Any, context: Any) -> None:

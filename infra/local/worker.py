@@ -1,0 +1,43 @@
+"""One warm Lambda execution environment: ``python -m infra.local.worker READ_FD WRITE_FD``.
+
+The process is started by :mod:`infra.local.workers` with the function's whole environment
+(its configured variables, the runtime's ``AWS_LAMBDA_*`` variables, ``_HANDLER``, and the
+endpoint and credentials of the local moto server) as its own ``os.environ``, as Lambda
+starts a runtime. It imports the handler once (the cold start), then serves one invocation at
+a time over a pipe: a JSON request (event and context fields) in, a JSON answer
+(``payload``, ``errored``) out. It talks to moto over HTTP like any Lambda talks to AWS, and
+exits when the pipe closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from infra.local.lambda_runtime import HandlerCache, LambdaContext, run_handler
+
+
+def serve(requests: Connection, answers: Connection, handlers: HandlerCache) -> None:
+    handler_name = os.environ.get("_HANDLER", "")
+    while True:
+        try:
+            request: dict[str, Any] = json.loads(requests.recv_bytes())
+        except EOFError:
+            return
+        context = LambdaContext(**request["context"])
+        payload, errored = run_handler(handler_name, request["event"], context, handlers)
+        answers.send_bytes(json.dumps({"payload": payload, "errored": errored}).encode())
+
+
+def main() -> None:
+    read_fd, write_fd, functions_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    handlers = HandlerCache(functions_dir=functions_dir)
+    with Connection(read_fd, writable=False) as requests, Connection(write_fd, readable=False) as answers:
+        serve(requests, answers, handlers)
+
+
+if __name__ == "__main__":
+    main()
