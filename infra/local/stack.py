@@ -72,6 +72,11 @@ class LocalStack:
         return self.gateway.url
 
     @property
+    def runtime(self) -> ProcessRuntime | None:
+        """The worker processes that run the functions (None when stopped)."""
+        return self._runtime
+
+    @property
     def endpoint_url(self) -> str:
         assert self.moto is not None, "start() first"
         return self.moto.endpoint_url

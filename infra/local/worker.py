@@ -4,7 +4,7 @@ The process is started by :mod:`infra.local.workers` with the function's whole e
 (its configured variables, the runtime's ``AWS_LAMBDA_*`` variables, ``_HANDLER``, and the
 endpoint and credentials of the local moto server) as its own ``os.environ``, as Lambda
 starts a runtime. It imports the handler once (the cold start), then serves one invocation at
-a time over a pipe: a JSON request (event and context fields) in, a JSON answer
+a time over a pipe (after a ``ready`` once the import is done): a JSON request (event and context fields) in, a JSON answer
 (``payload``, ``errored``) out. It talks to moto over HTTP like any Lambda talks to AWS, and
 exits when the pipe closes.
 """
@@ -12,6 +12,7 @@ exits when the pipe closes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from multiprocessing.connection import Connection
@@ -19,9 +20,16 @@ from typing import Any
 
 from infra.local.lambda_runtime import HandlerCache, LambdaContext, run_handler
 
+READY = b"ready"  # sent once the handler is imported
+
 
 def serve(requests: Connection, answers: Connection, handlers: HandlerCache) -> None:
     handler_name = os.environ.get("_HANDLER", "")
+    try:  # the init phase: import the handler before the first invocation's clock starts
+        handlers.resolve(handler_name)
+    except Exception:  # reported by the first invocation, as the runtime reports an init error
+        logging.getLogger(__name__).debug("handler import failed", exc_info=True)
+    answers.send_bytes(READY)
     while True:
         try:
             request: dict[str, Any] = json.loads(requests.recv_bytes())

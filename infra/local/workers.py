@@ -39,10 +39,14 @@ from infra.local.lambda_runtime import (
     timed_out,
     unsupported_runtime,
 )
+from infra.local.worker import READY
 from infra.spec import FUNCTIONS_SRC, ROOT
 
 log = logging.getLogger("serval.local.workers")
 
+# Lambda gives the init phase 10 s of its own; a loaded developer machine gets more.
+INIT_TIMEOUT_S = 60.0
+CLOSE_WAIT_S = 10.0  # how long stopping waits for killed invocations to answer
 DEFAULT_CONCURRENCY = 2  # functions the spec gives no concurrency (tests' ad-hoc functions)
 # What a worker inherits from the launcher besides the function's own environment.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "TZ")
@@ -65,6 +69,17 @@ class Worker:
     answers: Connection
     fingerprint: tuple[Any, ...]
     invocations: int = 0
+    initialized: bool = False
+
+    def wait_ready(self) -> bool:
+        """Wait for the init phase (the handler's import); False if the worker died or took too long."""
+        if self.initialized:
+            return True
+        try:
+            self.initialized = self.answers.poll(INIT_TIMEOUT_S) and self.answers.recv_bytes() == READY
+        except (EOFError, OSError):
+            self.initialized = False
+        return self.initialized
 
     def kill(self) -> None:
         for end in (self.requests, self.answers):
@@ -164,6 +179,14 @@ class FunctionPool:
         for worker in busy:
             if worker.process.poll() is None:
                 worker.process.kill()  # its invoking thread sees the pipe close and discards it
+        with self._changed:  # those invocations answer Runtime.ExitError within moments
+            self._changed.wait_for(lambda: not self._busy, timeout=CLOSE_WAIT_S)
+
+    @property
+    def busy(self) -> int:
+        """Invocations past their init phase, running the handler."""
+        with self._changed:
+            return sum(1 for w in self._busy if w.initialized)
 
     @property
     def started(self) -> int:
@@ -210,6 +233,13 @@ class ProcessRuntime:
         except (RuntimeError, OSError) as exc:  # stopped, or the process could not start
             payload = json.dumps({"errorType": "Runtime.Unavailable", "errorMessage": str(exc)})
             return finish(fn, request_id, started, payload, True)
+        if not worker.wait_ready():
+            code = worker.process.poll()
+            pool.discard(worker)
+            message = f"RequestId: {request_id} Error: Runtime failed to start (exit status {code})"
+            payload = json.dumps({"errorType": "Runtime.InitError", "errorMessage": message})
+            return finish(fn, request_id, started, payload, True)
+        started = time.monotonic()  # the function's timeout counts from the end of the init phase
         env = function_environment(fn, request_id)
         context = context_for(fn, request_id, env)
         # moto hands over the parsed request body or its JSON text; the worker parses text
@@ -235,9 +265,14 @@ class ProcessRuntime:
         with self._lock:
             self._closed = True
             pools = list(self._pools.values())
-            self._pools.clear()
         for pool in pools:
             pool.close()
 
     def workers_started(self, function_name: str) -> int:
         return self.pool(function_name).started
+
+    def busy(self, function_name: str) -> int:
+        """How many invocations of the function are running their handler now."""
+        with self._lock:
+            pool = self._pools.get(function_name)
+        return 0 if pool is None else pool.busy

@@ -143,3 +143,18 @@ def test_after_close_invocations_fail_cleanly(runtime: ProcessRuntime) -> None:
     # Then the invocation fails with the runtime's error, not a hang or a crash of moto
     assert "FunctionError" in response
     assert payload["errorType"] == "Runtime.Unavailable"
+
+
+def test_a_handler_that_cannot_be_imported_reports_the_runtime_error(runtime: ProcessRuntime) -> None:
+    # Given a function whose handler module does not exist
+    create_function("pr-no-module", "whoami")
+    boto3.client("lambda").update_function_configuration(
+        FunctionName="pr-no-module", Handler="nowhere.handler"
+    )
+
+    # When it is invoked
+    response, payload = invoke("pr-no-module", {})
+
+    # Then it fails with the Python runtime's import error, in its worker
+    assert "FunctionError" in response
+    assert payload["errorType"] == "Runtime.ImportModuleError"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -15,6 +18,8 @@ from infra.local import patches
 from infra.local.moto_server import free_port
 from infra.local.seed import DEMO_USERS, id_token
 from infra.local.stack import LocalStack
+from infra.local.state import LocalState
+from tests.integration.local.helpers import create_function, invoke
 
 
 def status_of(url: str) -> int:
@@ -91,3 +96,43 @@ def test_a_busy_port_fails_fast_and_leaves_the_process_clean(tmp_path: Path) -> 
     assert not patches.is_installed()
     assert "AWS_ENDPOINT_URL" not in os.environ
     assert not (tmp_path / "state").exists()
+
+
+def test_stopping_kills_an_invocation_in_flight_before_it_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a running stack with a function whose invocation would take two minutes
+    stack = LocalStack(say=lambda _: None).start(free_port(), free_port(), tmp_path, seed=False)
+    outcome: dict[str, Any] = {}
+    save = LocalState.save
+    runtime = stack.runtime
+    assert runtime is not None
+
+    def recording_save(self: LocalState, *args: Any, **kwargs: Any) -> Any:
+        outcome["running_when_saving"] = runtime.busy("stop-slow")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalState, "save", recording_save)
+    try:
+        create_function("stop-slow", "whoami", timeout=300)
+
+        def call() -> None:
+            outcome["response"], outcome["payload"] = invoke("stop-slow", {"sleep": 120})
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        for _ in range(600):  # until the invocation runs in its worker (bounded)
+            if runtime.busy("stop-slow"):
+                break
+            time.sleep(0.05)
+        assert runtime.busy("stop-slow") == 1
+    finally:
+        # When the stack is stopped (Ctrl-C)
+        saved = stack.stop()
+    caller.join()
+
+    # Then the invocation was ended as a crashed Lambda's is, before the state was saved
+    assert outcome["payload"]["errorType"] == "Runtime.ExitError"
+    assert outcome["running_when_saving"] == 0
+    assert saved is not None
+    assert not patches.is_installed()
