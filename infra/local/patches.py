@@ -15,6 +15,12 @@
    no lock, so two conditional writes could both pass their condition. DynamoDB
    and DynamoDB Streams requests are serialized, as each item's writes are in AWS.
 
+6. **Stream retention.** moto keeps every stream record and every shard iterator forever.
+   Records are dropped once every registered consumer (the local pollers) has processed them,
+   and after 24 h as in AWS; iterators expire 15 minutes after they were handed out, as in AWS.
+   Sequence numbers go on where they were (``StreamShard.add``/``get`` and
+   ``ShardIterator.__init__`` count the dropped records).
+
 Every hooked moto internal is checked before it is replaced: a moto upgrade that
 renames or reshapes one fails loudly in :func:`install`, not silently later.
 """
@@ -28,6 +34,7 @@ import decimal
 import inspect
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,10 +42,11 @@ from typing import Any, Protocol, cast
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.responses import ActionResult, BaseResponse
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
 from infra.local import ddb_index, lambda_runtime
@@ -95,6 +103,14 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (DynamoDBBackend, "transact_write_items"): ("transact_items",),
     (DynamoDBBackend, "get_table"): ("table_name",),
     (StreamShard, "add"): ("old", "new"),
+    (StreamShard, "get"): ("start", "quantity"),
+    (ShardIterator, "__init__"): (
+        "streams_backend",
+        "stream_shard",
+        "shard_iterator_type",
+        "sequence_number",
+    ),
+    (DynamoDBStreamsBackend, "get_records"): ("iterator_arn", "limit"),
     (BaseResponse, "call_action"): (),
     (BaseResponse, "serialized"): ("action_result",),
 }
@@ -364,6 +380,130 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# --------------------------------------------------------------------------- 6. stream retention
+
+STREAM_RETENTION = datetime.timedelta(hours=24)  # DynamoDB Streams keeps records 24 h
+ITERATOR_TTL_S = 15 * 60  # a shard iterator expires 15 minutes after it is returned
+ITERATOR_SWEEP_S = 60.0  # how often expired iterators are looked for
+
+
+@dataclass
+class _Retention:
+    # stream ARN -> consumer -> the last sequence number it has processed (0: none yet)
+    consumed: dict[str, dict[str, int]] = field(default_factory=dict)
+    next_sweep: float = 0.0
+
+
+_retention = _Retention()
+
+
+def _trimmed(shard: StreamShard) -> int:
+    return int(shard.__dict__.get("trimmed", 0))
+
+
+def _stream_add(self: StreamShard, old: Item | None, new: Item | None) -> None:
+    # moto's add, with sequence numbers that go on after dropped records
+    stream_type = self.table.stream_specification["StreamViewType"]  # type: ignore[index]
+    event_name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+    sequence = self.starting_sequence_number + _trimmed(self) + len(self.items)
+    self.items.append(StreamRecord(self.table, stream_type, event_name, old, new, sequence))
+    from moto.awslambda.utils import get_backend
+
+    result = None
+    for arn, mapping in self.table.lambda_event_source_mappings.items():
+        result = get_backend(self.account_id, arn.split(":")[3]).send_dynamodb_items(
+            arn, self.items, mapping.event_source_arn
+        )
+    if result:  # moto's own event-source mapping consumed them
+        _drop_records(self, len(self.items))
+
+
+def _stream_get(self: StreamShard, start: int, quantity: int) -> list[dict[str, Any]]:
+    # A position before the oldest record kept (TRIM_HORIZON, or records already dropped) reads
+    # from the oldest record kept.
+    first = max(0, start - self.starting_sequence_number - _trimmed(self))
+    return [record.to_json() for record in self.items[first : first + quantity]]
+
+
+def _shard_iterator_init(
+    self: ShardIterator,
+    streams_backend: DynamoDBStreamsBackend,
+    stream_shard: StreamShard,
+    shard_iterator_type: str,
+    sequence_number: int | None = None,
+) -> None:
+    _call_original(
+        ShardIterator, "__init__", self, streams_backend, stream_shard, shard_iterator_type, sequence_number
+    )
+    if shard_iterator_type == "LATEST":
+        self.sequence_number += _trimmed(stream_shard)
+    self.__dict__["handed_out"] = time.monotonic()
+
+
+def _get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
+    result = _call_original(DynamoDBStreamsBackend, "get_records", self, iterator_arn, limit)
+    now = time.monotonic()
+    if now >= _retention.next_sweep:
+        _retention.next_sweep = now + ITERATOR_SWEEP_S
+        expired = [
+            arn
+            for arn, iterator in self.shard_iterators.items()
+            if now - float(iterator.__dict__.get("handed_out", now)) > ITERATOR_TTL_S
+        ]
+        for arn in expired:
+            del self.shard_iterators[arn]
+    return cast(dict[str, Any], result)
+
+
+def _drop_records(shard: StreamShard, count: int) -> None:
+    if count > 0:
+        del shard.items[:count]
+        shard.__dict__["trimmed"] = _trimmed(shard) + count
+
+
+def _shard_of(stream_arn: str) -> StreamShard | None:
+    # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
+    parts = stream_arn.split(":")
+    table_name = parts[5].split("/")[1]
+    backend = dynamodb_backends[parts[4]][parts[3]]
+    table = backend.tables.get(table_name)
+    return None if table is None else table.stream_shard
+
+
+def register_stream_consumer(stream_arn: str, consumer: str) -> None:
+    """``consumer`` reads ``stream_arn``: records are kept until it has processed them (or 24 h)."""
+    with _dynamodb_lock:
+        _retention.consumed.setdefault(stream_arn, {})[consumer] = 0
+
+
+def unregister_stream_consumer(stream_arn: str, consumer: str) -> None:
+    with _dynamodb_lock:
+        _retention.consumed.get(stream_arn, {}).pop(consumer, None)
+
+
+def stream_consumed(stream_arn: str, consumer: str, sequence_number: int) -> int:
+    """Record that ``consumer`` processed the stream up to ``sequence_number``; drop what every
+    consumer has processed and what is older than 24 h. Returns how many records were dropped."""
+    with _dynamodb_lock:
+        consumers = _retention.consumed.setdefault(stream_arn, {})
+        consumers[consumer] = max(consumers.get(consumer, 0), sequence_number)
+        shard = _shard_of(stream_arn) if _state.installed else None  # unpatched moto can't renumber
+        if shard is None:
+            return 0
+        offset = shard.starting_sequence_number + _trimmed(shard)
+        read_by_all = min(consumers.values()) - offset + 1
+        cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - STREAM_RETENTION
+        expired = 0
+        while (
+            expired < len(shard.items)
+            and shard.items[expired].record["dynamodb"]["ApproximateCreationDateTime"] < cutoff
+        ):
+            expired += 1
+        dropped = max(0, min(len(shard.items), max(read_by_all, expired)))
+        _drop_records(shard, dropped)
+        return dropped
+
+
 # --------------------------------------------------------------------------- install / uninstall
 
 
@@ -380,6 +520,10 @@ def install() -> None:
     _replace(Table, "__deepcopy__", _table_deepcopy)
     _replace(DynamoDBBackend, "update_item", _update_item)
     _replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
+    _replace(StreamShard, "add", _stream_add)
+    _replace(StreamShard, "get", _stream_get)
+    _replace(ShardIterator, "__init__", _shard_iterator_init)
+    _replace(DynamoDBStreamsBackend, "get_records", _get_records)
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         _replace(handler, "call_action", _serialized(handler.call_action))
     for fast_handler in FAST_ACTIONS:

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from infra.local import patches
 from infra.local.resources import LocalResources
 from infra.spec import ServalSpec, SqsTrigger, StreamTrigger
 
@@ -328,6 +329,7 @@ class StreamPoller:
         self._thread = threading.Thread(target=self._run, name=f"poll-{source.stream_arn}", daemon=True)
 
     def start(self) -> None:
+        patches.register_stream_consumer(self.source.stream_arn, self.source.function_name)
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -336,6 +338,7 @@ class StreamPoller:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
+        patches.unregister_stream_consumer(self.source.stream_arn, self.source.function_name)
 
     def _run(self) -> None:
         try:
@@ -357,7 +360,10 @@ class StreamPoller:
                 if records:
                     records += self._gather(shard_id, iterators, self.source.batch_size - len(records))
                     idle = False
-                    self._deliver(shard_id, records)
+                    if self._deliver(shard_id, records):  # processed (or given up): moto may drop them
+                        patches.stream_consumed(
+                            self.source.stream_arn, self.source.function_name, int(_sequence(records[-1]))
+                        )
             if idle:
                 self._stopping.wait(interval)
                 interval = min(interval * 2, self._idle_poll_max_s)
@@ -395,8 +401,9 @@ class StreamPoller:
             for shard in description.get("Shards", [])
         }
 
-    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        """Deliver records in order; a failing batch blocks the shard until it succeeds or is given up."""
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Deliver records in order; a failing batch blocks the shard until it succeeds or is given up.
+        False when stopping interrupted it."""
         pending: deque[list[dict[str, Any]]] = deque([records])
         retries = 0
         while pending and not self._stopping.is_set():
@@ -419,6 +426,7 @@ class StreamPoller:
                 retries = 0
             else:
                 self._stopping.wait(self._backoff(retries))
+        return not pending
 
     def _failed_from(self, batch: list[dict[str, Any]], result: Invocation) -> int | None:
         """None if the batch succeeded, else the position of the first record to retry."""
