@@ -14,7 +14,7 @@ from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
 from infra.local.resources import UPLOAD_BUCKET, LocalResources
 from infra.local.seed import DEMO_USERS, permissions_summary
-from infra.local.stack import LocalStack, data_dir_from_env
+from infra.local.stack import LocalStack, data_dir_from_env, logs_dir
 
 
 def _arguments() -> argparse.Namespace:
@@ -26,6 +26,11 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--no-seed", action="store_true", help="create no demo users or project")
     parser.add_argument("--fresh", action="store_true", help="start empty, ignoring the saved state")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every function's full JSON logs (default: warnings and errors; all of it in the log files)",
+    )
     return parser.parse_args()
 
 
@@ -47,6 +52,7 @@ Serval is running locally ({stack.spec.prefix}).
                    exports: {resources.bucket_names.get("exports", "-")}
   User pool        {resources.user_pool_id}   client {resources.user_pool_client_id}
   State            {data_dir}   (restored: {stack.restored.describe()})
+  Function logs    {logs_dir(data_dir)}/<function>.log   (warnings also here; --verbose shows all)
 
   Logins (USER_PASSWORD_AUTH; send the IdToken as "Authorization: Bearer <token>"),
   each with what the user may do (README "Roles and permissions"):
@@ -74,7 +80,7 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack = LocalStack()
+    stack = LocalStack(verbose=args.verbose)
     try:
         stack.start(args.moto_port, args.api_port, data_dir, seed=not args.no_seed, restore=not args.fresh)
         assert stack.resources is not None

@@ -23,6 +23,7 @@ from types import TracebackType
 from infra.config import load
 from infra.local import patches
 from infra.local import seed as seeding
+from infra.local.console import FunctionLogs
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.gateway import LocalApiGateway, frontend_root
 from infra.local.moto_server import ACCOUNT_ID, REGION, MotoServer, process_environment
@@ -46,6 +47,11 @@ def local_concurrency(spec: ServalSpec) -> dict[str, int]:
     return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
 
 
+def logs_dir(data_dir: Path) -> Path:
+    """Where each function's output is kept, one file per function (its log group)."""
+    return data_dir / "logs"
+
+
 def data_dir_from_env() -> Path:
     return Path(os.environ.get("SERVAL_DATA_DIR") or DEFAULT_DATA_DIR)
 
@@ -56,6 +62,10 @@ class LocalStack:
     say: seeding.Say = print
     save_state: bool = True
     poller_options: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Functions' output: True shows every line on the console; False keeps it in
+    # <data dir>/logs/<function>.log and shows warnings and errors only; None shares this
+    # process's output (tests).
+    verbose: bool | None = None
     moto: MotoServer | None = field(default=None, init=False)
     gateway: LocalApiGateway | None = field(default=None, init=False)
     resources: LocalResources | None = field(default=None, init=False)
@@ -95,12 +105,14 @@ class LocalStack:
         patches.install()
         self.moto = MotoServer(port_moto)
         self.moto.start()
+        data_dir = data_dir or data_dir_from_env()
         self._runtime = ProcessRuntime(
             base_env=worker_base_environment(process_environment(self.moto.port)),
             concurrency=local_concurrency(self.spec),
+            logs=None if self.verbose is None else FunctionLogs(logs_dir(data_dir), verbose=self.verbose),
         )
         patches.use_runtime(self._runtime)
-        self._state = LocalState(data_dir or data_dir_from_env())
+        self._state = LocalState(data_dir)
         resources = provision(self.spec, self.moto.endpoint_url)
         if restore:
             self.restored = self._state.restore(self.spec, resources)

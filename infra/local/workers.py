@@ -25,11 +25,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from infra.local.console import FunctionLogs
 from infra.local.lambda_runtime import (
     InvokeResult,
     MotoFunction,
@@ -89,8 +90,13 @@ class Worker:
         self.process.wait()
 
 
-def start_worker(fn: MotoFunction, base_env: Mapping[str, str], functions_dir: str) -> Worker:
-    """A new execution environment of ``fn``: a process with the function's environment."""
+def start_worker(
+    fn: MotoFunction, base_env: Mapping[str, str], functions_dir: str, logs: FunctionLogs | None = None
+) -> Worker:
+    """A new execution environment of ``fn``: a process with the function's environment.
+
+    With ``logs`` its output goes to the function's log file (and warnings to the console);
+    without, it shares this process's output."""
     environment_id = uuid.uuid4().hex
     env = {**base_env, **function_environment(fn, environment_id)}
     request_read, request_write = os.pipe()
@@ -101,9 +107,13 @@ def start_worker(fn: MotoFunction, base_env: Mapping[str, str], functions_dir: s
         cwd=str(ROOT),
         pass_fds=(request_read, answer_write),
         stdin=subprocess.DEVNULL,
+        stdout=None if logs is None else subprocess.PIPE,
+        stderr=None if logs is None else subprocess.STDOUT,
     )
     os.close(request_read)
     os.close(answer_write)
+    if logs is not None and process.stdout is not None:
+        logs.follow(fn.function_name, process.stdout)
     return Worker(
         process=process,
         requests=Connection(request_write, readable=False),
@@ -123,7 +133,7 @@ class FunctionPool:
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
 
-    def acquire(self, fn: MotoFunction, base_env: Mapping[str, str], functions_dir: str) -> Worker:
+    def acquire(self, fn: MotoFunction, start: Callable[[MotoFunction], Worker]) -> Worker:
         wanted = _fingerprint(fn)
         with self._changed:
             while True:
@@ -141,7 +151,7 @@ class FunctionPool:
                     break
                 self._changed.wait()
         try:
-            worker = start_worker(fn, base_env, functions_dir)
+            worker = start(fn)
         finally:
             with self._changed:
                 self._starting -= 1
@@ -207,6 +217,7 @@ class ProcessRuntime:
     base_env: Mapping[str, str]
     concurrency: Mapping[str, int] = field(default_factory=dict)
     functions_dir: str = str(FUNCTIONS_SRC)
+    logs: FunctionLogs | None = None
     _pools: dict[str, FunctionPool] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
@@ -229,7 +240,7 @@ class ProcessRuntime:
             return finish(fn, request_id, started, refused, True)
         try:
             pool = self.pool(fn.function_name)
-            worker = pool.acquire(fn, self.base_env, self.functions_dir)
+            worker = pool.acquire(fn, self._start)
         except (RuntimeError, OSError) as exc:  # stopped, or the process could not start
             payload = json.dumps({"errorType": "Runtime.Unavailable", "errorMessage": str(exc)})
             return finish(fn, request_id, started, payload, True)
@@ -259,6 +270,9 @@ class ProcessRuntime:
         worker.invocations += 1
         pool.release(worker)
         return finish(fn, request_id, started, str(answer["payload"]), bool(answer["errored"]))
+
+    def _start(self, fn: MotoFunction) -> Worker:
+        return start_worker(fn, self.base_env, self.functions_dir, self.logs)
 
     def close(self) -> None:
         """Stop every worker; invocations after this fail with ``Runtime.Unavailable``."""

@@ -248,3 +248,19 @@ def test_login_helper_prints_a_token_the_api_accepts(dev_stack: DevStack) -> Non
     ).stdout.strip()
     status, me = _http(dev_stack, "GET", "/me", token)
     assert (status, me["groups"]) == (200, ["reviewer"])
+
+
+def test_the_console_is_calm_and_function_logs_are_kept_in_files(dev_stack: DevStack) -> None:
+    # Given a stack that has served requests and ingested its demo media
+    token = _token(dev_stack, "annotator")
+    assert _http(dev_stack, "GET", "/projects", token)[0] == 200
+
+    # Then the console carries no routine function records and no metrics
+    console = dev_stack.text()
+    assert '"level":"INFO"' not in console and '"level": "INFO"' not in console
+    assert '"_aws"' not in console
+    # And each function's full output is in its log file (the api's records and metrics included)
+    api_log = dev_stack.data_dir / "logs" / "serval-local-api.log"
+    assert api_log.is_file()
+    assert '"_aws"' in api_log.read_text()
+    assert (dev_stack.data_dir / "logs" / "serval-local-ingest.log").is_file()

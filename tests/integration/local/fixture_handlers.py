@@ -63,6 +63,14 @@ def whoami(event: Any, context: Any) -> dict[str, Any]:
     }
 
 
+def chatty(event: Any, context: Any) -> str:
+    """Prints what a Powertools function prints: an INFO record, a WARNING record, a metric."""
+    print(json.dumps({"level": "INFO", "message": "routine", "service": "chatty"}))
+    print(json.dumps({"level": "WARNING", "message": "look at this", "service": "chatty"}))
+    print(json.dumps({"_aws": {"CloudWatchMetrics": []}, "Requests": 1}))
+    return "said"
+
+
 def crash(event: Any, context: Any) -> None:
     """Ends the execution environment abruptly, as a segfault or an OOM kill would."""
     os._exit(3)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from infra.local import patches
+from infra.local.console import FunctionLogs
 from infra.local.moto_server import MotoServer, process_environment
 from infra.local.workers import ProcessRuntime, worker_base_environment
 from infra.spec import ServalSpec
@@ -158,3 +163,34 @@ def test_a_handler_that_cannot_be_imported_reports_the_runtime_error(runtime: Pr
     # Then it fails with the Python runtime's import error, in its worker
     assert "FunctionError" in response
     assert payload["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_function_output_goes_to_its_log_file_and_only_warnings_to_the_console(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    # Given a runtime that keeps function output in log files, with a calm console
+    console = io.StringIO()
+    logs = FunctionLogs(tmp_path / "logs", verbose=False, console=console)
+    the_runtime = ProcessRuntime(
+        base_env=worker_base_environment(process_environment(moto_server.port)), logs=logs
+    )
+    patches.use_runtime(the_runtime)
+    try:
+        create_function("pr-chatty", "chatty")
+        # When a function that logs at INFO and WARNING and emits a metric is invoked
+        _, payload = invoke("pr-chatty", {})
+    finally:
+        patches.use_runtime(None)
+        the_runtime.close()  # the worker's output closes, and its copy finishes
+    for _ in range(100):
+        if len(logs.path("pr-chatty").read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+
+    # Then the log file holds every line, and the console only the warning, named by its function
+    assert payload == "said"
+    lines = logs.path("pr-chatty").read_text().splitlines()
+    assert [json.loads(line).get("level") for line in lines] == ["INFO", "WARNING", None]
+    shown = console.getvalue().splitlines()
+    assert len(shown) == 1
+    assert shown[0].startswith("pr-chatty: ") and "look at this" in shown[0]
