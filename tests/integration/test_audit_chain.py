@@ -50,7 +50,7 @@ def _session(admin: Actor, annotator: Actor) -> tuple[str, list[str]]:
     task_ids: list[str] = created.body["task_ids"]
     patched = call("PATCH", f"/projects/{project_id}/tasks/{task_ids[0]}", admin, {"priority": 5})
     assert patched.status == 200, patched.body
-    annotated = call("POST", f"/projects/{project_id}/tasks/{task_ids[1]}/annotations", annotator, CLASSIFY)
+    annotated = call("POST", f"/projects/{project_id}/tasks/{task_ids[1]}/annotations", admin, CLASSIFY)
     assert annotated.status == 201, annotated.body
     assert call("DELETE", f"/projects/{project_id}/tasks/{task_ids[2]}", admin).status == 204
     return project_id, task_ids
