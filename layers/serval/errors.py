@@ -91,3 +91,16 @@ class LeaseNotHeld(Conflict):
     """The caller does not hold this task's lease (never took it, released it, or it expired and moved on)."""
 
     code = "lease_not_held"
+
+
+class ProjectArchived(Conflict):
+    """The project is archived: it takes no work (leases, submits, reviews, annotations,
+    assignments, task changes) until it is restored."""
+
+    code = "project_archived"
+
+
+class TaskClosed(Conflict):
+    """The task's labels are final (approved, exported or archived): no annotation may be added."""
+
+    code = "task_closed"

@@ -10,9 +10,13 @@ import pytest
 from serval.adapters import activity as counters
 from serval.adapters import dynamo
 from serval.domain.actor import Actor
+from serval.logic import queue
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
 from tests.integration.people import join
+from tests.integration.queue_helpers import Workflow, steps
+
+__all__ = ["steps"]  # the fixture, imported for this module
 
 LABELS = {
     "controls": [
@@ -44,13 +48,13 @@ def _tasks(project_id: str, actor: Actor, n: int) -> list[str]:
 
 
 def _annotate(project_id: str, task_id: str, actor: Actor, lead_time_s: float) -> None:
-    response = call(
-        "POST",
-        f"/projects/{project_id}/tasks/{task_id}/annotations",
-        actor,
-        {"results": RESULT, "lead_time_s": lead_time_s},
-    )
-    assert response.status == 201, response.body
+    """A submit through the queue (what the activity counters count): the task queued, leased, labelled."""
+    queue.enter_label(project_id, task_id, token=f"tok-{task_id}", rework=0)
+    leased = call("POST", f"/projects/{project_id}/next", actor)
+    assert leased.status == 200 and leased.body["task"]["task_id"] == task_id, leased.body
+    url = f"/projects/{project_id}/tasks/{task_id}/submit"
+    response = call("POST", url, actor, {"results": RESULT, "lead_time_s": lead_time_s})
+    assert response.status == 200, response.body
 
 
 def _walk(url: str, actor: Actor) -> list[dict[str, Any]]:
@@ -67,15 +71,15 @@ def _walk(url: str, actor: Actor) -> list[dict[str, Any]]:
 
 
 def test_project_activity_counts_annotations_per_user_per_day_with_lead_times(
-    aws: Aws, admin: Actor, annotator: Actor
+    aws: Aws, admin: Actor, annotator: Actor, steps: Workflow
 ) -> None:
-    # Given annotations today by two users (through the API: counters in the same transaction)
+    # Given submits today by two users (through the API: counters in the same transaction)
     project_id = _project(admin)
     join(project_id, annotator, "annotator")
-    task_ids = _tasks(project_id, admin, 4)
-    for task_id, lead in zip(task_ids, (3.0, 5.0, 6.0, 100.0), strict=True):
+    task_ids = _tasks(project_id, admin, 5)
+    for task_id, lead in zip(task_ids[:4], (3.0, 5.0, 6.0, 100.0), strict=True):
         _annotate(project_id, task_id, annotator, lead)
-    _annotate(project_id, task_ids[0], admin, 0.5)
+    _annotate(project_id, task_ids[4], admin, 0.5)
     # And an earlier day's counters for the annotator (written as a create transaction would)
     yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT10:00:00.000Z")
     tx = dynamo.Tx()
@@ -159,13 +163,16 @@ def test_users_read_their_own_history_and_nobody_elses(aws: Aws, admin: Actor, a
     project_id = _project(admin)
     join(project_id, annotator, "annotator")
     [task_id] = _tasks(project_id, admin, 1)
-    _annotate(project_id, task_id, annotator, 2.0)
+    queue.enter_label(project_id, task_id, token=f"tok-{task_id}", rework=0)
+    assert call("POST", f"/projects/{project_id}/next", annotator).body["task"]["task_id"] == task_id
+    url = f"/projects/{project_id}/tasks/{task_id}/annotations"
+    assert call("POST", url, annotator, {"results": RESULT}).status == 201  # the lease holder's draft
     # When the annotator reads their own history, directly and through /me
     own = call("GET", f"/users/{annotator.user_id}/activity", annotator)
     me = call("GET", "/me/activity", annotator)
-    # Then both show their annotation
+    # Then both show their lease and their annotation, newest first
     assert own.status == me.status == 200
-    assert [e["action"] for e in own.body["items"]] == ["annotation.create"]
+    assert [e["action"] for e in own.body["items"]] == ["annotation.create", "task.lease"]
     assert me.body == own.body
     # And the admin's history is hidden from them as if the user did not exist
     hidden = call("GET", f"/users/{admin.user_id}/activity", annotator)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from serval.domain.actor import Actor
+from serval.logic import queue
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
 from tests.integration.people import join
@@ -186,6 +187,8 @@ def test_annotations_are_validated_against_the_label_config(aws: Aws, admin: Act
     [task_id] = call(
         "POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "hello world"}}]
     ).body["task_ids"]
+    queue.enter_label(project_id, task_id, token=f"tok-{task_id}", rework=0)
+    assert queue.next_task(project_id, annotator).task is not None  # the route takes the lease holder's
     url = f"/projects/{project_id}/tasks/{task_id}/annotations"
     bad = call(
         "POST",

@@ -15,7 +15,7 @@ from serval.adapters import audit, dynamo
 from serval.domain import audit as domain
 from serval.domain.actor import Actor
 from serval.domain.models import utcnow
-from serval.logic import audit_chain, ingest
+from serval.logic import audit_chain, ingest, queue
 from tests.integration.api_client import call
 from tests.integration.conftest import Aws
 from tests.integration.people import enrol, join
@@ -50,6 +50,8 @@ def _session(admin: Actor, annotator: Actor) -> tuple[str, list[str]]:
     task_ids: list[str] = created.body["task_ids"]
     patched = call("PATCH", f"/projects/{project_id}/tasks/{task_ids[0]}", admin, {"priority": 5})
     assert patched.status == 200, patched.body
+    queue.enter_label(project_id, task_ids[1], token=f"tok-{task_ids[1]}", rework=0)
+    assert call("POST", f"/projects/{project_id}/next", annotator).body["task"]["task_id"] == task_ids[1]
     annotated = call("POST", f"/projects/{project_id}/tasks/{task_ids[1]}/annotations", annotator, CLASSIFY)
     assert annotated.status == 201, annotated.body
     assert call("DELETE", f"/projects/{project_id}/tasks/{task_ids[2]}", admin).status == 204

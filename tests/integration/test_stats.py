@@ -16,8 +16,10 @@ __all__ = ["steps"]  # the fixture, imported for this module
 CLASSIFY = {"results": [{"control": "shape", "type": "classification", "labels": ["circle"]}]}
 
 
-def test_stats_count_by_status_and_per_day_from_counters(aws: Aws, admin: Actor, annotator: Actor) -> None:
-    # Given a project with 30 tasks, one deleted, and three annotations by two people today
+def test_stats_count_by_status_and_per_day_from_counters(
+    aws: Aws, admin: Actor, annotator: Actor, steps: Workflow
+) -> None:
+    # Given a project with 30 tasks, one deleted, and three submits by two people today
     project = _create_project(admin)
     enrol(annotator)
     join(project, annotator, "annotator")
@@ -26,13 +28,11 @@ def test_stats_count_by_status_and_per_day_from_counters(aws: Aws, admin: Actor,
     )
     task_ids = created.body["task_ids"]
     assert call("DELETE", f"/projects/{project}/tasks/{task_ids[0]}", admin).status == 204
-    for who, task, lead in (
-        (annotator, task_ids[1], 10),
-        (annotator, task_ids[2], 30),
-        (admin, task_ids[3], 20),
-    ):
-        body = CLASSIFY | {"lead_time_s": lead}
-        assert call("POST", f"/projects/{project}/tasks/{task}/annotations", who, body).status == 201
+    for task in task_ids[1:4]:
+        queue.enter_label(project, task, token=f"tok-{task}", rework=0)
+    for who, lead in ((annotator, 10), (annotator, 30), (admin, 20)):
+        leased = lease(project, who)["task"]["task_id"]
+        assert submit(project, leased, who, CLASSIFY | {"lead_time_s": lead}).status == 200
 
     # When a member asks for the stats
     with metered() as calls:
@@ -42,7 +42,7 @@ def test_stats_count_by_status_and_per_day_from_counters(aws: Aws, admin: Actor,
     assert answer.status == 200, answer.body
     stats = answer.body
     assert stats["tasks"] == 29
-    assert stats["by_status"]["new"] == 29
+    assert (stats["by_status"]["new"], stats["by_status"]["submitted"]) == (26, 3)
     assert (stats["annotations"], stats["active_users"]) == (3, 2)
     assert [d["annotations"] for d in stats["throughput"]] == [3]
     assert stats["throughput"][0]["day"] == stats["until"]

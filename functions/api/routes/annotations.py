@@ -21,11 +21,12 @@ BASE = "/projects/<project_id>/tasks/<task_id>/annotations"
     BASE,
     status_code=201,
     tags=["annotations"],
-    summary="Annotate a task",
+    summary="Annotate a task outside the queue: managers on any open task, others on the task they "
+    "lease; never on an approved, exported or archived task",
     **guarded(Action.ANNOTATION_CREATE),
 )
 def create_annotation(project_id: Id, task_id: Id, body: AnnotationCreate) -> Annotation:
-    annotation = annotation_logic.create(project_id, task_id, body, actor(router))
+    annotation = annotation_logic.create(project_id, task_id, body, actor(router), project_access(router))
     count("AnnotationCreated")
     return annotation
 

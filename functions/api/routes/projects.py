@@ -62,3 +62,13 @@ def update_project(project_id: ProjectId, body: ProjectUpdate) -> Project:
 )
 def archive_project(project_id: ProjectId) -> Project:
     return projects.archive(project_id, actor(router))
+
+
+@router.post(
+    "/projects/<project_id>/restore",
+    tags=["projects"],
+    summary="Restore an archived project: it takes work again",
+    **guarded(Action.PROJECT_ARCHIVE),
+)
+def restore_project(project_id: ProjectId) -> Project:
+    return projects.restore(project_id, actor(router))

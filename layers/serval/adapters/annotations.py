@@ -1,32 +1,51 @@
-"""Annotation items: created in one transaction with the task's counter, the author's activity
-counter and the audit record."""
+"""Annotation items written outside the queue (``POST …/annotations``): created in one
+transaction with the task's annotation count and the audit record, on condition that the task
+is still open (and, for a lease holder, still theirs).
+
+They count in no activity or quality counter: those count the queue's work (submits, gold
+answers, consensus rounds, review decisions), which one caller cannot repeat at will.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from serval import keys
-from serval.adapters import activity, audit, dynamo, mapping
+from serval.adapters import audit, dynamo, mapping
 from serval.domain.actor import Actor
+from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import Annotation
 from serval.errors import NotFound
 from serval.settings import settings
 
 
-def create(annotation: Annotation, actor: Actor) -> None:
+class Refused(Exception):
+    """The task is gone, closed, or no longer leased by the writer: read it again to say why."""
+
+
+def create(annotation: Annotation, actor: Actor, closed: Sequence[TaskStatus], holder: str | None) -> None:
+    """Store ``annotation`` unless its task is in one of ``closed`` or, with ``holder``, no longer
+    leased by ``holder``; raises :class:`Refused`."""
     m = dynamo.tasks()
     pk = keys.project_pk(annotation.project_id)
+    shut = {f":closed{i}": s.value for i, s in enumerate(closed)}
+    condition = "attribute_exists(PK)" + (f" AND NOT #status IN ({', '.join(shut)})" if shut else "")
+    names = {"#status": "status"} if shut else {}
+    values: dict[str, Any] = {":one": 1, ":now": annotation.created_at} | shut
+    if holder is not None:
+        condition += " AND #owner = :holder"
+        names["#owner"] = "lease_owner"
+        values[":holder"] = holder
     tx = dynamo.Tx()
     tx.put(m.AnnotationItem(**mapping.annotation_to_attrs(annotation)), condition="attribute_not_exists(PK)")
     tx.update(
         settings().TASKS_TABLE,
         dynamo.item_key(pk, keys.task_sk(annotation.task_id)),
         "ADD annotation_count :one SET updated_at = :now",
-        values={":one": 1, ":now": annotation.created_at},
-        condition="attribute_exists(PK)",
-    )
-    activity.add_annotation(
-        tx, annotation.project_id, annotation.author, annotation.created_at, annotation.lead_time_s
+        names=names,
+        values=values,
+        condition=condition,
     )
     audit.record(
         tx,
@@ -40,7 +59,7 @@ def create(annotation: Annotation, actor: Actor) -> None:
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
-        raise NotFound(f"task {annotation.task_id} not found") from exc
+        raise Refused(f"task {annotation.task_id} refused the annotation") from exc
 
 
 def list_for_task(

@@ -120,6 +120,9 @@ class TaskTableModels:
             # consensus and gold (serval.logic.quality)
             agreement = NumberAttribute(null=True)  # of the last completed overlap round
             accepted_by = UnicodeAttribute(null=True)  # "consensus" when no review was needed
+            # the completed round's answer, and the annotation its approval accepted (what exports ship)
+            answer_annotation_id = UnicodeAttribute(null=True)
+            accepted_annotation_id = UnicodeAttribute(null=True)
             gold = JSONAttribute(null=True)  # the known results of a gold task
             gold_answered_by = ListAttribute(of=UnicodeAttribute, null=True)
 

@@ -78,6 +78,14 @@ def task_to_attrs(t: Task) -> dict[str, Any]:
     }
 
 
+def presented_status(item: Any) -> TaskStatus:
+    """The status a task shows: a gold task keeps its status while leased (it stays out of the
+    queue), yet shows ``leased`` like any leased task, so annotators cannot tell it is gold."""
+    if getattr(item, "gold", None) is not None and getattr(item, "lease_owner", None):
+        return TaskStatus.LEASED
+    return TaskStatus(item.status)
+
+
 def task_from_item(item: Any) -> Task:
     return Task.model_validate(
         {
@@ -88,12 +96,13 @@ def task_from_item(item: Any) -> Task:
             "metadata": item.metadata or {},
             "tags": item.tags or [],
             "priority": int(item.priority or 0),
-            "status": TaskStatus(item.status),
+            "status": presented_status(item),
             "predictions": item.predictions or [],
             "external_id": item.external_id,
             "import_id": item.import_id,
             "source": item.source,
             "annotation_count": int(item.annotation_count or 0),
+            "accepted_annotation_id": item.accepted_annotation_id,
             "created_at": item.created_at,
             "updated_at": item.updated_at,
         }

@@ -98,7 +98,29 @@ def add(member: Member, actor: Actor) -> None:
         ) from exc
 
 
-def change_role(before: Member, role: ProjectRole, actor: Actor) -> Member:
+KEEPER_CHECK = 1  # the keeper's condition check follows the change itself
+
+
+class KeeperGone(Exception):
+    """The manager a change relied on to keep the project managed is no longer one."""
+
+
+def _keeper_still_manages(tx: dynamo.Tx, project_id: str, keeper: str | None) -> None:
+    """Make ``tx`` conditional on ``keeper`` still being a manager of the project: two changes
+    that each rely on the other's target cannot both commit, so a project keeps a manager."""
+    if keeper is None:
+        return
+    tx.check(
+        dynamo.tasks().table_name,
+        dynamo.item_key(keys.project_pk(project_id), keys.member_sk(keeper)),
+        "#role = :manager",
+        names={"#role": "role"},
+        values={":manager": ProjectRole.MANAGER.value},
+    )
+
+
+def change_role(before: Member, role: ProjectRole, actor: Actor, keeper: str | None = None) -> Member:
+    """Change a member's role; with ``keeper``, only while that user is still a manager."""
     after = before.model_copy(update={"role": role, "updated_at": utcnow()})
     tx = dynamo.Tx()
     tx.put(
@@ -107,6 +129,7 @@ def change_role(before: Member, role: ProjectRole, actor: Actor) -> Member:
         names={"#role": "role"},
         values={":role": before.role.value},
     )
+    _keeper_still_manages(tx, before.project_id, keeper)
     audit.record(
         tx,
         actor,
@@ -121,7 +144,8 @@ def change_role(before: Member, role: ProjectRole, actor: Actor) -> Member:
     return after
 
 
-def remove(before: Member, actor: Actor) -> None:
+def remove(before: Member, actor: Actor, keeper: str | None = None) -> None:
+    """Remove a membership; with ``keeper``, only while that user is still a manager."""
     tx = dynamo.Tx()
     tx.delete(
         dynamo.tasks().table_name,
@@ -130,6 +154,7 @@ def remove(before: Member, actor: Actor) -> None:
         names={"#role": "role"},
         values={":role": before.role.value},
     )
+    _keeper_still_manages(tx, before.project_id, keeper)
     audit.record(
         tx,
         actor,
@@ -146,6 +171,8 @@ def _commit_unchanged(tx: dynamo.Tx, before: Member) -> None:
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
+        if KEEPER_CHECK in exc.failed:
+            raise KeeperGone(f"project {before.project_id} lost the manager it relied on") from exc
         raise Conflict(
             "the membership changed meanwhile; read it again",
             details={"project_id": before.project_id, "user_id": before.user_id},

@@ -14,7 +14,7 @@ from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TaskPatch, utcnow
-from serval.errors import Conflict, NotFound, Throttled
+from serval.errors import Conflict, NotFound, Throttled, ValidationFailed
 from serval.settings import settings
 
 BATCH_WRITE_LIMIT = 25
@@ -200,9 +200,14 @@ def list_page(
         )
     else:
         index, partition_attr, partition = m.Item.by_time, keys.GSI2PK, keys.tasks_gsi2pk(project_id)
+    if f.status is not None and f.status in GOLD_SHOWS:
+        gold_start = _gold_cursor(project_id, cursor)
+        if gold_start is not None:  # the status partition is done: its gold tasks follow
+            return _list_gold(project_id, f, limit, gold_start)
     start = dynamo.decode_cursor(cursor, partition_attr, partition)
     condition = _filter_condition(m, f, include_status=False)
     found: list[Task] = []
+    last: Any = None
     for _ in range(MAX_FILTER_PAGES):
         results = index.query(
             partition,
@@ -212,9 +217,68 @@ def list_page(
             page_size=limit,
             last_evaluated_key=start,
         )
+        page = list(results)
+        found += [mapping.task_from_item(i) for i in page]
+        start = results.last_evaluated_key
+        last = page[-1] if page else last
+        if not start or len(found) >= limit:
+            break
+    if start is None and f.status is not None and f.status in GOLD_SHOWS:
+        if len(found) < limit:
+            more, cursor_after = _list_gold(project_id, f, limit - len(found), None)
+            return found + more, cursor_after
+        start = _index_key(last)  # a full page that ended the partition: the gold tasks come next
+    return found, dynamo.encode_cursor(start)
+
+
+# Gold tasks sit in their own GSI1 partition (out of the queue) but show the statuses a queued
+# task shows; a listing by one of these statuses continues into that partition, so gold tasks
+# are listed where annotators expect them.
+GOLD_SHOWS = (TaskStatus.NEW, TaskStatus.QUEUED, TaskStatus.LEASED)
+
+
+def _index_key(item: Any) -> dict[str, Any]:
+    """The GSI1 start key just after ``item`` (as DynamoDB's LastEvaluatedKey would name it)."""
+    return {name: {"S": str(getattr(item, name))} for name in (keys.PK, keys.SK, keys.GSI1PK, keys.GSI1SK)}
+
+
+def _gold_cursor(project_id: str, cursor: str | None) -> dict[str, Any] | None:
+    """The start key of a cursor made in the project's gold partition (None: any other cursor)."""
+    if not cursor:
+        return None
+    try:
+        return dynamo.decode_cursor(cursor, keys.GSI1PK, keys.gold_gsi1pk(project_id))
+    except ValidationFailed:
+        return None
+
+
+def _list_gold(
+    project_id: str, f: TaskFilter, limit: int, start: dict[str, Any] | None
+) -> tuple[list[Task], str | None]:
+    """Gold tasks that show ``f.status`` (leased: any with a lease; else that status and no lease)."""
+    m = dynamo.tasks()
+    shows = (
+        m.TaskItem.lease_owner.exists()
+        if f.status is TaskStatus.LEASED
+        else (m.TaskItem.status == getattr(f.status, "value", "")) & m.TaskItem.lease_owner.does_not_exist()
+    )
+    other = _filter_condition(m, f, include_status=False)
+    condition = shows if other is None else shows & other
+    found: list[Task] = []
+    for _ in range(MAX_FILTER_PAGES):
+        if limit <= len(found):
+            break
+        results = m.Item.by_status.query(
+            keys.gold_gsi1pk(project_id),
+            filter_condition=condition,
+            scan_index_forward=not f.descending,
+            limit=limit - len(found),
+            page_size=limit,
+            last_evaluated_key=start,
+        )
         found += [mapping.task_from_item(i) for i in results]
         start = results.last_evaluated_key
-        if not start or len(found) >= limit:
+        if not start:
             break
     return found, dynamo.encode_cursor(start)
 
@@ -311,8 +375,8 @@ def delete(project_id: str, task_id: str, actor: Actor, *, audited: bool = True)
     """Delete a task with its tag links and annotations, fix the counter, audit it: one transaction.
 
     ``audited=False`` (bulk jobs, which write one record for the whole job) skips the record.
-    A task whose workflow moves it meanwhile (its version changes) is read again and the
-    delete retried; a task whose execution is open gives its active-window slot back.
+    A task whose workflow moves it meanwhile (its version changes), or that gains an annotation
+    meanwhile (its annotation count changes), is read again and the delete retried; a task whose execution is open gives its active-window slot back.
 
     Annotations that do not fit the transaction are removed right after; they are only
     reachable through their task, so nothing dangling is ever visible.
@@ -340,12 +404,15 @@ def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> 
         )
     ]
     tx = dynamo.Tx()
+    # the annotation count read before the Query: an annotation committed since then (it adds to
+    # the count in its own transaction) fails the delete, which reads again and takes it along
+    counted = int(item.annotation_count or 0)
     tx.delete(
         table,
         dynamo.item_key(pk, keys.task_sk(task_id)),
-        condition="#v = :v",
-        names={"#v": "version"},
-        values={":v": int(item.version)},
+        condition="#v = :v AND " + ("#n = :n" if counted else "(attribute_not_exists(#n) OR #n = :n)"),
+        names={"#v": "version", "#n": "annotation_count"},
+        values={":v": int(item.version), ":n": counted},
     )
     for tag in task.tags:
         tx.delete(table, dynamo.item_key(pk, keys.tag_sk(tag, task_id)))

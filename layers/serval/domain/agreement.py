@@ -139,3 +139,17 @@ def score(reference: Sequence[Any], answer: Sequence[Any]) -> float:
     if not controls:
         return 1.0
     return sum(pair_score(gold.get(c), given.get(c)) for c in controls) / len(controls)
+
+
+def representative(annotations: Sequence[Sequence[Any]]) -> int:
+    """The index of the round's answer: the annotation that agrees best with the others (mean
+    :func:`score` against each other one); a tie goes to the earliest. What a round accepted by
+    consensus, or approved without an edit, exports."""
+    if len(annotations) < 2:
+        return 0
+    others = len(annotations) - 1
+
+    def support(i: int) -> float:
+        return sum(score(a, annotations[i]) for j, a in enumerate(annotations) if j != i) / others
+
+    return max(range(len(annotations)), key=lambda i: (support(i), -i))

@@ -212,6 +212,11 @@ class Task(BaseModel):
     import_id: str | None = None
     source: TaskSource | None = None
     annotation_count: int = 0
+    accepted_annotation_id: str | None = Field(
+        default=None,
+        description="The annotation the workflow accepted when the task was approved (the round's "
+        "answer, or the reviewer's edit): what dataset exports ship for the task.",
+    )
     created_at: str
     updated_at: str
 

@@ -194,3 +194,11 @@ def sees_all_annotations(actor: Actor, member_role: ProjectRole | None, annotato
         return is_admin(actor)
     effective = effective_project_role(actor.groups, member_role)
     return effective is not ProjectRole.ANNOTATOR or annotators_see_all
+
+
+def annotates_outside_queue(actor: Actor, member_role: ProjectRole | None) -> bool:
+    """Whether ``actor`` may annotate a task they do not lease (``POST …/annotations``): admins
+    and project managers; everyone else only on the task whose labelling lease they hold."""
+    if is_admin(actor) or member_role is None:
+        return is_admin(actor)
+    return effective_project_role(actor.groups, member_role) is ProjectRole.MANAGER

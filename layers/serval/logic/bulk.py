@@ -48,6 +48,7 @@ from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import MAX_TAGS
 from serval.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from serval.logic import jobs, queue, workflow
+from serval.logic import projects as projects_logic
 
 CHUNK = 500  # tasks between checkpoints
 DEADLINE_MARGIN_S = 30.0
@@ -57,8 +58,9 @@ DELETED = "the task was deleted meanwhile"
 
 
 def start(project_id: str, request: BulkCreate, actor: Actor, idempotency_key: str | None = None) -> Job:
-    """Queue a bulk job; the same Idempotency-Key (per project) returns the job it created."""
-    projects.get(project_id)
+    """Queue a bulk job; the same Idempotency-Key (per project) returns the job it created.
+    An archived project takes none (409 ``project_archived``)."""
+    projects_logic.active(project_id)
     if request.user_id is not None:
         queue.check_assignee(project_id, request.user_id)
     fingerprint = request.fingerprint()

@@ -2,7 +2,8 @@
 
 The worker reads the project's tasks with their annotations (two merged Queries, see
 :mod:`serval.adapters.export_reader`), keeps the tasks that pass the filters, picks each
-task's exported annotation (:func:`serval.domain.exports.latest`), and pipes the records
+task's exported annotation (:func:`serval.domain.exports.exported`: the one its approval
+accepted), and pipes the records
 through the format's converter into a :class:`~serval.adapters.jobs.ResultWriter` (S3
 multipart upload, parts of ``PART_BYTES``): memory stays flat however many tasks there are.
 
@@ -32,10 +33,10 @@ from serval.domain.exports import (
     ExportFormat,
     ExportRecord,
     dataset_export_key,
+    exported,
     groundtruth,
     images,
     imagesize,
-    latest,
     matches,
     tabular,
     text,
@@ -172,7 +173,7 @@ def outcomes(
         if not matches(task, request.filters):
             continue
         record, problem = prepare(
-            request.format, ExportRecord(task, latest(found, request.label_config_version))
+            request.format, ExportRecord(task, exported(task, found, request.label_config_version))
         )
         yield record if record is not None else ExportFailure(task.task_id, problem or "cannot be exported")
 

@@ -10,12 +10,17 @@ Rules beyond the permission table:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from serval.adapters import members, projects, users
 from serval.domain.access import Member, MemberAdd, MemberUpdate, MyProject
 from serval.domain.actor import Actor
 from serval.domain.permissions import ProjectRole, ceiling, effective_project_role, is_admin, project_actions
 from serval.errors import Conflict, SelfGrant, ValidationFailed
 from serval.logic import users as user_logic
+
+T = TypeVar("T")
 
 
 def _not_self(user_id: str, actor: Actor) -> None:
@@ -63,29 +68,57 @@ def list_page(project_id: str, limit: int, cursor: str | None) -> tuple[list[Mem
     return _with_emails(page), next_cursor
 
 
-def _keeps_a_manager(before: Member) -> None:
-    if before.role is ProjectRole.MANAGER and members.managers(before.project_id) == [before.user_id]:
+MANAGER_ATTEMPTS = 3  # re-reads when the manager a change relied on went meanwhile
+
+
+def _keeper(before: Member, role: ProjectRole | None) -> str | None:
+    """Another manager that keeps the project managed once ``before`` takes ``role`` (None:
+    leaves); None when ``before`` stays a manager or was none; 409 ``last_manager`` when there is none."""
+    if before.role is not ProjectRole.MANAGER or role is ProjectRole.MANAGER:
+        return None
+    others = [m for m in members.managers(before.project_id) if m != before.user_id]
+    if not others:
         raise Conflict(
             "a project keeps at least one manager; add another manager first",
             details={"project_id": before.project_id, "user_id": before.user_id, "code": "last_manager"},
         )
+    return others[0]
+
+
+def _keeping_a_manager(
+    project_id: str, user_id: str, role: ProjectRole | None, change: Callable[[Member, str | None], T]
+) -> T:
+    """Run ``change`` (the member takes ``role``; None: leaves) on the member's current state,
+    conditional on another manager staying one: two managers removing or demoting each other at
+    once never leave the project without one."""
+    for _ in range(MANAGER_ATTEMPTS):
+        before = members.get(project_id, user_id)
+        try:
+            return change(before, _keeper(before, role))
+        except members.KeeperGone:
+            continue
+    raise Conflict(
+        "the project's managers keep changing; read them again",
+        details={"project_id": project_id, "user_id": user_id},
+    )
 
 
 def update(project_id: str, user_id: str, request: MemberUpdate, actor: Actor) -> Member:
     _not_self(user_id, actor)
-    before = members.get(project_id, user_id)
-    if before.role is request.role:
-        return _with_emails([before])[0]
-    _within_ceiling(user_id, request.role)
-    if request.role is not ProjectRole.MANAGER:
-        _keeps_a_manager(before)
-    return _with_emails([members.change_role(before, request.role, actor)])[0]
+
+    def change(before: Member, keeper: str | None) -> Member:
+        if before.role is request.role:
+            return before
+        _within_ceiling(user_id, request.role)
+        return members.change_role(before, request.role, actor, keeper)
+
+    return _with_emails([_keeping_a_manager(project_id, user_id, request.role, change)])[0]
 
 
 def remove(project_id: str, user_id: str, actor: Actor) -> None:
-    before = members.get(project_id, user_id)
-    _keeps_a_manager(before)
-    members.remove(before, actor)
+    _keeping_a_manager(
+        project_id, user_id, None, lambda before, keeper: members.remove(before, actor, keeper)
+    )
 
 
 def my_projects(actor: Actor, limit: int, cursor: str | None) -> tuple[list[MyProject], str | None]:

@@ -7,7 +7,7 @@ from serval.adapters import members, projects
 from serval.domain.actor import Actor
 from serval.domain.models import Project, ProjectCreate, ProjectStatus, ProjectUpdate, utcnow
 from serval.domain.permissions import ProjectRole, is_admin
-from serval.errors import Conflict, ValidationFailed
+from serval.errors import ProjectArchived, ValidationFailed
 
 
 def create(request: ProjectCreate, actor: Actor) -> Project:
@@ -32,6 +32,21 @@ def get(project_id: str) -> Project:
     return projects.get(project_id)
 
 
+def require_active(project: Project) -> Project:
+    """``project``, unless it is archived: an archived project takes no work (409 ``project_archived``)."""
+    if project.status is ProjectStatus.ARCHIVED:
+        raise ProjectArchived(
+            f"project {project.project_id} is archived; restore it first",
+            details={"project_id": project.project_id},
+        )
+    return project
+
+
+def active(project_id: str) -> Project:
+    """The project, if it takes work (404 unknown, 409 ``project_archived``)."""
+    return require_active(projects.get(project_id))
+
+
 def list_page(actor: Actor, limit: int, cursor: str | None) -> tuple[list[Project], str | None]:
     """Every project for an admin; the caller's own projects for everyone else."""
     if is_admin(actor):
@@ -42,8 +57,7 @@ def list_page(actor: Actor, limit: int, cursor: str | None) -> tuple[list[Projec
 
 def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
     before, version = projects.get_versioned(project_id)
-    if before.status is ProjectStatus.ARCHIVED:
-        raise Conflict("an archived project cannot be changed", details={"project_id": project_id})
+    require_active(before)
     updates = change.model_dump(exclude_unset=True, exclude_none=True)
     after = before.model_copy(update={k: getattr(change, k) for k in updates} | {"updated_at": utcnow()})
     if change.label_config is not None:
@@ -61,9 +75,21 @@ def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
 
 
 def archive(project_id: str, actor: Actor) -> Project:
+    """Archive the project: it keeps its data and exports but takes no work (idempotent)."""
+    return _set_status(project_id, ProjectStatus.ARCHIVED, actor, "project.archive")
+
+
+def restore(project_id: str, actor: Actor) -> Project:
+    """Undo an archive: the project takes work again (idempotent on an active project)."""
+    return _set_status(project_id, ProjectStatus.ACTIVE, actor, "project.restore")
+
+
+def _set_status(project_id: str, status: ProjectStatus, actor: Actor, action: str) -> Project:
+    """The project in ``status``, changed with its audit record in one transaction (unchanged and
+    unaudited when it is in ``status`` already)."""
     before, version = projects.get_versioned(project_id)
-    if before.status is ProjectStatus.ARCHIVED:
+    if before.status is status:
         return before
-    after = before.model_copy(update={"status": ProjectStatus.ARCHIVED, "updated_at": utcnow()})
-    projects.replace(before, after, version, actor, "project.archive")
+    after = before.model_copy(update={"status": status, "updated_at": utcnow()})
+    projects.replace(before, after, version, actor, action)
     return after

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from serval import keys
 from serval.adapters import activity as activity_store
-from serval.adapters import dynamo, mapping, projects, tasks
+from serval.adapters import dynamo, mapping, tasks
 from serval.adapters import quality as store
 from serval.adapters import queue as queue_store
 from serval.domain import activity as activity_domain
@@ -36,6 +36,7 @@ from serval.domain.models import AnnotationCreate, Project, Task
 from serval.domain.results import Result, validate_results
 from serval.errors import Conflict, LeaseNotHeld, ValidationFailed
 from serval.logic import activity as activity_logic
+from serval.logic import projects as projects_logic
 from serval.settings import settings
 
 S = TaskStatus
@@ -97,7 +98,7 @@ def _gold_view(project_id: str, task_id: str) -> GoldTask:
 
 def mark_gold(project_id: str, task_id: str, request: GoldRequest, actor: Actor) -> GoldTask:
     """Make a new or queued task nobody is labelling gold, with ``request.results`` as its answer."""
-    project = projects.get(project_id)
+    project = projects_logic.active(project_id)
     item = tasks.get_item(project_id, task_id)
     text_length = mapping.task_from_item(item).primary_text_length()
     problems = validate_results(project.label_config, list(request.results), text_length)
@@ -138,7 +139,7 @@ def unmark_gold(project_id: str, task_id: str, actor: Actor) -> GoldTask:
 
     Idempotent: on a task that is not gold it changes nothing but still records the request.
     """
-    projects.get(project_id)
+    projects_logic.active(project_id)
     item = tasks.get_item(project_id, task_id)
     status = S(item.status)
     if item.gold is None:

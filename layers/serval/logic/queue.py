@@ -35,6 +35,7 @@ from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource,
 from serval.domain.permissions import PROJECT_ACTIONS, Action
 from serval.domain.results import Result, validate_results
 from serval.errors import Conflict, LeaseNotHeld, NotFound, TaskTokenInvalid, ValidationFailed
+from serval.logic import projects as projects_logic
 from serval.settings import settings
 
 S = TaskStatus
@@ -173,14 +174,26 @@ def accept_consensus(project_id: str, task_id: str) -> None:
         _time_key(item),
         _system(),
         "task.accept_consensus",
-        set={"accepted_by": CONSENSUS},
-        audit_after={"accepted_by": CONSENSUS, "agreement": item.agreement},
+        set={"accepted_by": CONSENSUS, "accepted_annotation_id": round_answer(item)},
+        audit_after={
+            "accepted_by": CONSENSUS,
+            "agreement": item.agreement,
+            "accepted_annotation_id": round_answer(item),
+        },
     )
     try:
         store.apply(change)
     except store.Lost:
         if S(tasks.get_item(project_id, task_id).status) not in (S.APPROVED, S.EXPORTED):
             raise Conflict(f"task {task_id} changed while it was accepted by consensus") from None
+
+
+def round_answer(item: Any) -> str | None:
+    """The completed round's answer (recorded by its last submit; on tasks without one, the
+    round's last annotation): what an approval without an edit accepts."""
+    if item.answer_annotation_id:
+        return str(item.answer_annotation_id)
+    return next(iter(_strings(item.round_annotation_ids)[-1:]), None)
 
 
 # ---- annotators ---------------------------------------------------------------------------------
@@ -193,7 +206,7 @@ def next_task(project_id: str, actor: Actor) -> domain.Lease:
     """
     from serval.logic import quality
 
-    gold = quality.try_gold_lease(projects.get(project_id), actor)
+    gold = quality.try_gold_lease(projects_logic.active(project_id), actor)
     if gold is not None:
         return gold
     me = actor.user_id
@@ -272,8 +285,10 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
     if _is_gold(item):
         from serval.logic import quality
 
+        projects_logic.active(project_id)
         until = quality.heartbeat_gold(item, actor)
         return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
+    projects_logic.active(project_id)
     if _reviewing(item, actor):
         from serval.logic import review
 
@@ -353,6 +368,7 @@ def check_assignee(project_id: str, user_id: str) -> None:
 
 def assign(project_id: str, task_id: str, user_id: str, actor: Actor) -> Any:
     """Reserve a task for a member who may annotate: only they are offered it."""
+    projects_logic.active(project_id)
     check_assignee(project_id, user_id)
     tasks.get_item(project_id, task_id)  # 404 for an unknown task
     try:
@@ -392,7 +408,7 @@ def add_annotation(tx: dynamo.Tx, annotation: Annotation) -> None:
 
 def submit(project_id: str, task_id: str, request: AnnotationCreate, actor: Actor) -> domain.Submission:
     """The lease holder's annotation; the task is submitted once ``overlap`` people labelled it."""
-    project = projects.get(project_id)
+    project = projects_logic.active(project_id)
     config = project.label_config
     if request.label_config_version is not None and request.label_config_version != config.version:
         raise Conflict(
@@ -426,11 +442,11 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
     if human:
         activity.add_annotation(tx, project_id, actor.user_id, annotation.created_at, annotation.lead_time_s)
     outcome: dict[str, Any] = {"annotation_ids": round_ids, "agreement": None, "needs_review": True}
-    sets: dict[str, Any] = {}
+    sets: dict[str, Any] = {"answer_annotation_id": annotation.annotation_id} if target is S.SUBMITTED else {}
     metrics: dict[str, float] = {}
     if human and target is S.SUBMITTED and project.settings.overlap >= 2:
-        value = round_agreement(project_id, task_id, _strings(item.round_annotation_ids), annotation)
-        sets["agreement"] = value
+        value, answer = _round_outcome(project_id, task_id, _strings(item.round_annotation_ids), annotation)
+        sets |= {"agreement": value, "answer_annotation_id": answer}
         quality_store.add_agreement(tx, project_id, sorted(set(annotators)), value)
         below = value < project.settings.agreement_threshold
         outcome |= {"agreement": value, "needs_review": below}
@@ -467,10 +483,14 @@ def _finish_step(project_id: str, task_id: str, attribute: str, token: str, outp
     store.clear_token(project_id, task_id, attribute, token)
 
 
-def round_agreement(project_id: str, task_id: str, earlier_ids: list[str], last: Annotation) -> float:
-    """The agreement of a round's annotations: the earlier ones (read back) and the one being submitted."""
-    earlier = [annotation_store.get(project_id, task_id, a) for a in earlier_ids]
-    return agreement.agreement([list(a.results) for a in [*earlier, last]])
+def _round_outcome(
+    project_id: str, task_id: str, earlier_ids: list[str], last: Annotation
+) -> tuple[float, str]:
+    """The agreement of a round's annotations (the earlier ones, read back, and the one being
+    submitted) and its answer: the annotation that agrees best with the others."""
+    round_ = [*(annotation_store.get(project_id, task_id, a) for a in earlier_ids), last]
+    results = [list(a.results) for a in round_]
+    return agreement.agreement(results), round_[agreement.representative(results)].annotation_id
 
 
 def annotations_of(project_id: str, task_id: str) -> list[Annotation]:

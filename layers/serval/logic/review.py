@@ -13,12 +13,13 @@ import random
 from typing import Any
 
 from serval import keys
-from serval.adapters import dynamo, projects, quality, tasks, workflow
+from serval.adapters import dynamo, quality, tasks, workflow
 from serval.adapters import queue as store
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
 from serval.errors import LeaseNotHeld
+from serval.logic import projects as projects_logic
 from serval.logic import queue
 from serval.settings import settings
 
@@ -27,7 +28,7 @@ S = TaskStatus
 
 def next_review(project_id: str, actor: Actor) -> domain.Lease:
     """Lease the next task in review the caller did not annotate; ``Lease(task=None)`` when none."""
-    projects.get(project_id)
+    projects_logic.active(project_id)
     me = actor.user_id
     for _ in range(queue.ATTEMPT_ROUNDS):
         now = queue.epoch_now()
@@ -91,8 +92,13 @@ def release(item: Any, actor: Actor, skip: bool = False) -> None:
 def decide(
     project_id: str, task_id: str, request: domain.ReviewDecision, actor: Actor
 ) -> domain.ReviewOutcome:
-    """Approve (optionally with an edit, kept as the reviewer's annotation) or reject a task in review."""
-    item = tasks.get_item(project_id, task_id)  # 404 for an unknown project or task
+    """Approve (optionally with an edit, kept as the reviewer's annotation) or reject a task in review.
+
+    An approval records the annotation it accepts on the task (``accepted_annotation_id``): the
+    edit, or else the round's answer. That is what dataset exports ship for the task.
+    """
+    project = projects_logic.active(project_id)
+    item = tasks.get_item(project_id, task_id)  # 404 for an unknown task
     if S(item.status) is not S.IN_REVIEW or item.lease_owner != actor.user_id:
         raise LeaseNotHeld(
             f"you do not hold a review lease on task {task_id}",
@@ -101,10 +107,11 @@ def decide(
     approved = request.decision == "approve"
     edit = None
     tx = dynamo.Tx()
-    if request.results is not None:  # only an edit needs the project (its label configuration)
-        edit = queue.new_annotation(projects.get(project_id), item, list(request.results), actor)
+    if request.results is not None:
+        edit = queue.new_annotation(project, item, list(request.results), actor)
         queue.add_annotation(tx, edit)
     target = S.APPROVED if approved else S.REJECTED
+    accepted = (edit.annotation_id if edit else queue.round_answer(item)) if approved else None
     if not approved:
         quality.add_rejection(tx, project_id, sorted({str(a) for a in item.annotators or []}))
     change = store.Transition(
@@ -115,13 +122,17 @@ def decide(
         keys.time_sort_key(str(item.created_at), task_id),
         actor,
         "review.approve" if approved else "review.reject",
-        set={"reviewer": actor.user_id},
+        set={"reviewer": actor.user_id} | ({"accepted_annotation_id": accepted} if accepted else {}),
         remove=("lease_owner", "lease_until"),
         add={"annotation_count": 1} if edit else {},
         condition="#owner = :me",
         names={"#owner": "lease_owner"},
         values={":me": actor.user_id},
-        audit_after={"comment": request.comment, "annotation_id": edit.annotation_id if edit else None},
+        audit_after={
+            "comment": request.comment,
+            "annotation_id": edit.annotation_id if edit else None,
+            "accepted_annotation_id": accepted,
+        },
         metrics=(
             {"review_approved": 1, "review_edited": int(edit is not None)}
             if approved

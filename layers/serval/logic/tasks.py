@@ -14,14 +14,14 @@ from serval.domain.models import (
     ImportSource,
     ImportStatus,
     Project,
-    ProjectStatus,
     Task,
     TaskCreate,
     TaskPatch,
     TaskSource,
     new_task,
 )
-from serval.errors import Conflict, ValidationFailed
+from serval.errors import ValidationFailed
+from serval.logic import projects as projects_logic
 from serval.logic import workflow
 from serval.settings import settings
 
@@ -82,9 +82,7 @@ def bulk_create(
             f"send between 1 and {cfg.MAX_BULK_CREATE} tasks per call; upload a manifest for more",
             details={"count": len(items)},
         )
-    project = projects.get(project_id)
-    if project.status is not ProjectStatus.ACTIVE:
-        raise Conflict("the project is archived", details={"project_id": project_id})
+    project = projects_logic.active(project_id)
     specs = _normalize(project, items)
     import_id = (
         ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
@@ -142,9 +140,11 @@ def get(project_id: str, task_id: str) -> Task:
 
 
 def patch(project_id: str, task_id: str, change: TaskPatch, actor: Actor) -> Task:
+    projects_logic.active(project_id)
     return tasks.patch(project_id, task_id, change, actor)
 
 
 def delete(project_id: str, task_id: str, actor: Actor) -> None:
     """Delete a task; its execution (if open) ends, and its window slot goes to the backlog."""
+    projects_logic.active(project_id)
     workflow.end_deleted(project_id, tasks.delete(project_id, task_id, actor))

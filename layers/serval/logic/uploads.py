@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, field_validator
 from serval.adapters import projects, storage
 from serval.domain import media
 from serval.domain.actor import Actor
-from serval.domain.models import ProjectStatus
-from serval.errors import Conflict, NotFound, ValidationFailed
+from serval.errors import NotFound, ValidationFailed
+from serval.logic import projects as projects_logic
 from serval.settings import settings
 
 MULTIPART_THRESHOLD = 100 * 1024 * 1024
@@ -64,9 +64,7 @@ class CompleteRequest(BaseModel):
 
 
 def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
-    project = projects.get(project_id)
-    if project.status is not ProjectStatus.ACTIVE:
-        raise Conflict("the project is archived", details={"project_id": project_id})
+    project = projects_logic.active(project_id)
     kind = "manifest" if media.is_manifest(request.filename) else "media"
     detected = media.detect(request.filename, request.content_type)
     if kind == "media" and detected is None:

@@ -5,9 +5,12 @@ Converters (one module per format family) are pure and streaming: each takes an 
 :func:`serval.domain.exports.archive.zip_chunks`), holding at most one task in memory
 (COCO spools its two arrays to temporary files).
 
-**Which annotation is exported:** the task's *latest* annotation (annotation ids are
-time-ordered, so the greatest id), restricted to ``label_config_version`` when the request
-names one. A task with no (matching) annotation is exported without labels.
+**Which annotation is exported** (:func:`exported`): the annotation the workflow accepted,
+recorded on the task when it was approved (``accepted_annotation_id``: the round's answer, the
+consensus, or the reviewer's edit), never a later one. A task without an accepted annotation
+(not approved yet) exports its latest annotation (annotation ids are time-ordered, so the
+greatest id) as work in progress. ``label_config_version`` restricts either to that version;
+a task with no (matching) annotation is exported without labels.
 """
 
 from __future__ import annotations
@@ -120,6 +123,19 @@ def matches(task: Task, f: ExportFilters) -> bool:
         if f.created_to is not None and created >= f.created_to:
             return False
     return True
+
+
+def exported(
+    task: Task, annotations: list[Annotation], label_config_version: int | None = None
+) -> Annotation | None:
+    """The annotation ``task`` exports: the accepted one when the workflow accepted one (of the
+    version asked, else none), otherwise its latest."""
+    if task.accepted_annotation_id is None:
+        return latest(annotations, label_config_version)
+    accepted = next((a for a in annotations if a.annotation_id == task.accepted_annotation_id), None)
+    if accepted is None or label_config_version not in (None, accepted.label_config_version):
+        return None
+    return accepted
 
 
 def latest(annotations: list[Annotation], label_config_version: int | None = None) -> Annotation | None:
