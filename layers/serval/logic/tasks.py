@@ -21,7 +21,7 @@ from serval.domain.models import (
     TaskSource,
     new_task,
 )
-from serval.errors import Conflict, ValidationFailed
+from serval.errors import ProjectArchived, ValidationFailed
 from serval.logic import workflow
 from serval.settings import settings
 
@@ -84,14 +84,22 @@ def bulk_create(
         )
     project = projects.get(project_id)
     if project.status is not ProjectStatus.ACTIVE:
-        raise Conflict("the project is archived", details={"project_id": project_id})
+        raise ProjectArchived("the project is archived", details={"project_id": project_id})
     specs = _normalize(project, items)
     import_id = (
         ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
     )
     task_ids = [ids.task_id(project_id, s.external_id, (import_id, i)) for i, s in enumerate(specs)]
     claim = imports.claim(
-        project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120, audit_start=False
+        project_id,
+        import_id,
+        ImportSource.API,
+        None,
+        None,
+        actor,
+        lease_seconds=120,
+        audit_start=False,
+        fingerprint=ids.fingerprint(items) if idempotency_key else None,
     )
     if claim is None:
         done = imports.get(project_id, import_id)
