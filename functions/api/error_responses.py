@@ -13,6 +13,7 @@ send, so clients and fuzzers can check them:
 | 404 | a path id that does not exist or the caller may not see | those with path parameters |
 | 409 | a state that does not allow the change, a reused Idempotency-Key | those that change state |
 | 413 | a body over 6 MB (10 MB at the gateway) | those with a body |
+| 415 | a body whose Content-Type is not JSON | those with a body |
 | 422 | a parameter or body that fails validation | those with parameters or a body |
 | 429 | throttling, at the gateway or in DynamoDB | all |
 """
@@ -37,6 +38,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not visible to the caller (`not_found` or a specific code).",
     409: "The current state does not allow this (`conflict` or a specific code).",
     413: "The request body is too large (`payload_too_large`).",
+    415: "The body's Content-Type is not JSON (`unsupported_media_type`).",
     422: "A parameter or the body is invalid (`validation_failed` or a specific code).",
     429: "Too many requests (`throttled`); retry with backoff.",
 }
@@ -61,7 +63,7 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> list[int]:
     secured = bool(operation.get("security"))
     wanted = {HTTPStatus.TOO_MANY_REQUESTS.value}
     if has_body:
-        wanted |= {400, 413, 422}
+        wanted |= {400, 413, 415, 422}
     if operation.get("parameters"):
         wanted.add(422)
     if secured:

@@ -7,8 +7,14 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.compat import model_json
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,8 +36,23 @@ MAX_DETAILS = 50  # problems listed in an error's details; the message gives the
 MAX_DETAILS_BYTES = 64 * 1024  # details larger than this (serialized) are summarised
 
 
+class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
+    """Request validation that reads bodies as JSON only: the API takes no forms or multipart."""
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        content_type = app.current_event.headers.get("content-type", "").strip()
+        if content_type and not content_type.lower().startswith(content_types.APPLICATION_JSON):
+            raise RequestUnsupportedContentType("Unsupported content type", errors=[])
+        return super()._get_body(app)
+
+
 class ServalResolver(APIGatewayRestResolver):
-    """Powertools' REST resolver whose OpenAPI document lists every operation's error answers."""
+    """Powertools' REST resolver that reads JSON bodies only, and whose OpenAPI document lists
+    every operation's error answers."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._request_validation_middleware = JsonBodyValidation()
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         schema = json.loads(
@@ -79,6 +100,7 @@ STATUS: dict[type[errors.ServalError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     errors.Throttled: HTTPStatus.TOO_MANY_REQUESTS,
     errors.ImportBusy: HTTPStatus.CONFLICT,
     errors.PoisonRecord: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -139,6 +161,16 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
     ]
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, errors.ValidationFailed.code, "the request is invalid", problems
+    )
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def unsupported_content_type(_: RequestUnsupportedContentType) -> Response[Any]:
+    content_type = app.current_event.headers.get("content-type", "")
+    return serval_error(
+        errors.UnsupportedMediaType(
+            "send the body as application/json", details={"content_type": content_type[:200]}
+        )
     )
 
 

@@ -110,6 +110,12 @@ class JsonTooDeep(BadRequest):
     code = "json_too_deep"
 
 
+class UnsupportedMediaType(ServalError):
+    """A body that is not JSON by its Content-Type."""
+
+    code = "unsupported_media_type"
+
+
 class NonFiniteNumber(ValidationFailed):
     """NaN or ±Infinity: not JSON, and nothing an export may ship."""
 

@@ -88,6 +88,23 @@ def test_a_body_python_cannot_read_safely_is_a_named_4xx_after_authorization(
     assert call("GET", f"/projects/{project_id}/tasks", admin).body["items"] == []
 
 
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "application/x-www-form-urlencoded", "text/plain"]
+)
+def test_a_body_that_is_not_json_by_its_content_type_is_a_415_after_authorization(
+    aws: Aws, admin: Actor, content_type: str
+) -> None:
+    # Given a project and a non-member
+    project_id = _project(admin)
+    enrol(OUTSIDER)
+    url, headers = f"/projects/{project_id}/tasks", {"Content-Type": content_type}
+    body = [{"data": {"text": "x"}}]
+    # When a body is sent as a form, multipart (without a boundary) or text
+    # Then the non-member gets 404, and a member 415 unsupported_media_type
+    _error(call("POST", url, OUTSIDER, body, headers=headers), 404, "not_found")
+    _error(call("POST", url, admin, body, headers=headers), 415, "unsupported_media_type")
+
+
 def test_non_finite_numbers_in_annotation_attributes_are_refused(aws: Aws, admin: Actor) -> None:
     # Given a task
     project_id = _project(admin)
