@@ -29,7 +29,7 @@ from tests.e2e.conftest import DevStack, demo_token, http
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = 12  # per operation, valid and invalid inputs together
+EXAMPLES = 10  # per operation, valid and invalid inputs together
 SCHEMA = schemathesis.openapi.from_dict(json.loads((ROOT / "docs" / "openapi.json").read_text()))
 SCHEMA.config.generation.update(
     modes=["positive", "negative"], max_examples=EXAMPLES, deterministic=True, no_shrink=True
