@@ -58,8 +58,12 @@ def _authorize(app: Any, action: Action) -> tuple[Actor, ProjectAccess | None]:
     return access.authorize(caller, action, project_id)
 
 
+AUTHORIZING = "_authorizing"  # set once the request's authorization has begun
+
+
 def _guard(action: Action) -> Callable[..., Response[Any]]:
     def middleware(app: Any, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+        app.append_context(**{AUTHORIZING: True})
         caller, grant = _authorize(app, action)
         app.append_context(actor=caller, access=grant)
         return next_middleware(app)
@@ -68,11 +72,14 @@ def _guard(action: Action) -> Callable[..., Response[Any]]:
 
 
 def authorize_matched_route(app: Any) -> None:
-    """Authorize the current request for the route Powertools matched.
+    """Authorize the current request for the route Powertools matched, unless its guard has.
 
-    Request validation runs before route middlewares, so the validation error handler
-    calls this first: a caller who may not use a route learns nothing about its body.
+    Request validation (and reading the body) runs before route middlewares, so the error
+    handlers call this first: a caller who may not use a route learns nothing about its body.
     """
+    if app.context.get(AUTHORIZING):
+        return
+    app.append_context(**{AUTHORIZING: True})
     route = app.context.get("_route")
     extensions = getattr(route, "openapi_extensions", None) or {}
     action = extensions.get(ACTION_EXTENSION)

@@ -7,11 +7,19 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
+from aws_lambda_powertools.event_handler.openapi.compat import model_json
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from api.error_responses import document_errors
 from api.guard import SECURITY_SCHEME, authorize_matched_route
 from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
 from api.routes import annotations as annotation_routes
@@ -20,10 +28,40 @@ from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
+from serval.domain import json_input
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
-app = APIGatewayRestResolver(enable_validation=True)
+MAX_DETAILS = 50  # problems listed in an error's details; the message gives the total
+MAX_DETAILS_BYTES = 64 * 1024  # details larger than this (serialized) are summarised
+
+
+class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
+    """Request validation that reads bodies as JSON only: the API takes no forms or multipart."""
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        content_type = app.current_event.headers.get("content-type", "").strip()
+        if content_type and not content_type.lower().startswith(content_types.APPLICATION_JSON):
+            raise RequestUnsupportedContentType("Unsupported content type", errors=[])
+        return super()._get_body(app)
+
+
+class ServalResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver that reads JSON bodies only, and whose OpenAPI document lists
+    every operation's error answers."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._request_validation_middleware = JsonBodyValidation()
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        schema = json.loads(
+            model_json(super().get_openapi_schema(**kwargs), by_alias=True, exclude_none=True)
+        )
+        return OpenAPI.model_validate(document_errors(schema))
+
+
+app = ServalResolver(enable_validation=True, json_body_deserializer=json_input.loads)
 for module in (
     system,
     projects,
@@ -55,23 +93,37 @@ app.configure_openapi(
 app.enable_swagger(path="/swagger", title="Serval API")
 
 STATUS: dict[type[errors.ServalError], HTTPStatus] = {
+    errors.BadRequest: HTTPStatus.BAD_REQUEST,
     errors.ValidationFailed: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.NotFound: HTTPStatus.NOT_FOUND,
     errors.Conflict: HTTPStatus.CONFLICT,
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     errors.Throttled: HTTPStatus.TOO_MANY_REQUESTS,
     errors.ImportBusy: HTTPStatus.CONFLICT,
     errors.PoisonRecord: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 
+def _summarised(message: str, details: Any) -> tuple[str, Any]:
+    """Details small enough for any answer: the first problems of a long list, and the total."""
+    if isinstance(details, list) and len(details) > MAX_DETAILS:
+        message = f"{message} ({len(details)} problems; the first {MAX_DETAILS} are listed)"
+        details = details[:MAX_DETAILS]
+    size = len(json.dumps(details, default=str))
+    if size > MAX_DETAILS_BYTES:
+        details = {"omitted": f"the details ({size} bytes) are too large to list"}
+    return message, details
+
+
 def error_response(status: HTTPStatus, code: str, message: str, details: Any = None) -> Response[Any]:
+    message, details = _summarised(message, details)
     return Response(
         status_code=status.value,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": {"code": code, "message": message, "details": details}},
+        body=errors.error_body(code, message, details),
     )
 
 
@@ -84,6 +136,10 @@ def _status_of(exc: errors.ServalError) -> HTTPStatus:
 
 @app.exception_handler(errors.ServalError)
 def serval_error(exc: errors.ServalError) -> Response[Any]:
+    try:
+        authorize_matched_route(app)  # an error raised before the guard (reading the body)
+    except errors.ServalError as refused:
+        exc = refused
     status = _status_of(exc)
     logger.info("request refused", code=exc.code, status=status.value)
     return error_response(status, exc.code, exc.message, exc.details)
@@ -103,12 +159,18 @@ def invalid_request(exc: RequestValidationError) -> Response[Any]:
         }
         for e in exc.errors()
     ]
-    if any(p["type"] == "json_invalid" for p in problems):
-        return error_response(
-            HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON", problems
-        )
     return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "the request is invalid", problems
+        HTTPStatus.UNPROCESSABLE_ENTITY, errors.ValidationFailed.code, "the request is invalid", problems
+    )
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def unsupported_content_type(_: RequestUnsupportedContentType) -> Response[Any]:
+    content_type = app.current_event.headers.get("content-type", "")
+    return serval_error(
+        errors.UnsupportedMediaType(
+            "send the body as application/json", details={"content_type": content_type[:200]}
+        )
     )
 
 
@@ -124,7 +186,7 @@ def unexpected(exc: Exception) -> Response[Any]:
     logger.exception("unhandled error")
     return error_response(
         HTTPStatus.INTERNAL_SERVER_ERROR,
-        "internal_error",
+        errors.ServalError.code,
         "something went wrong on our side",
         {"request_id": app.current_event.request_context.request_id},
     )
@@ -144,15 +206,15 @@ def openapi_json() -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
     if len(body) > MAX_BODY_BYTES:
-        error = {
-            "code": "payload_too_large",
-            "message": f"the body is larger than {MAX_BODY_BYTES} bytes; upload large data through /uploads",
-            "details": {"bytes": len(body)},
-        }
+        error = errors.error_body(
+            errors.PayloadTooLarge.code,
+            f"the body is larger than {MAX_BODY_BYTES} bytes; upload large data through /uploads",
+            {"bytes": len(body)},
+        )
         return {
             "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps({"error": error}),
+            "body": json.dumps(error),
             "isBase64Encoded": False,
         }
     return app.resolve(event, context)

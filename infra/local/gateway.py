@@ -3,7 +3,7 @@
 What AWS does between the client and the api Lambda, it does here:
 - the Cognito authorizer (:mod:`infra.local.authorizer`) guards every route but the
   public ones of ``spec.api.public_routes``; a missing or invalid token is a 401
-  ``{"message":"Unauthorized"}`` before the function runs;
+  before the function runs;
 - the event has the production shape: ``resource`` (``/{proxy+}``, ``/`` or a
   public route's own resource), ``path``, ``httpMethod``, ``headers`` and
   ``multiValueHeaders``, both query-string forms, ``pathParameters``,
@@ -12,6 +12,8 @@ What AWS does between the client and the api Lambda, it does here:
 - the function is invoked through ``lambda.invoke`` on moto (so through the
   in-process runtime) and its proxy response becomes the HTTP response; an error
   or a malformed response is a 502, a run past the 29 s integration timeout a 504;
+- its own answers (401, 403, 413, 502, 504) carry the error envelope of
+  :data:`serval.errors.GATEWAY_ERRORS`, as the CDK gateway responses make API Gateway do;
 - requests over 10 MB are refused with 413; CORS preflights are answered for the
   configured origins, as ``default_cors_preflight_options`` does.
 
@@ -48,6 +50,7 @@ from infra.local.authorizer import CognitoAuthorizer
 from infra.local.moto_server import ensure_port_free
 from infra.local.resources import LocalResources
 from infra.spec import ROOT, ApiSpec
+from serval.errors import GATEWAY_ERRORS
 
 log = logging.getLogger("serval.local.gateway")
 
@@ -70,6 +73,12 @@ def frontend_root(root: Path = ROOT) -> Path | None:
 
 def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def _gateway_error(response_type: str, headers: dict[str, str]) -> Response:
+    """API Gateway's own answer of ``response_type``, with the body its gateway response gives it."""
+    error = GATEWAY_ERRORS[response_type]
+    return _json_response(error.status, error.body(), headers)
 
 
 def _last_values(
@@ -224,22 +233,19 @@ class LocalApiGateway:
         request_id = str(uuid.uuid4())
         error_headers = {"x-amzn-RequestId": request_id}
         if (request.content_length or 0) > MAX_REQUEST_BYTES:
-            return _json_response(413, {"message": "Request Too Long"}, error_headers)
+            return _gateway_error("REQUEST_TOO_LARGE", error_headers)
         route = self.routes.route(request.method, request.path)
         if route is None:
-            return _json_response(
-                403,
-                {"message": "Missing Authentication Token"},
+            return _gateway_error(
+                "MISSING_AUTHENTICATION_TOKEN",
                 error_headers | {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
             )
         claims = None
         if not route.public:
             claims = self.authorizer.claims(request.headers.get("Authorization"))
             if claims is None:
-                return _json_response(
-                    401,
-                    {"message": "Unauthorized"},
-                    error_headers | {"x-amzn-ErrorType": "UnauthorizedException"},
+                return _gateway_error(
+                    "UNAUTHORIZED", error_headers | {"x-amzn-ErrorType": "UnauthorizedException"}
                 )
         event = self.proxy_event(request, route, request_id, claims)
         return self._invoke(event, request_id)
@@ -310,13 +316,13 @@ class LocalApiGateway:
 
     def _invoke(self, event: dict[str, Any], request_id: str) -> Response:
         gateway_headers = {"x-amzn-RequestId": request_id}
-        internal_error = _json_response(502, {"message": "Internal server error"}, gateway_headers)
+        internal_error = _gateway_error("DEFAULT_5XX", gateway_headers)
         try:
             response = self._lambda.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(event)
             )
         except ReadTimeoutError:
-            return _json_response(504, {"message": "Endpoint request timed out"}, gateway_headers)
+            return _gateway_error("INTEGRATION_TIMEOUT", gateway_headers)
         payload = response["Payload"].read()
         if "FunctionError" in response:
             log.warning("the api function failed: %s", payload[:2000].decode(errors="replace"))

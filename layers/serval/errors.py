@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -104,3 +105,110 @@ class TaskClosed(Conflict):
     """The task's labels are final (approved, exported or archived): no annotation may be added."""
 
     code = "task_closed"
+
+
+class BadRequest(ServalError):
+    """The request cannot be read at all (as opposed to content that fails validation)."""
+
+    code = "bad_request"
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+class JsonTooDeep(BadRequest):
+    """A JSON document nested deeper than the API reads."""
+
+    code = "json_too_deep"
+
+
+class UnsupportedMediaType(ServalError):
+    """A body that is not JSON by its Content-Type."""
+
+    code = "unsupported_media_type"
+
+
+class NonFiniteNumber(ValidationFailed):
+    """NaN or ±Infinity: not JSON, and nothing an export may ship."""
+
+    code = "non_finite_number"
+
+
+class NumberOutOfRange(ValidationFailed):
+    """A number DynamoDB cannot store (more than 38 digits, or beyond 1e±125)."""
+
+    code = "number_out_of_range"
+
+
+class InvalidCursor(ValidationFailed):
+    """A cursor that is malformed or was not made by this listing."""
+
+    code = "invalid_cursor"
+
+
+class RoleAboveCeiling(ValidationFailed):
+    """A project role above what the user's global role allows."""
+
+    code = "role_above_ceiling"
+
+
+class LastManager(Conflict):
+    """The change would leave the project without a manager."""
+
+    code = "last_manager"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key sent again with a different request body."""
+
+    code = "idempotency_key_reused"
+
+
+class UploadNotFound(NotFound):
+    """No such multipart upload under this project's prefix."""
+
+    code = "upload_not_found"
+
+
+class UploadRefused(ValidationFailed):
+    """S3 refused to complete a multipart upload (missing or wrong parts, parts too small, ...)."""
+
+    code = "upload_refused"
+
+
+# ---- API Gateway's own answers ----------------------------------------------------------------
+# What API Gateway answers before (or instead of) the api function: the Cognito authorizer's
+# refusals, throttling, oversized requests and integration failures. They carry the same envelope
+# as the function's errors; the CDK gateway responses and the local gateway both take their
+# status, code and message from here. Keys are API Gateway's response types.
+
+GATEWAY_TIMEOUT_CODE = "gateway_timeout"
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    status: int
+    code: str
+    message: str
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message)
+
+
+GATEWAY_ERRORS: dict[str, GatewayError] = {
+    "UNAUTHORIZED": GatewayError(401, Unauthorized.code, "a valid Cognito token is required"),
+    "ACCESS_DENIED": GatewayError(403, Forbidden.code, "access denied"),
+    "MISSING_AUTHENTICATION_TOKEN": GatewayError(403, Forbidden.code, "no such route, or no token"),
+    "REQUEST_TOO_LARGE": GatewayError(413, PayloadTooLarge.code, "the request is larger than 10 MB"),
+    "THROTTLED": GatewayError(429, Throttled.code, "too many requests; retry with backoff"),
+    "QUOTA_EXCEEDED": GatewayError(429, Throttled.code, "the request quota is used up; retry later"),
+    "INTEGRATION_TIMEOUT": GatewayError(504, GATEWAY_TIMEOUT_CODE, "the request timed out; retry"),
+    # any other 5xx keeps API Gateway's own status (500, 502, 503); the local gateway answers 502
+    "DEFAULT_5XX": GatewayError(502, ServalError.code, "something went wrong on our side"),
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error envelope every error answer carries."""
+    return {"error": {"code": code, "message": message, "details": details}}

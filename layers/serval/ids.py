@@ -39,3 +39,14 @@ def task_id(project_id: str, external_id: str | None, position: tuple[object, ..
     if external_id:
         return stable_id("t", project_id, "external", external_id)
     return stable_id("t", *position)
+
+
+def fingerprint(request: object) -> str:
+    """A digest of a request (a model, or a list of models) as pydantic serializes it.
+
+    An Idempotency-Key sent again must come with the same request: a different fingerprint
+    is a 409, never a replay of the first request's answer.
+    """
+    from pydantic_core import to_json
+
+    return hashlib.sha256(to_json(request)).hexdigest()

@@ -150,3 +150,19 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "the
             return value
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def demo_token(stack: DevStack, role: str) -> str:
+    """The ID token of the demo user with global ``role``, signed in on the stack's user pool."""
+    from infra.local.seed import DEMO_USERS
+
+    user = next(u for u in DEMO_USERS if u.role == role)
+    cognito = aws_client(stack, "cognito-idp")
+    pool = cognito.list_user_pools(MaxResults=10)["UserPools"][0]["Id"]
+    client = cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=10)["UserPoolClients"][0]["ClientId"]
+    result = cognito.initiate_auth(
+        ClientId=client,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user.email, "PASSWORD": user.password},
+    )
+    return str(result["AuthenticationResult"]["IdToken"])

@@ -266,6 +266,11 @@ BODIES: dict[tuple[str, str], Body] = {
         "content_type": "text/plain",
     },
     ("POST", "/projects/{project_id}/uploads/complete"): _upload_to_complete,
+    ("POST", "/projects/{project_id}/uploads/parts"): lambda env, w, s: {
+        "key": f"projects/{w.ids[s]['project_id'] if s != 'tampered' else w.own}/big.jsonl",
+        "upload_id": "matrix-upload",
+        "first_part": 2,
+    },
     ("POST", "/projects/{project_id}/exports"): lambda env, w, s: {
         "format": "jsonl",
         "filters": {"approved_only": False},
@@ -624,6 +629,7 @@ NOT_AUDITED_HERE = {
         "/projects/{project_id}/uploads",
     ): "presigns a URL; the upload is audited when it lands (import.start)",
     ("POST", "/projects/{project_id}/uploads/complete"): "completes an S3 upload; audited as above",
+    ("POST", "/projects/{project_id}/uploads/parts"): "presigns part URLs; audited as above",
     ("POST", "/projects/{project_id}/next"): "the queue is empty here: nothing leased (task.lease)",
     ("POST", "/projects/{project_id}/review/next"): "nothing in review: nothing leased (review.lease)",
     **{route: "needs a lease nobody holds here: refused with 409" for route in CONFLICT_WHEN_IDLE},

@@ -14,24 +14,12 @@ from infra.local.seed import DEMO_USERS
 from tests.conftest import ROOT
 from tests.e2e.conftest import DevStack, start_dev_stack
 from tests.e2e.conftest import aws_client as _aws
+from tests.e2e.conftest import demo_token as _token
 from tests.e2e.conftest import http as _http
 from tests.e2e.conftest import wait_for as _wait
 
 pytestmark = pytest.mark.e2e
 SHARED = datasets_dir()
-
-
-def _token(stack: DevStack, role: str) -> str:
-    user = next(u for u in DEMO_USERS if u.role == role)
-    cognito = _aws(stack, "cognito-idp")
-    pool = cognito.list_user_pools(MaxResults=10)["UserPools"][0]["Id"]
-    client = cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=10)["UserPoolClients"][0]["ClientId"]
-    result = cognito.initiate_auth(
-        ClientId=client,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": user.email, "PASSWORD": user.password},
-    )
-    return str(result["AuthenticationResult"]["IdToken"])
 
 
 def test_banner_prints_urls_and_every_login(dev_stack: DevStack) -> None:

@@ -155,7 +155,7 @@ def test_cursor_from_another_project_is_refused(aws: Aws, admin: Actor) -> None:
     cursor = call("GET", f"/projects/{a}/tasks?limit=1", admin).body["next_cursor"]
     response = call("GET", f"/projects/{b}/tasks?cursor={cursor}", admin)
     assert response.status == 422
-    assert response.body["error"]["code"] == "validation_failed"
+    assert response.body["error"]["code"] == "invalid_cursor"
 
 
 def test_patch_and_delete_task_keep_counts_and_audit(aws: Aws, admin: Actor) -> None:

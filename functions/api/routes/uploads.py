@@ -11,7 +11,7 @@ from api.routes.common import Cursor, Limit, Page
 from serval.domain.models import Import
 from serval.domain.permissions import Action
 from serval.logic import imports, uploads
-from serval.logic.uploads import CompleteRequest, Upload, UploadRequest
+from serval.logic.uploads import CompleteRequest, PartUrls, PartUrlsRequest, Upload, UploadRequest
 
 router = APIGatewayRouter()
 Id = Annotated[str, Path(min_length=1, max_length=64)]
@@ -36,6 +36,21 @@ class ImportDetail(Import):
 )
 def create_upload(project_id: Id, body: UploadRequest) -> Upload:
     return uploads.create(project_id, body, actor(router))
+
+
+@router.post(
+    "/projects/<project_id>/uploads/parts",
+    tags=["uploads"],
+    summary="Get presigned URLs for more parts of a multipart upload",
+    description=(
+        f"An upload's answer holds the URLs of its first {uploads.PART_URLS_PER_PAGE} parts; "
+        "ask for the rest here, from `first_part` on, up to "
+        f"{uploads.PART_URLS_PER_PAGE} at a time."
+    ),
+    **guarded(Action.UPLOAD_CREATE),
+)
+def upload_part_urls(project_id: Id, body: PartUrlsRequest) -> PartUrls:
+    return uploads.part_urls(project_id, body)
 
 
 @router.post(

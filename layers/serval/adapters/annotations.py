@@ -68,7 +68,7 @@ def list_for_task(
     """A task's annotations; only ``author``'s when given (filtered in DynamoDB, pages stay valid)."""
     m = dynamo.tasks()
     pk = keys.project_pk(project_id)
-    start = dynamo.decode_cursor(cursor, keys.PK, pk)
+    start = dynamo.decode_cursor(cursor, keys.PK, pk, keys.annotation_sk_prefix(task_id))
     results = m.Item.query(
         pk,
         m.Item.SK.startswith(keys.annotation_sk_prefix(task_id)),

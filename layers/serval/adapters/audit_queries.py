@@ -25,7 +25,7 @@ from typing import Any
 from serval import keys
 from serval.adapters import audit, clients, dynamo
 from serval.domain.audit import AuditRecord
-from serval.errors import ValidationFailed
+from serval.errors import InvalidCursor
 from serval.settings import settings
 
 MAX_PAGES = 10  # DynamoDB pages one API page may read before it returns a cursor
@@ -129,11 +129,10 @@ def _start(p: _Plan, f: AuditFilter, cursor: str | None) -> dict[str, Any] | Non
     start = dynamo.decode_cursor(cursor, p.partition_attr, p.partition)
     if start is None:
         return None
-    expected = {keys.PK, keys.SK} | ({p.partition_attr, p.sort_attr} if p.index else set())
-    if set(start) != expected or not all(isinstance(v, dict) and "S" in v for v in start.values()):
-        raise ValidationFailed("the cursor does not belong to this listing", details={"cursor": cursor})
-    if f.partition and start[keys.PK]["S"] != f.partition:
-        raise ValidationFailed("the cursor does not belong to this listing", details={"cursor": cursor})
+    position = start[p.sort_attr]["S"]
+    outside = (f.since is not None and position < f.since) or (f.until is not None and position > f.until)
+    if (f.partition and start[keys.PK]["S"] != f.partition) or outside:
+        raise InvalidCursor("the cursor does not belong to this listing", details={"cursor": cursor})
     return start
 
 

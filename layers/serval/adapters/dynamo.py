@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from serval import keys
 from serval.domain.lifecycle import TaskStatus
-from serval.errors import Throttled, ValidationFailed
+from serval.errors import InvalidCursor, Throttled
 from serval.settings import settings
 
 if TYPE_CHECKING:
@@ -201,19 +201,44 @@ def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, partition_attr: str, partition_value: str) -> dict[str, Any] | None:
-    """Decode a cursor, refusing one that was not made for this listing (another project's)."""
+_SORT_OF = {keys.PK: keys.SK, keys.GSI1PK: keys.GSI1SK, keys.GSI2PK: keys.GSI2SK, keys.GSI3PK: keys.GSI3SK}
+
+
+def _invalid_cursor(cursor: str, why: str) -> InvalidCursor:
+    return InvalidCursor(
+        f"the cursor {why}; pass the next_cursor of this listing's previous page", details={"cursor": cursor}
+    )
+
+
+def decode_cursor(
+    cursor: str | None, partition_attr: str, partition_value: str, sort_prefix: str | None = None
+) -> dict[str, Any] | None:
+    """Decode a cursor this listing made, refusing any other with 422 ``invalid_cursor``.
+
+    A cursor is the Query's ``LastEvaluatedKey``: exactly the table's key attributes (and on an
+    index, the index's too), strings, in this listing's partition, its sort key within the
+    Query's range (``sort_prefix``). DynamoDB fails a Query whose start key is anything else,
+    so such a cursor is refused before it gets there.
+    """
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
-        if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
-            raise ValueError("cursor is not a key")
     except ValueError as exc:
-        raise ValidationFailed("the cursor is malformed", details={"cursor": cursor}) from exc
-    if key.get(partition_attr, {}).get("S") != partition_value:
-        raise ValidationFailed("the cursor does not belong to this listing", details={"cursor": cursor})
+        raise _invalid_cursor(cursor, "is malformed") from exc
+    sort_attr = _SORT_OF[partition_attr]
+    expected = {keys.PK, keys.SK, partition_attr, sort_attr}
+    if (
+        not isinstance(key, dict)
+        or set(key) != expected
+        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
+    ):
+        raise _invalid_cursor(cursor, "is not a key of this listing")
+    if key[partition_attr]["S"] != partition_value:
+        raise _invalid_cursor(cursor, "does not belong to this listing")
+    if sort_prefix is not None and not key[sort_attr]["S"].startswith(sort_prefix):
+        raise _invalid_cursor(cursor, "does not belong to this listing")
     return key
 
 

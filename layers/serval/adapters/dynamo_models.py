@@ -162,6 +162,7 @@ class TaskTableModels:
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()
             completed_at = UnicodeAttribute(null=True)
+            request_fingerprint = UnicodeAttribute(null=True)  # an API create's body (Idempotency-Key)
 
         class MemberItem(Item, discriminator="member"):
             """A user's role in a project; GSI1 lists a user's projects."""

@@ -11,7 +11,7 @@ from serval import ids, keys
 from serval.adapters import audit, dynamo, mapping
 from serval.domain.actor import Actor
 from serval.domain.models import Import, ImportSource, ImportStatus, utcnow
-from serval.errors import ImportBusy, NotFound
+from serval.errors import IdempotencyKeyReused, ImportBusy, NotFound
 from serval.settings import settings
 
 FINISHED = (ImportStatus.COMPLETED.value, ImportStatus.COMPLETED_WITH_ERRORS.value, ImportStatus.FAILED.value)
@@ -65,10 +65,12 @@ def claim(
     lease_seconds: int,
     *,
     audit_start: bool = True,
+    fingerprint: str | None = None,
 ) -> Claim | None:
     """Take (or resume) an import. ``None`` when it already finished: a redelivered event.
 
-    Raises ImportBusy while another worker's lease is live. The first claim writes the
+    Raises ImportBusy while another worker's lease is live, and IdempotencyKeyReused when
+    ``fingerprint`` (of an API create's body) differs from the one the import was made with. The first claim writes the
     import record and (with ``audit_start``) its ``import.start`` audit record in one
     transaction. A pipeline import audits its start, since it may run for minutes; an API
     bulk create, finished within its request, is audited once, by its completion record.
@@ -97,6 +99,7 @@ def claim(
         **record.model_dump(mode="json", exclude_none=True),
         lease_until=lease_until,
         lease_owner=owner,
+        request_fingerprint=fingerprint,
     )
     tx = dynamo.Tx()
     tx.put(item, condition="attribute_not_exists(PK)")
@@ -118,6 +121,10 @@ def claim(
     from pynamodb.exceptions import UpdateError
 
     existing = m.ImportItem.get(keys.project_pk(project_id), keys.import_sk(import_id), consistent_read=True)
+    if fingerprint is not None and existing.request_fingerprint not in (None, fingerprint):
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for another request", details={"import_id": import_id}
+        )
     if existing.status in FINISHED:
         return None
     try:

@@ -187,7 +187,7 @@ def list_for_project(project_id: str, limit: int, cursor: str | None) -> tuple[l
         m.MemberItem.SK.startswith(keys.MEMBER_SK_PREFIX),
         limit=limit,
         page_size=limit,
-        last_evaluated_key=dynamo.decode_cursor(cursor, keys.PK, pk),
+        last_evaluated_key=dynamo.decode_cursor(cursor, keys.PK, pk, keys.MEMBER_SK_PREFIX),
     )
     return [_to_member(i) for i in results], dynamo.encode_cursor(results.last_evaluated_key)
 

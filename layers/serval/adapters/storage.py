@@ -11,9 +11,10 @@ from serval.adapters import clients
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
-from serval.errors import NotFound, PoisonRecord
+from serval.errors import NotFound, PoisonRecord, Throttled, UploadNotFound, UploadRefused
 
 READ_CHUNK = 1 << 20
+_S3_BUSY = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}
 
 
 def _client_error() -> type[ClientError]:
@@ -127,6 +128,7 @@ def presigned_part(bucket: str, key: str, upload_id: str, part_number: int, expi
 
 
 def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+    """Complete a multipart upload; every refusal by S3 is a named 4xx, never a 500."""
     try:
         response = clients.s3().complete_multipart_upload(
             Bucket=bucket,
@@ -135,12 +137,12 @@ def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[dict[s
             MultipartUpload={"Parts": [{"ETag": p["etag"], "PartNumber": p["part_number"]} for p in parts]},
         )
     except _client_error() as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in {"NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
-            from serval.errors import ValidationFailed
-
-            raise ValidationFailed(
-                f"cannot complete the upload: {code}", details={"upload_id": upload_id}
-            ) from exc
-        raise
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        details = {"key": key, "upload_id": upload_id, "s3_error": code}
+        if code == "NoSuchUpload":
+            raise UploadNotFound("no such upload in this project", details=details) from exc
+        if code in _S3_BUSY or status >= 500:
+            raise Throttled("storage is busy; retry the completion", details=details) from exc
+        raise UploadRefused(f"S3 refused to complete the upload: {code}", details=details) from exc
     return response.get("ETag", "").strip('"')

@@ -288,7 +288,7 @@ def _list_by_tag(
 ) -> tuple[list[Task], str | None]:
     m = dynamo.tasks()
     pk = keys.project_pk(project_id)
-    start = dynamo.decode_cursor(cursor, keys.PK, pk)
+    start = dynamo.decode_cursor(cursor, keys.PK, pk, keys.tag_sk_prefix(f.tag or ""))
     links = m.Item.query(
         pk,
         m.Item.SK.startswith(keys.tag_sk_prefix(f.tag or "")),

@@ -108,7 +108,9 @@ def list_page(
         condition,
         limit=limit,
         page_size=limit,
-        last_evaluated_key=dynamo.decode_cursor(cursor, keys.GSI1PK, keys.USERS_GSI1PK),
+        last_evaluated_key=dynamo.decode_cursor(
+            cursor, keys.GSI1PK, keys.USERS_GSI1PK, email_prefix.lower() if email_prefix else None
+        ),
     )
     return [_to_user(i) for i in results], dynamo.encode_cursor(results.last_evaluated_key)
 

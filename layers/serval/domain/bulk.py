@@ -10,11 +10,11 @@ crash never double-applies.
 
 from __future__ import annotations
 
-import hashlib
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from serval import ids
 from serval.domain.jobs import JobView
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.media import MediaType
@@ -100,7 +100,7 @@ class BulkCreate(BaseModel):
 
     def fingerprint(self) -> str:
         """A digest of the request: an idempotency key reused with another body is a conflict."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        return ids.fingerprint(self)
 
 
 class StoredSelection(BaseModel):

@@ -46,7 +46,7 @@ from serval.domain.bulk import (
 from serval.domain.jobs import Job, JobCounts, JobKind, JobPaused
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import MAX_TAGS
-from serval.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from serval.errors import Conflict, IdempotencyKeyReused, InvalidTransition, NotFound, ValidationFailed
 from serval.logic import jobs, queue, workflow
 from serval.logic import projects as projects_logic
 
@@ -95,7 +95,9 @@ def _existing(project_id: str, idempotency_key: str, fingerprint: str) -> Job | 
         return None
     job_id, claimed_fingerprint = claimed
     if claimed_fingerprint != fingerprint:
-        raise Conflict("this Idempotency-Key was used for another request", details={"job_id": job_id})
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for another request", details={"job_id": job_id}
+        )
     return job_store.get(project_id, job_id)
 
 

@@ -17,7 +17,7 @@ from serval.adapters import members, projects, users
 from serval.domain.access import Member, MemberAdd, MemberUpdate, MyProject
 from serval.domain.actor import Actor
 from serval.domain.permissions import ProjectRole, ceiling, effective_project_role, is_admin, project_actions
-from serval.errors import Conflict, SelfGrant, ValidationFailed
+from serval.errors import Conflict, LastManager, RoleAboveCeiling, SelfGrant
 from serval.logic import users as user_logic
 
 T = TypeVar("T")
@@ -32,14 +32,9 @@ def _within_ceiling(user_id: str, role: ProjectRole) -> None:
     user = user_logic.get(user_id)
     cap = ceiling([g.value for g in user.groups])
     if role.rank > cap.rank:
-        raise ValidationFailed(
+        raise RoleAboveCeiling(
             f"the user's global role allows at most the project role {cap.value}",
-            details={
-                "user_id": user_id,
-                "role": role.value,
-                "ceiling": cap.value,
-                "code": "role_above_ceiling",
-            },
+            details={"user_id": user_id, "role": role.value, "ceiling": cap.value},
         )
 
 
@@ -78,9 +73,9 @@ def _keeper(before: Member, role: ProjectRole | None) -> str | None:
         return None
     others = [m for m in members.managers(before.project_id) if m != before.user_id]
     if not others:
-        raise Conflict(
+        raise LastManager(
             "a project keeps at least one manager; add another manager first",
-            details={"project_id": before.project_id, "user_id": before.user_id, "code": "last_manager"},
+            details={"project_id": before.project_id, "user_id": before.user_id},
         )
     return others[0]
 

@@ -89,7 +89,15 @@ def bulk_create(
     )
     task_ids = [ids.task_id(project_id, s.external_id, (import_id, i)) for i, s in enumerate(specs)]
     claim = imports.claim(
-        project_id, import_id, ImportSource.API, None, None, actor, lease_seconds=120, audit_start=False
+        project_id,
+        import_id,
+        ImportSource.API,
+        None,
+        None,
+        actor,
+        lease_seconds=120,
+        audit_start=False,
+        fingerprint=ids.fingerprint(items) if idempotency_key else None,
     )
     if claim is None:
         done = imports.get(project_id, import_id)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from serval.adapters import projects, storage
 from serval.domain import media
 from serval.domain.actor import Actor
-from serval.errors import NotFound, ValidationFailed
+from serval.errors import UploadNotFound, ValidationFailed
 from serval.logic import projects as projects_logic
 from serval.settings import settings
 
@@ -19,6 +19,7 @@ MULTIPART_THRESHOLD = 100 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4
+PART_URLS_PER_PAGE = 1000  # part URLs in one answer (~0.5 MB); POST …/uploads/parts gives the rest
 _SAFE = re.compile(r"^[A-Za-z0-9 _.\-()+=,@!]+$")
 
 
@@ -47,9 +48,28 @@ class Upload(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     upload_id: str | None = None
     part_size: int | None = None
-    part_urls: list[str] = Field(default_factory=list)
+    part_count: int | None = Field(default=None, description="Parts of a multipart upload.")
+    part_urls: list[str] = Field(
+        default_factory=list,
+        description=f"URLs of parts 1.. (at most {PART_URLS_PER_PAGE}); `POST …/uploads/parts` gives the rest.",
+    )
     expires_in: int
     kind: str = Field(description="media or manifest: what the upload will become once it lands")
+
+
+class PartUrlsRequest(BaseModel):
+    key: str = Field(min_length=1, max_length=1024)
+    upload_id: str = Field(min_length=1, max_length=1024)
+    first_part: int = Field(ge=1, le=MAX_PARTS, description="The first part number to sign.")
+    count: int = Field(default=PART_URLS_PER_PAGE, ge=1, le=PART_URLS_PER_PAGE)
+
+
+class PartUrls(BaseModel):
+    key: str
+    upload_id: str
+    first_part: int
+    part_urls: list[str] = Field(description="URLs of parts first_part, first_part + 1, … (up to 10,000).")
+    expires_in: int
 
 
 class Part(BaseModel):
@@ -92,26 +112,52 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
     part_size = max(PART_SIZE, math.ceil(request.size / MAX_PARTS))
     parts = max(1, math.ceil(request.size / part_size))
     upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.user_id)
-    urls = [
-        storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS)
-        for n in range(1, parts + 1)
-    ]
     return Upload(
         key=key,
         bucket=cfg.DATA_BUCKET,
         method="PUT",
         upload_id=upload_id,
         part_size=part_size,
-        part_urls=urls,
+        part_count=parts,
+        part_urls=_part_urls(key, upload_id, 1, min(parts, PART_URLS_PER_PAGE)),
         expires_in=cfg.PRESIGN_SECONDS,
         kind=kind,
     )
 
 
+def _part_urls(key: str, upload_id: str, first: int, count: int) -> list[str]:
+    cfg = settings()
+    return [
+        storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS)
+        for n in range(first, first + count)
+    ]
+
+
+def _project_key(project_id: str, key: str) -> str:
+    """``key`` if it names an object in the project's prefix as written (no ``.``, ``..`` or ``//``)."""
+    prefix = f"projects/{project_id}/"
+    if posixpath.normpath(key) != key or not key.startswith(prefix) or key == prefix:
+        raise UploadNotFound("no such upload in this project", details={"key": key})
+    return key
+
+
+def part_urls(project_id: str, request: PartUrlsRequest) -> PartUrls:
+    """Presigned URLs for a range of a multipart upload's parts (the first page came with the upload)."""
+    projects_logic.active(project_id)
+    key = _project_key(project_id, request.key)
+    count = min(request.count, MAX_PARTS - request.first_part + 1)
+    return PartUrls(
+        key=key,
+        upload_id=request.upload_id,
+        first_part=request.first_part,
+        part_urls=_part_urls(key, request.upload_id, request.first_part, count),
+        expires_in=settings().PRESIGN_SECONDS,
+    )
+
+
 def complete(project_id: str, request: CompleteRequest) -> dict[str, str]:
     projects.get(project_id)
-    if not request.key.startswith(f"projects/{project_id}/"):
-        raise NotFound("no such upload in this project", details={"key": request.key})
+    key = _project_key(project_id, request.key)
     parts = sorted((p.model_dump() for p in request.parts), key=lambda p: p["part_number"])
-    etag = storage.complete_multipart(settings().DATA_BUCKET, request.key, request.upload_id, parts)
-    return {"key": request.key, "etag": etag}
+    etag = storage.complete_multipart(settings().DATA_BUCKET, key, request.upload_id, parts)
+    return {"key": key, "etag": etag}

@@ -117,9 +117,17 @@ def setup(
     gateway.stop()
 
 
+def assert_envelope(response: Http, code: str) -> None:
+    """API Gateway's own answers carry the API's error envelope (its gateway responses)."""
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
 def assert_unauthorized(response: Http) -> None:
     assert response.status == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert_envelope(response, "unauthorized")
     assert response.headers["x-amzn-ErrorType"] == "UnauthorizedException"
 
 
@@ -233,7 +241,7 @@ def test_public_routes_need_no_token_and_take_only_their_method(setup: Setup) ->
     # And another method on that resource is API Gateway's 403
     wrong_method = request(f"{setup.url}/health", method="POST", headers=setup.bearer())
     assert wrong_method.status == 403
-    assert wrong_method.json() == {"message": "Missing Authentication Token"}
+    assert_envelope(wrong_method, "forbidden")
 
 
 def test_function_errors_and_malformed_responses_are_502(setup: Setup) -> None:
@@ -243,7 +251,17 @@ def test_function_errors_and_malformed_responses_are_502(setup: Setup) -> None:
     # Then API Gateway's 502 comes back
     for response in (crashed, malformed):
         assert response.status == 502
-        assert response.json() == {"message": "Internal server error"}
+        assert_envelope(response, "internal_error")
+
+
+def test_a_request_over_10_mb_is_refused_with_the_envelope(setup: Setup) -> None:
+    # When a body over API Gateway's 10 MB limit is sent
+    response = request(
+        f"{setup.url}/projects", method="POST", headers=setup.bearer(), body=b"x" * (10 * 1024 * 1024 + 1)
+    )
+    # Then API Gateway's 413 comes back, with the error envelope
+    assert response.status == 413
+    assert_envelope(response, "payload_too_large")
 
 
 def test_the_frontend_is_served_for_pages_and_files(setup: Setup) -> None:
