@@ -34,6 +34,7 @@ class RuntimeSettings(BaseModel):
     INGEST_QUEUE_URL: str = ""
     INGEST_DLQ_URL: str = ""
     JOBS_QUEUE_URL: str = ""
+    JOBS_DEAD_URL: str = ""
     EXECUTIONS_QUEUE_URL: str = ""
     STATE_MACHINE_ARN: str = ""
     ACTIVE_WINDOW: int = 1000

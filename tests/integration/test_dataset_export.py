@@ -442,3 +442,54 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(aws: Aws, ad
     # And JSON Lines keeps the values as they were sent
     _, lines = _export(aws, admin, project_id, {"format": "jsonl"})
     assert sorted(json.loads(x)["external_id"] for x in lines.decode().splitlines()) == sorted(hostile)
+
+
+RENAMED = {
+    "controls": [
+        {"name": "shape", "type": "classification", "classes": [{"name": "circle"}, {"name": "box"}]},
+        {"name": "objects", "type": "bbox", "classes": [{"name": "circle"}, {"name": "box"}]},
+    ]
+}
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "groundtruth"])
+def test_labels_of_a_renamed_class_fail_their_tasks_and_the_export_completes(
+    aws: Aws, admin: Actor, image_project: dict[str, Any], fmt: str
+) -> None:
+    # Given tasks labelled "square", then the class renamed to "box"
+    pid, (first, second, third, broken) = image_project["project_id"], image_project["task_ids"]
+    renamed = call("PATCH", f"/projects/{pid}", admin, {"label_config": RENAMED})
+    assert renamed.status == 200, renamed.body
+    # When the project is exported in a format that maps labels to class ids
+    job, _ = _export(aws, admin, pid, {"format": fmt})
+    # Then the export succeeds; the two tasks with "square" boxes count as failed, with the reason
+    reason = "label 'square' of control 'objects'" if fmt == "groundtruth" else "label 'square'"
+    failed = {first, second} | ({broken} if fmt in ("coco", "groundtruth") else set())  # no pixel size
+    assert job["counts"] == {"done": 4 - len(failed), "failed": len(failed)}
+    for task_id in (first, second):
+        assert f"{task_id} ({reason} is not a class of the current label configuration)" in job["error"]
+    assert third not in job["error"]
+
+
+def test_an_error_a_retry_cannot_mend_fails_the_job_at_once(
+    aws: Aws, admin: Actor, image_project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an encoder that fails on the data, not on the network
+    from jobs.handler import handler
+
+    from serval.domain.exports import images
+
+    def broken(records: Any, config: Any) -> Any:
+        raise KeyError("cat")
+
+    monkeypatch.setattr(images, "coco_chunks", broken)
+    pid = image_project["project_id"]
+    job_id = call("POST", f"/projects/{pid}/exports", admin, {"format": "coco"}).body["job_id"]
+    messages = aws.sqs.receive_message(QueueUrl=aws.env["JOBS_QUEUE_URL"])["Messages"]
+    # When its message is delivered the first time
+    response = handler({"Records": sqs_records(messages)}, WorkerContext())  # type: ignore[arg-type]
+    # Then the message is not retried, and the job failed with the reason at once
+    assert response["batchItemFailures"] == []
+    job = call("GET", f"/projects/{pid}/exports/{job_id}", admin).body
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["error"] == "failed with an error that a retry cannot fix: KeyError: 'cat'"
