@@ -280,7 +280,9 @@ def _single_table(table_id: str, prefix: str, *extra: IndexSpec) -> TableSpec:
 
 def _tables(prefix: str) -> dict[str, TableSpec]:
     return {
-        "tasks": _single_table("tasks", prefix),
+        # GSI3 lists the tasks reserved for each user (sparse: reserved tasks only), so releasing
+        # a removed or disabled member's reservations is a Query, never a scan.
+        "tasks": _single_table("tasks", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
         # GSI3 orders each scope's hash chain by sequence number (sparse: chained records only).
         "audit": _single_table("audit", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
     }
@@ -385,6 +387,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         EXPORT_BUCKET=buckets["exports"].name,
         EVENT_BUS=bus,
         LEASE_SECONDS=config.lease_seconds,
+        RESERVATION_SECONDS=config.reservation_seconds,
         AUDIT_TTL_DAYS=config.audit_ttl_days,
         MAX_BULK_CREATE=config.max_bulk_create,
         AUDIT_SEAL_SECRET=secrets["audit-seal"].name,

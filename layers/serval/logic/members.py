@@ -5,7 +5,9 @@ Rules beyond the permission table:
 * nobody changes their own membership role (no self-grant; an admin needs none);
 * a member's role may not rank above their global role (the ceiling): a vendor's
   ``annotator`` account cannot be made a project ``manager``;
-* a project always keeps at least one manager.
+* a project always keeps at least one manager;
+* removing a member, or giving them a role that cannot label, releases the tasks reserved for
+  them in the project (:func:`serval.logic.queue.release_reservations`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,17 @@ from __future__ import annotations
 from serval.adapters import members, projects, users
 from serval.domain.access import Member, MemberAdd, MemberUpdate, MyProject
 from serval.domain.actor import Actor
-from serval.domain.permissions import ProjectRole, ceiling, effective_project_role, is_admin, project_actions
+from serval.domain.permissions import (
+    PROJECT_ACTIONS,
+    Action,
+    ProjectRole,
+    ceiling,
+    effective_project_role,
+    is_admin,
+    project_actions,
+)
 from serval.errors import Conflict, SelfGrant, ValidationFailed
+from serval.logic import queue
 from serval.logic import users as user_logic
 
 
@@ -79,13 +90,17 @@ def update(project_id: str, user_id: str, request: MemberUpdate, actor: Actor) -
     _within_ceiling(user_id, request.role)
     if request.role is not ProjectRole.MANAGER:
         _keeps_a_manager(before)
-    return _with_emails([members.change_role(before, request.role, actor)])[0]
+    after = members.change_role(before, request.role, actor)
+    if request.role not in PROJECT_ACTIONS[Action.TASK_LEASE]:
+        queue.release_reservations(user_id, actor, project_id)
+    return _with_emails([after])[0]
 
 
 def remove(project_id: str, user_id: str, actor: Actor) -> None:
     before = members.get(project_id, user_id)
     _keeps_a_manager(before)
     members.remove(before, actor)
+    queue.release_reservations(user_id, actor, project_id)
 
 
 def my_projects(actor: Actor, limit: int, cursor: str | None) -> tuple[list[MyProject], str | None]:
