@@ -41,7 +41,7 @@ test-fast: setup ## Unit and integration tests only
 lint: setup ## ruff + mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p workflow -p starter -p infra -p bench
+	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p jobs_dlq -p workflow -p starter -p infra -p bench
 
 synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
 	npx cdk synth --quiet -c env=$(ENV)

@@ -27,6 +27,13 @@ class EnvConfig(BaseModel):
     log_retention_days: int = 30
     audit_ttl_days: int = Field(ge=0, description="Expire audit records after N days; 0 keeps them forever.")
     lease_seconds: int = Field(default=1800, ge=60, le=86_400)
+    reservation_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="A task reserved for a member (assigned, or back to its last annotator on rework) "
+        "is offered to anyone after this long.",
+    )
     ingest_batch_size: int = Field(default=10, ge=1, le=10)
     ingest_max_concurrency: int = Field(default=10, ge=2, le=1000)
     ingest_max_receive_count: int = Field(default=5, ge=1, le=1000)

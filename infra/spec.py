@@ -72,6 +72,9 @@ class QueueSpec:
     dlq_name: str
     max_receive_count: int
     retention_s: int = 14 * 24 * 3600
+    # Another spec queue (by id) takes this queue's dead letters instead of a DLQ of its own;
+    # ``dlq_name`` is then that queue's name.
+    dead_letter_queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,9 @@ def _single_table(table_id: str, prefix: str, *extra: IndexSpec) -> TableSpec:
 
 def _tables(prefix: str) -> dict[str, TableSpec]:
     return {
-        "tasks": _single_table("tasks", prefix),
+        # GSI3 lists the tasks reserved for each user (sparse: reserved tasks only), so releasing
+        # a removed or disabled member's reservations is a Query, never a scan.
+        "tasks": _single_table("tasks", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
         # GSI3 orders each scope's hash chain by sequence number (sparse: chained records only).
         "audit": _single_table("audit", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
     }
@@ -323,13 +328,24 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-events-failed-dlq",
             max_receive_count=1000,
         ),
-        # Async jobs (audit exports now; exports and bulk operations build on it).
+        # The last delivery of a job message that never finished (its worker crashed or timed
+        # out each time): the jobs-dlq function fails the job with the reason, then keeps the
+        # message in its own DLQ, "jobs-dead", as it keeps those it could not handle.
+        "jobs-dlq": QueueSpec(
+            id="jobs-dlq",
+            name=f"{prefix}-jobs-dlq",
+            visibility_timeout_s=6 * 60,
+            dlq_name=f"{prefix}-jobs-dead",
+            max_receive_count=5,
+        ),
+        # Async jobs: audit and dataset exports, bulk operations, export shards and assembly.
         "jobs": QueueSpec(
             id="jobs",
             name=f"{prefix}-jobs",
             visibility_timeout_s=6 * 900,
             dlq_name=f"{prefix}-jobs-dlq",
             max_receive_count=3,
+            dead_letter_queue="jobs-dlq",
         ),
         # Audit stream batches the chainer could not link after every retry (the chain waits).
         "chainer-failed": QueueSpec(
@@ -385,6 +401,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         EXPORT_BUCKET=buckets["exports"].name,
         EVENT_BUS=bus,
         LEASE_SECONDS=config.lease_seconds,
+        RESERVATION_SECONDS=config.reservation_seconds,
         AUDIT_TTL_DAYS=config.audit_ttl_days,
         MAX_BULK_CREATE=config.max_bulk_create,
         AUDIT_SEAL_SECRET=secrets["audit-seal"].name,
@@ -514,7 +531,27 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             # a bulk delete ends its tasks' waiting steps (SendTaskFailure TaskDeleted)
             completes_steps=True,
         ),
+        "jobs-dlq": FunctionSpec(
+            id="jobs-dlq",
+            name=f"{prefix}-jobs-dlq",
+            handler="jobs_dlq.handler.handler",
+            description="Fails the job of a jobs message whose every delivery crashed or timed out",
+            memory_mb=256,
+            timeout_s=60,
+            trigger=SqsTrigger(queue="jobs-dlq", batch_size=10, max_concurrency=2),
+            environment=fenv("jobs-dlq"),
+            table_access={"tasks": "update", "audit": "append"},
+            secrets=("audit-seal",),
+            # every handled message is kept in jobs-dead (a DLQ: it can be inspected and redriven)
+            sends_to={"JOBS_DEAD_URL": QueueRef("jobs-dlq", dead_letter=True)},
+        ),
     }
+    for queue_spec in queues.values():
+        target = queues.get(queue_spec.dead_letter_queue or "")
+        if queue_spec.dead_letter_queue and (target is None or target.name != queue_spec.dlq_name):
+            raise ValueError(
+                f"queue {queue_spec.id}: its dead-letter queue must be a spec queue named dlq_name"
+            )
     return ServalSpec(
         config=config,
         prefix=prefix,

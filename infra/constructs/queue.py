@@ -1,4 +1,4 @@
-"""An SQS queue with its dead-letter queue, both from one QueueSpec."""
+"""An SQS queue with its dead-letter queue, both from one QueueSpec (or the DLQ is another spec queue)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,22 @@ from infra.spec import QueueSpec
 
 
 class ServalQueue(Construct):
-    def __init__(self, scope: Construct, construct_id_: str, *, queue_spec: QueueSpec) -> None:
+    """``dead_letter``: the queue of the spec's ``dead_letter_queue``, which then takes this
+    queue's dead letters (no DLQ of its own is created)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id_: str,
+        *,
+        queue_spec: QueueSpec,
+        dead_letter: sqs.IQueue | None = None,
+    ) -> None:
         super().__init__(scope, construct_id_)
         retention = Duration.seconds(queue_spec.retention_s)
-        self.dlq = sqs.Queue(
+        if (dead_letter is None) != (queue_spec.dead_letter_queue is None):
+            raise ValueError(f"queue {queue_spec.id}: pass the queue of its dead_letter_queue, and only then")
+        self.dlq: sqs.IQueue = dead_letter or sqs.Queue(
             self,
             "Dlq",
             queue_name=queue_spec.dlq_name,

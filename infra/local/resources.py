@@ -172,18 +172,25 @@ def _create_buckets(s3: Any, spec: ServalSpec) -> None:
 
 
 def _create_queues(sqs: Any, spec: ServalSpec) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    urls, dlq_urls, arns = {}, {}, {}
+    urls: dict[str, str] = {}
+    dlq_urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
 
     def arn_of(url: str) -> str:
         return str(
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         )
 
-    for queue in spec.queues.values():
+    # a queue that is another's dead-letter queue first (its own DLQ is created with it)
+    ordered = sorted(spec.queues.values(), key=lambda q: q.dead_letter_queue is not None)
+    for queue in ordered:
         retention = str(queue.retention_s)
-        dlq_url = sqs.create_queue(
-            QueueName=queue.dlq_name, Attributes={"MessageRetentionPeriod": retention}
-        )["QueueUrl"]
+        if queue.dead_letter_queue:
+            dlq_url = urls[queue.dead_letter_queue]
+        else:
+            dlq_url = sqs.create_queue(
+                QueueName=queue.dlq_name, Attributes={"MessageRetentionPeriod": retention}
+            )["QueueUrl"]
         redrive = {"deadLetterTargetArn": arn_of(dlq_url), "maxReceiveCount": str(queue.max_receive_count)}
         url = sqs.create_queue(
             QueueName=queue.name,

@@ -62,8 +62,15 @@ class ServalStack(Stack):
         self._shared: SharedResources | None = None
         self._layer: lambda_.ILayerVersion | None = None
         self.queues: dict[str, ServalQueue] = {}
-        for queue_id in self.owned_queues(spec):
-            queue = ServalQueue(self, construct_id(queue_id, "Queue"), queue_spec=spec.queues[queue_id])
+        for queue_id in self.owned_queues(spec):  # a dead-letter queue before the queues it serves
+            queue_spec = spec.queues[queue_id]
+            dead = queue_spec.dead_letter_queue
+            queue = ServalQueue(
+                self,
+                construct_id(queue_id, "Queue"),
+                queue_spec=queue_spec,
+                dead_letter=self.queues[dead].queue if dead else None,
+            )
             CfnOutput(self, f"{construct_id(queue_id)}QueueUrl", value=queue.queue.queue_url)
             CfnOutput(self, f"{construct_id(queue_id)}DlqUrl", value=queue.dlq.queue_url)
             self.queues[queue_id] = queue

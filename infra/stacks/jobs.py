@@ -6,10 +6,12 @@ from infra.spec import ServalSpec
 from infra.stacks.base import ServalStack
 
 JOBS_QUEUE = "jobs"
+JOBS_DLQ = "jobs-dlq"
 
 
 class JobsStack(ServalStack):
-    """Async jobs: the jobs queue (with DLQ) -> the jobs function. The API enqueues by queue name."""
+    """Async jobs: the jobs queue -> the jobs function; its dead letters (the jobs-dlq queue) ->
+    the jobs-dlq function, which fails their jobs. The API enqueues by queue name."""
 
     concern = "Jobs"
 
@@ -19,4 +21,4 @@ class JobsStack(ServalStack):
 
     @staticmethod
     def owned_queues(spec: ServalSpec) -> tuple[str, ...]:
-        return (JOBS_QUEUE,)
+        return (JOBS_DLQ, JOBS_QUEUE)

@@ -15,6 +15,9 @@ Tasks table (single-table design, see docs/data-model.md):
 | quality     | PROJECT#<pid>       | QUALITY#<user id>         |                                  |                              |
 | gold task   | PROJECT#<pid>       | TASK#<tid>                | PROJECT#<pid>#GOLD / its GSI1SK  | as a task                    |
 
+A task reserved for a member (``assignee``) is also in GSI3 (sparse): GSI3PK=ASSIGNEE#<user id>,
+GSI3SK=<pid>#<tid>, so a member's reservations are found by key, per project or in all of them.
+
 Audit table: PK=PROJECT#<pid> (or GLOBAL), SK=<time>#<audit id>; GSI1 by actor, GSI2 by target.
 """
 
@@ -280,6 +283,19 @@ QUALITY_SK_PREFIX = "QUALITY#"
 def quality_sk(user_id: str) -> str:
     """A member's quality counters in a project (gold answers, agreement, review rejections)."""
     return f"{QUALITY_SK_PREFIX}{user_id}"
+
+
+def assignee_gsi3pk(user_id: str) -> str:
+    """The GSI3 partition (tasks table) of the tasks reserved for a user, in every project."""
+    return f"ASSIGNEE#{user_id}"
+
+
+def assignee_gsi3sk(project_id: str, task_id: str) -> str:
+    return f"{assignee_gsi3sk_prefix(project_id)}{task_id}"
+
+
+def assignee_gsi3sk_prefix(project_id: str) -> str:
+    return f"{project_id}#"
 
 
 def gold_gsi1pk(project_id: str) -> str:

@@ -34,6 +34,7 @@ class RuntimeSettings(BaseModel):
     INGEST_QUEUE_URL: str = ""
     INGEST_DLQ_URL: str = ""
     JOBS_QUEUE_URL: str = ""
+    JOBS_DEAD_URL: str = ""
     EXECUTIONS_QUEUE_URL: str = ""
     STATE_MACHINE_ARN: str = ""
     ACTIVE_WINDOW: int = 1000
@@ -41,6 +42,7 @@ class RuntimeSettings(BaseModel):
     AUDIT_SEAL_SECRET: str = ""
     AUTH_CACHE_SECONDS: int = 30
     LEASE_SECONDS: int = 1800
+    RESERVATION_SECONDS: int = 86_400
     AUDIT_TTL_DAYS: int = 0
     MAX_BULK_CREATE: int = 1000
     EXPORT_SHARD_TASKS: int = Field(default=20_000, ge=1)

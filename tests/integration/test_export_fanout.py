@@ -180,6 +180,23 @@ def test_a_large_export_fans_out_and_writes_what_one_piece_writes(
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_a_fanned_out_export_after_a_class_rename_completes_and_counts_those_tasks_failed(
+    aws: Aws, admin: Actor, big_project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a large project whose boxes are labelled "square", then the class renamed to "box"
+    from tests.integration.test_dataset_export import RENAMED
+
+    assert call("PATCH", f"/projects/{big_project}", admin, {"label_config": RENAMED}).status == 200
+    # When it is exported as COCO in shards
+    monkeypatch.setenv("EXPORT_SHARD_TASKS", str(SHARD_TASKS))
+    job, data, ran = _export(aws, admin, big_project, "coco")
+    # Then it assembled and succeeded; the 30 boxed tasks (and the broken image) failed, with reasons
+    assert _steps(ran)[-1] == "assemble"
+    assert job["counts"] == {"done": TASKS - 31, "failed": 31}
+    assert "label 'square' is not a class of the current label configuration" in job["error"]
+    assert json.loads(data)["annotations"] == []
+
+
 def test_redelivered_shard_and_assemble_messages_are_idempotent(
     aws: Aws, admin: Actor, big_project: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

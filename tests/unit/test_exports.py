@@ -300,3 +300,21 @@ def test_groundtruth_line() -> None:
 def test_every_format_has_a_file_name_and_type() -> None:
     for fmt in ExportFormat:
         assert fmt.extension and fmt.content_type
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20"])
+def test_a_formula_leading_csv_cell_gets_a_single_quote(lead: str) -> None:
+    # Given a cell that a spreadsheet would evaluate
+    from serval.domain.csv_safe import SafeWriter
+
+    out = io.StringIO()
+    # When it is written with the other cells of its row
+    SafeWriter(out).writerow([f"{lead}1+1", "plain", "", "a=b", "'quoted"])
+    # Then only that cell starts with a quote, and a CSV reader reads it back as text
+    assert next(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [
+        f"'{lead}1+1",
+        "plain",
+        "",
+        "a=b",
+        "'quoted",
+    ]

@@ -157,3 +157,54 @@ def test_writer_aborts_its_upload(s3: FakeS3) -> None:
 def test_parts_below_the_s3_minimum_are_refused() -> None:
     with pytest.raises(ValueError, match="at least"):
         ResultWriter("b", "k", "text/csv", part_size=1024)
+
+
+def _client_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Query")
+
+
+@pytest.mark.parametrize(
+    ("exc", "mendable"),
+    [
+        (ConnectionError("network down"), True),
+        (TimeoutError(), True),
+        (_client_error("ThrottlingException", 400), True),
+        (_client_error("ProvisionedThroughputExceededException", 400), True),
+        (_client_error("InternalServerError", 500), True),
+        (_client_error("SlowDown", 503), True),
+        (_client_error("ValidationException", 400), False),
+        (_client_error("AccessDeniedException", 403), False),
+        (KeyError("square"), False),
+        (ValueError("bad data"), False),
+        (TypeError("a bug"), False),
+    ],
+)
+def test_only_errors_a_retry_may_mend_are_retried(exc: Exception, mendable: bool) -> None:
+    # Given an error a job's runner raised on its first attempt
+    from serval.logic.jobs import MAX_ATTEMPTS, give_up_reason
+
+    # When the worker decides what to do with it
+    first, last = give_up_reason(exc, 1), give_up_reason(exc, MAX_ATTEMPTS)
+    # Then a mendable error is retried until the last attempt, any other fails the job at once
+    if mendable:
+        assert first is None
+        assert last == f"gave up after {MAX_ATTEMPTS} attempts: {type(exc).__name__}"
+    else:
+        assert first == last
+        assert first is not None and first.startswith("failed with an error that a retry cannot fix: ")
+
+
+def test_an_error_wrapping_a_throttled_call_is_retried() -> None:
+    # Given a library error raised while handling a throttled AWS call
+    from serval.logic.jobs import give_up_reason
+
+    try:
+        try:
+            raise _client_error("ThrottlingException", 400)
+        except Exception as inner:
+            raise RuntimeError("the write failed") from inner
+    except RuntimeError as wrapped:
+        # Then its cause decides: it is retried
+        assert give_up_reason(wrapped, 1) is None

@@ -51,5 +51,9 @@ def test_who_may_take_a_task_and_where_a_submit_sends_it() -> None:
     assert not may_take("u", "v", [], [])
     assert not may_take("u", None, ["u"], [])
     assert not may_take("u", None, [], ["u"])
+    # a reservation for someone else that ended before now is anyone's; one still running is not
+    assert may_take("u", "v", [], [], assigned_until=99, now=100)
+    assert not may_take("u", "v", [], [], assigned_until=100, now=100)
+    assert not may_take("u", "v", [], [])  # no end: reserved until released
     assert round_target(1, 2) is TaskStatus.QUEUED
     assert round_target(2, 2) is TaskStatus.SUBMITTED

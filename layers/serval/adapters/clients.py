@@ -73,3 +73,43 @@ def reset() -> None:
     """Forget every client, e.g. after the endpoint changed (tests)."""
     with _lock:
         _clients.clear()
+
+
+# Transaction cancellation reasons that a later attempt may not meet again.
+_TRANSIENT_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether trying again may succeed: throttling, a 5xx or timeout answer, a connection or
+    read timeout fault (botocore's own lists, as its standard retry mode uses them), or a
+    transaction cancelled by a conflict or throttling, anywhere in the exception's chain.
+    Everything else (a bug, data a format cannot hold, a refused request) fails the same way
+    every time."""
+    from botocore.exceptions import ClientError
+    from botocore.retries.standard import RetryContext, ThrottledRetryableChecker, TransientRetryableChecker
+
+    from serval.adapters.dynamo import TransactionCancelled
+
+    checkers = (TransientRetryableChecker(), ThrottledRetryableChecker())
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        if isinstance(current, TransactionCancelled) and _TRANSIENT_CANCELLATIONS & set(current.codes):
+            return True
+        response = current.response if isinstance(current, ClientError) else None
+        if response is not None and int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500:
+            return True
+        context = RetryContext(
+            attempt_number=1,
+            parsed_response=dict(response) if response is not None else None,
+            caught_exception=current if response is None and isinstance(current, Exception) else None,
+        )
+        if any(checker.is_retryable(context) for checker in checkers):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

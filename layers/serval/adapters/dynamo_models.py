@@ -112,6 +112,9 @@ class TaskTableModels:
             lease_owner = UnicodeAttribute(null=True)
             lease_until = NumberAttribute(null=True)  # epoch seconds
             assignee = UnicodeAttribute(null=True)
+            assigned_until = NumberAttribute(null=True)  # epoch seconds: then anyone may take it
+            GSI3PK = UnicodeAttribute(null=True)  # set with assignee (keys.assignee_gsi3pk)
+            GSI3SK = UnicodeAttribute(null=True)
             annotators = ListAttribute(of=UnicodeAttribute, null=True)
             round_annotation_ids = ListAttribute(of=UnicodeAttribute, null=True)
             skipped_by = ListAttribute(of=UnicodeAttribute, null=True)

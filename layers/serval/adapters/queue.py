@@ -8,7 +8,8 @@ condition cancels everything and raises :class:`Lost`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +35,33 @@ class Candidate:
     gsi1sk: str
 
 
-# The lease's eligibility rules as a DynamoDB condition (see serval.domain.queue.may_take).
+# The lease's eligibility rules as a DynamoDB condition (see serval.domain.queue.may_take);
+# ``:now`` is the time of the lease (a reservation that ended is anyone's).
 ELIGIBLE = (
-    "(attribute_not_exists(#assignee) OR #assignee = :me)"
+    "(attribute_not_exists(#assignee) OR #assignee = :me OR #assigned_until < :now)"
     " AND (attribute_not_exists(#annotators) OR NOT contains(#annotators, :me))"
     " AND (attribute_not_exists(#skipped) OR NOT contains(#skipped, :me))"
 )
-ELIGIBLE_NAMES = {"#assignee": "assignee", "#annotators": "annotators", "#skipped": "skipped_by"}
+ELIGIBLE_NAMES = {
+    "#assignee": "assignee",
+    "#assigned_until": "assigned_until",
+    "#annotators": "annotators",
+    "#skipped": "skipped_by",
+}
+# A reservation's attributes: the member, when it ends, and the task's place in GSI3.
+RESERVATION = ("assignee", "assigned_until", keys.GSI3PK, keys.GSI3SK)
+
+
+def reservation(project_id: str, task_id: str, user_id: str) -> dict[str, Any]:
+    """The attributes that reserve a task for ``user_id`` until ``RESERVATION_SECONDS`` from now."""
+    return {
+        "assignee": user_id,
+        "assigned_until": int(time.time()) + settings().RESERVATION_SECONDS,
+        keys.GSI3PK: keys.assignee_gsi3pk(user_id),
+        keys.GSI3SK: keys.assignee_gsi3sk(project_id, task_id),
+    }
+
+
 NOT_AN_ANNOTATOR = "(attribute_not_exists(#annotators) OR NOT contains(#annotators, :me))"
 # A reviewer is offered neither their own work nor a task they skipped in review.
 MAY_REVIEW = (
@@ -66,6 +87,8 @@ def candidates(
     condition = "#g1pk = :pk" + (" AND #g1sk < :below" if below else "")
     names = {"#g1pk": keys.GSI1PK, "#g1sk": keys.GSI1SK}
     values: dict[str, Any] = {":pk": {"S": keys.status_gsi1pk(project_id, status)}, ":me": {"S": user_id}}
+    if not review:
+        values[":now"] = {"N": str(int(time.time()))}
     if below:
         values[":below"] = {"S": below}
     if review:
@@ -242,26 +265,66 @@ def set_assignee(
     actor: Actor,
     *,
     audited: bool = True,
+    held_by: str | None = None,
 ) -> None:
     """Reserve a task for ``user_id`` (None: remove the reservation) while it is in one of
-    ``statuses``; audited by ``actor`` unless ``audited`` is False (bulk jobs)."""
+    ``statuses`` (and, given ``held_by``, while it is reserved for that user); audited by
+    ``actor`` unless ``audited`` is False (bulk jobs)."""
     tx = dynamo.Tx()
     placeholders = {f":st{i}": s.value for i, s in enumerate(statuses)}
-    change = "SET #assignee = :user, " if user_id is not None else "REMOVE #assignee SET "
+    names = {"#status": "status"} | {f"#r{i}": name for i, name in enumerate(RESERVATION)}
+    values: dict[str, Any] = {":now": utcnow(), ":one": 1} | placeholders
+    if user_id is not None:
+        sets = reservation(project_id, task_id, user_id)
+        values |= {f":r{i}": sets[name] for i, name in enumerate(RESERVATION)}
+        change = "SET " + ", ".join(f"#r{i} = :r{i}" for i in range(len(RESERVATION))) + ", "
+    else:
+        change = "REMOVE " + ", ".join(f"#r{i}" for i in range(len(RESERVATION))) + " SET "
+    condition = f"#status IN ({', '.join(placeholders)})"
+    if held_by is not None:
+        condition += " AND #r0 = :held_by"
+        values[":held_by"] = held_by
     tx.update(
         settings().TASKS_TABLE,
         dynamo.item_key(keys.project_pk(project_id), keys.task_sk(task_id)),
         change + "updated_at = :now ADD version :one",
-        names={"#assignee": "assignee", "#status": "status"},
-        values={":now": utcnow(), ":one": 1}
-        | placeholders
-        | ({":user": user_id} if user_id is not None else {}),
-        condition=f"#status IN ({', '.join(placeholders)})",
+        names=names,
+        values=values,
+        condition=condition,
     )
     if audited:
         action = "task.assign" if user_id is not None else "task.unassign"
-        audit.record(tx, actor, action, "task", task_id, project_id, after={"assignee": user_id})
+        after = {"assignee": user_id} | ({"released": held_by} if held_by is not None else {})
+        audit.record(tx, actor, action, "task", task_id, project_id, after=after)
     try:
         tx.commit()
     except dynamo.TransactionCancelled as exc:
         raise Lost(f"task {task_id} cannot be assigned now") from exc
+
+
+def reserved_for(user_id: str, project_id: str | None = None) -> Iterator[tuple[str, str]]:
+    """``(project id, task id)`` of every task reserved for ``user_id`` (in one project, or in
+    all): Queries of GSI3's partition of the user, never a scan."""
+    condition = "#pk = :pk"
+    names = {"#pk": keys.GSI3PK, "#p": "project_id", "#t": "task_id"}
+    values: dict[str, Any] = {":pk": {"S": keys.assignee_gsi3pk(user_id)}}
+    if project_id:
+        condition += " AND begins_with(#sk, :prefix)"
+        names["#sk"] = keys.GSI3SK
+        values[":prefix"] = {"S": keys.assignee_gsi3sk_prefix(project_id)}
+    kwargs: dict[str, Any] = {
+        "TableName": settings().TASKS_TABLE,
+        "IndexName": keys.GSI3,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "#p, #t",
+    }
+    while True:
+        response = clients.dynamodb().query(**kwargs)
+        for item in response["Items"]:
+            yield item["project_id"]["S"], item["task_id"]["S"]
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            return
+        kwargs["ExclusiveStartKey"] = start

@@ -57,10 +57,19 @@ def queue_key(
 
 
 def may_take(
-    user_id: str, assignee: str | None, annotators: Sequence[str], skipped_by: Sequence[str]
+    user_id: str,
+    assignee: str | None,
+    annotators: Sequence[str],
+    skipped_by: Sequence[str],
+    *,
+    assigned_until: int | None = None,
+    now: int = 0,
 ) -> bool:
-    """Whether the queue may offer a task to ``user_id`` (mirrors the lease's condition)."""
-    return (assignee in (None, user_id)) and user_id not in annotators and user_id not in skipped_by
+    """Whether the queue may offer a task to ``user_id`` (mirrors the lease's condition): not
+    reserved for someone else (a reservation that ended before ``now`` is anyone's), not
+    labelled or skipped by them."""
+    free = assignee in (None, user_id) or (assigned_until is not None and assigned_until < now)
+    return free and user_id not in annotators and user_id not in skipped_by
 
 
 def round_target(distinct_annotators: int, overlap: int) -> TaskStatus:

@@ -9,12 +9,13 @@ so a redelivered job rewrites exactly the same file, and the export's own audit 
 never appear in it.
 
 CSV has a fixed header, :data:`CSV_COLUMNS`; ``before``, ``after`` and ``counts`` are
-compact JSON strings (sorted keys); a missing value is an empty cell.
+compact JSON strings (sorted keys); a missing value is an empty cell. A cell that a
+spreadsheet would run as a formula (a caller-chosen user agent ``=HYPERLINK(...)``) is
+written with a leading ``'`` (:mod:`serval.domain.csv_safe`).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from serval.adapters import audit, audit_queries, projects
 from serval.adapters import jobs as job_store
 from serval.domain.actor import Actor
 from serval.domain.audit import CHAIN_FIELDS, SEALED_FIELDS, AuditRecord
+from serval.domain.csv_safe import SafeWriter
 from serval.domain.jobs import (
     AuditExportCreate,
     AuditExportFormat,
@@ -90,7 +92,7 @@ class _Encoder:
     def __init__(self, fmt: AuditExportFormat) -> None:
         self.fmt = fmt
         self._text = io.StringIO()
-        self._csv = csv.writer(self._text, lineterminator="\r\n") if fmt is AuditExportFormat.CSV else None
+        self._csv = SafeWriter(self._text) if fmt is AuditExportFormat.CSV else None
 
     def header(self) -> None:
         if self._csv is not None:

@@ -316,8 +316,8 @@ def _assign(project_id: str, user_id: str | None, task_id: str, out: _Chunk) -> 
     except NotFound:
         out.fail(task_id, DELETED)
         return
-    if item.assignee == user_id:
-        out.done += 1
+    if item.assignee == user_id and (user_id is None or int(item.assigned_until or 0) > queue.epoch_now()):
+        out.done += 1  # (an ended reservation for the same user is made again, so it lasts)
         return
     statuses = queue.ASSIGNABLE if user_id is not None else tuple(TaskStatus)
     actor = Actor.system("jobs")

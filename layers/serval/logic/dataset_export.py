@@ -9,7 +9,8 @@ multipart upload, parts of ``PART_BYTES``): memory stays flat however many tasks
 
 Image sizes (COCO, VOC, and Ground Truth boxes) come from the task's metadata
 (``width``/``height``) or else from the image's header (one ranged GET). A task the format
-cannot represent (no image size, no image, no inline text for CoNLL) is counted in
+cannot represent (no image size, no image, no inline text for CoNLL, a label that is no
+class of the current label config for COCO, YOLO and Ground Truth) is counted in
 ``counts.failed`` and named in the job's ``error``; ``counts.done`` is the tasks written.
 
 A project with more tasks than ``EXPORT_SHARD_TASKS`` fans out over the jobs queue instead
@@ -148,6 +149,19 @@ def encode(fmt: ExportFormat, records: Iterable[ExportRecord], config: LabelConf
             return groundtruth.manifest_chunks(records, config)
 
 
+def label_check(fmt: ExportFormat, config: LabelConfig) -> Callable[[ExportRecord], str | None] | None:
+    """The format's check of a record's labels against the classes it writes (None: a format
+    that writes labels as they are)."""
+    match fmt:
+        case ExportFormat.COCO:
+            return images.coco_check(config)
+        case ExportFormat.YOLO:
+            return images.yolo_check(config)
+        case ExportFormat.GROUNDTRUTH:
+            return groundtruth.manifest_check(config)
+    return None
+
+
 def request_of(job: Job) -> DatasetExportCreate:
     """The export's request, as validated when the job was created."""
     try:
@@ -178,11 +192,20 @@ def outcomes(
         yield record if record is not None else ExportFailure(task.task_id, problem or "cannot be exported")
 
 
-def _tallied(items: Iterable[ExportRecord | ExportFailure], tally: _Tally) -> Iterator[ExportRecord]:
-    """The records of ``items``; failures are counted (and the first ones named) in ``tally``."""
+def _tallied(
+    items: Iterable[ExportRecord | ExportFailure],
+    tally: _Tally,
+    check: Callable[[ExportRecord], str | None] | None,
+) -> Iterator[ExportRecord]:
+    """The records of ``items`` that ``check`` passes; failures are counted (and the first
+    ones named) in ``tally``."""
     for item in items:
         if isinstance(item, ExportFailure):
             tally.fail(item.task_id, item.reason)
+            continue
+        problem = check(item) if check else None
+        if problem is not None:
+            tally.fail(item.task.task_id, problem)
             continue
         tally.done += 1
         yield item
@@ -199,7 +222,8 @@ def write_result(
     )
     tally = _Tally()
     try:
-        for chunk in encode(request.format, _tallied(items, tally), config):
+        records = _tallied(items, tally, label_check(request.format, config))
+        for chunk in encode(request.format, records, config):
             if chunk:
                 writer.write(chunk)
         writer.close()

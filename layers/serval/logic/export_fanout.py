@@ -19,7 +19,8 @@ exported in ``K`` shards, contiguous task-id ranges (:mod:`serval.domain.exports
 
 A shard or assemble step that hits a transient error raises (SQS redelivers it) until its
 ``MAX_ATTEMPTS``-th try, which fails the job; a ServalError (a timeout, invalid parameters)
-fails the job at once with the shard named. Poison messages are reported, never retried.
+or any error a retry cannot mend fails the job at once with the shard named
+(:func:`serval.logic.jobs.give_up_reason`). Poison messages are reported, never retried.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ def _failed(message: JobMessage, what: str, exc: Exception, attempts: int, owner
     otherwise fail the job with the reason."""
     if isinstance(exc, ServalError) and not isinstance(exc, Throttled):
         error = f"{what} failed: {exc.message}"
-    elif attempts < jobs.MAX_ATTEMPTS:
-        raise exc
     else:
-        error = f"{what} gave up after {attempts} attempts: {type(exc).__name__}"
+        reason = jobs.give_up_reason(exc, attempts)
+        if reason is None:
+            raise exc
+        error = f"{what} {reason}"
     job_store.fail(message.project_id, message.job_id, error, owner=owner)
     return jobs.Outcome("failed", {"error": error, "kind": "dataset_export", **_ids(message)})
 

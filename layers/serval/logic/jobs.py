@@ -11,9 +11,13 @@ Running a message:
 - a job another worker is running raises JobBusy (the message comes back later);
 - otherwise the job is claimed (``queued -> running``) and its kind's runner produces the
   result; a runner's ServalError (but Throttled) or an unknown kind fails the job with that
-  error. Any other error (throttling, a network fault) propagates so SQS redelivers the
-  message; the
-  queue's DLQ bounds those retries, and a worker that died leaves a lease that expires;
+  error. An error a retry may mend (throttling, a 5xx answer, a network fault:
+  :func:`serval.adapters.clients.retryable`) propagates so SQS redelivers the message, up to
+  the last attempt, which fails the job; any other error (a bug, data the runner cannot
+  handle) fails the job at once with its reason instead of waiting out the queue's
+  visibility timeout three times. A worker that crashes or times out on every delivery
+  never gets here: its message's last delivery lands in the jobs DLQ, whose consumer
+  (:func:`fail_dead_letter`) fails the job;
 - a runner that fans its job out (JobFannedOut: a large dataset export) leaves it running;
   the ``shard`` and ``assemble`` messages it sent are run by
   :mod:`serval.logic.export_fanout`, which finishes the job.
@@ -27,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from serval.adapters import dynamo, queues
+from serval.adapters import clients, dynamo, queues
 from serval.adapters import jobs as job_store
 from serval.domain.actor import Actor
 from serval.domain.jobs import (
@@ -170,11 +174,19 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
     )
 
 
+def give_up_reason(exc: Exception, attempts: int) -> str | None:
+    """Why an error a runner raised (not a ServalError, except Throttled) fails its job now;
+    ``None``: a retry may mend it and attempts are left, so the message is redelivered."""
+    if isinstance(exc, Throttled) or clients.retryable(exc):
+        return None if attempts < MAX_ATTEMPTS else f"gave up after {attempts} attempts: {type(exc).__name__}"
+    return f"failed with an error that a retry cannot fix: {type(exc).__name__}: {str(exc)[:300]}"
+
+
 def _retry_or_fail(claim: job_store.Claim, exc: Exception) -> Outcome:
-    """A transient error: re-raise (SQS redelivers), unless this was the last attempt."""
-    if claim.job.attempts < MAX_ATTEMPTS:
+    """Re-raise an error a retry may mend (SQS redelivers) before the last attempt; else fail the job."""
+    error = give_up_reason(exc, claim.job.attempts)
+    if error is None:
         raise exc
-    error = f"gave up after {claim.job.attempts} attempts: {type(exc).__name__}"
     job_store.fail(claim.job.project_id, claim.job.job_id, error, owner=claim.owner)
     return Outcome(
         "failed",
@@ -185,3 +197,38 @@ def _retry_or_fail(claim: job_store.Claim, exc: Exception) -> Outcome:
             "project_id": claim.job.project_id,
         },
     )
+
+
+# ---- the jobs DLQ: a message whose every delivery crashed or timed out ----------------------
+
+
+def dead_letter_reason(message: JobMessage) -> str:
+    """Why a dead-lettered message's job failed, naming the step that never finished."""
+    if message.step is JobStep.SHARD and message.shard is not None:
+        what = f"shard {message.shard + 1} of {message.shards} of the export"
+    elif message.step is JobStep.ASSEMBLE:
+        what = "assembling the export"
+    else:
+        what = "the job"
+    return (
+        f"{what} did not finish in any of its {MAX_ATTEMPTS} deliveries: "
+        "the jobs worker crashed or timed out each time"
+    )
+
+
+def fail_dead_letter(body: str, attributes: dict[str, str]) -> Outcome:
+    """A jobs message's last delivery landed in the jobs DLQ: fail its job with the reason (a job
+    that finished meanwhile is left alone), then keep the message in ``JOBS_DEAD_URL`` with
+    its outcome. An error before the message is kept raises, so SQS delivers it again; the
+    DLQ's own redrive moves a message this keeps failing on to the same place."""
+    message = parse_message(body)
+    if message is None:
+        kept = "poison"
+        detail: dict[str, Any] = {"reason": "the message is not a job message", "body": body[:200]}
+    else:
+        reason = dead_letter_reason(message)
+        failed = job_store.fail(message.project_id, message.job_id, reason)
+        kept = "failed" if failed else "skipped"
+        detail = {"job_id": message.job_id, "project_id": message.project_id, "reason": reason}
+    queues.send(settings().JOBS_DEAD_URL, body, attributes | {"outcome": kept, "reason": detail["reason"]})
+    return Outcome(kept, detail)

@@ -5,7 +5,9 @@ Rules beyond the permission table:
 * nobody changes their own membership role (no self-grant; an admin needs none);
 * a member's role may not rank above their global role (the ceiling): a vendor's
   ``annotator`` account cannot be made a project ``manager``;
-* a project always keeps at least one manager.
+* a project always keeps at least one manager;
+* removing a member, or giving them a role that cannot label, releases the tasks reserved for
+  them in the project (:func:`serval.logic.queue.release_reservations`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from typing import TypeVar
 from serval.adapters import members, projects, users
 from serval.domain.access import Member, MemberAdd, MemberUpdate, MyProject
 from serval.domain.actor import Actor
-from serval.domain.permissions import ProjectRole, ceiling, effective_project_role, is_admin, project_actions
+from serval.domain.permissions import (
+    PROJECT_ACTIONS,
+    Action,
+    ProjectRole,
+    ceiling,
+    effective_project_role,
+    is_admin,
+    project_actions,
+)
 from serval.errors import Conflict, LastManager, RoleAboveCeiling, SelfGrant
+from serval.logic import queue
 from serval.logic import users as user_logic
 
 T = TypeVar("T")
@@ -107,13 +118,17 @@ def update(project_id: str, user_id: str, request: MemberUpdate, actor: Actor) -
         _within_ceiling(user_id, request.role)
         return members.change_role(before, request.role, actor, keeper)
 
-    return _with_emails([_keeping_a_manager(project_id, user_id, request.role, change)])[0]
+    after = _keeping_a_manager(project_id, user_id, request.role, change)
+    if request.role not in PROJECT_ACTIONS[Action.TASK_LEASE]:
+        queue.release_reservations(user_id, actor, project_id)
+    return _with_emails([after])[0]
 
 
 def remove(project_id: str, user_id: str, actor: Actor) -> None:
     _keeping_a_manager(
         project_id, user_id, None, lambda before, keeper: members.remove(before, actor, keeper)
     )
+    queue.release_reservations(user_id, actor, project_id)
 
 
 def my_projects(actor: Actor, limit: int, cursor: str | None) -> tuple[list[MyProject], str | None]:

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from serval import ids, keys
-from serval.adapters import activity, dynamo, mapping, members, projects, tasks, workflow
+from serval.adapters import activity, dynamo, mapping, members, projects, tasks, users, workflow
 from serval.adapters import annotations as annotation_store
 from serval.adapters import quality as quality_store
 from serval.adapters import queue as store
@@ -67,8 +67,9 @@ def _time_key(item: Any) -> str:
 def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
     """Label step: queue the task for labelling and keep the step's token. The same token again: no-op.
 
-    On rework the task is offered first to its last annotator (it is assigned to them); a task
-    requeued from review (see :func:`requeue`) comes from ``in_review`` and is free for anyone.
+    On rework the task is offered first to its last annotator (it is reserved for them, for
+    ``RESERVATION_SECONDS``, if they may still label in the project); a task requeued from
+    review (see :func:`requeue`) comes from ``in_review`` and is free for anyone.
     """
     item = tasks.get_item(project_id, task_id)
     if item.label_token == token:
@@ -94,8 +95,8 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
         "annotators": [],
         "round_annotation_ids": [],
     }
-    if last:
-        sets["assignee"] = last[0]
+    if last and assignable(project_id, last[0]) is None:
+        sets |= store.reservation(project_id, task_id, last[0])
     change = store.Transition(
         project_id,
         task_id,
@@ -228,11 +229,11 @@ def next_task(project_id: str, actor: Actor) -> domain.Lease:
 
 def _claim(project_id: str, candidate: store.Candidate, actor: Actor, until: int) -> bool:
     names = dict(store.ELIGIBLE_NAMES)
-    values: dict[str, Any]
+    values: dict[str, Any] = {":now": epoch_now()}
     if candidate.status is S.QUEUED:
-        condition, values = "#g1sk = :seen", {":seen": candidate.gsi1sk}
+        condition, values[":seen"] = "#g1sk = :seen", candidate.gsi1sk
     else:  # an expired lease, taken over
-        condition, values = "#lease_until < :now", {":now": epoch_now()}
+        condition = "#lease_until < :now"
         names["#lease_until"] = "lease_until"
     change = store.Transition(
         project_id,
@@ -341,7 +342,9 @@ def _back_to_queue(
         str(item.queue_key or _time_key(item)),
         actor,
         action,
-        remove=("lease_owner", "lease_until", "assignee") if requeue else ("lease_owner", "lease_until"),
+        remove=("lease_owner", "lease_until", *store.RESERVATION)
+        if requeue
+        else ("lease_owner", "lease_until"),
         append={"skipped_by": [holder]} if skip else {},
         condition=_HOLDER,
         names=_HOLDER_NAMES,
@@ -357,13 +360,44 @@ def _apply_held(change: store.Transition, task_id: str, tx: dynamo.Tx | None = N
         raise LeaseNotHeld(f"you no longer hold the lease on task {task_id}") from None
 
 
-def check_assignee(project_id: str, user_id: str) -> None:
-    """422 unless ``user_id`` is a project member who may annotate (single and bulk assign)."""
+def assignable(project_id: str, user_id: str) -> str | None:
+    """Why a task cannot be reserved for ``user_id`` (not a member who may label, or a disabled
+    account), or None."""
     role = members.role_of(project_id, user_id)
     if role is None or role not in PROJECT_ACTIONS[Action.TASK_LEASE]:
-        raise ValidationFailed(
-            "the assignee must be a project member who may annotate", details={"user_id": user_id}
-        )
+        return "the assignee must be a project member who may annotate"
+    found = users.get_versioned(user_id, consistent=True)
+    if found is not None and not found[0].enabled:
+        return "the assignee's account is disabled"
+    return None
+
+
+def check_assignee(project_id: str, user_id: str) -> None:
+    """422 unless ``user_id`` is an enabled project member who may annotate (single and bulk assign)."""
+    reason = assignable(project_id, user_id)
+    if reason is not None:
+        raise ValidationFailed(reason, details={"user_id": user_id})
+
+
+MAX_RELEASED = 1_000  # reservations one request releases; any beyond that end with their expiry
+
+
+def release_reservations(user_id: str, actor: Actor, project_id: str | None = None) -> int:
+    """Make the tasks reserved for ``user_id`` (in ``project_id``, or in every project) free for
+    anyone: the member was removed, may no longer label, or was disabled. Each release is
+    conditional on the task still being reserved for them, and audited (``task.unassign``).
+    Returns how many were released; a reservation this misses (more than
+    :data:`MAX_RELEASED`, or one made while this ran) still ends at its ``assigned_until``."""
+    released = 0
+    for project, task_id in store.reserved_for(user_id, project_id):
+        if released >= MAX_RELEASED:
+            break
+        try:
+            store.set_assignee(project, task_id, None, tuple(S), actor, held_by=user_id)
+        except store.Lost:  # reserved for someone else, or deleted, meanwhile
+            continue
+        released += 1
+    return released
 
 
 def assign(project_id: str, task_id: str, user_id: str, actor: Actor) -> Any:
@@ -460,7 +494,7 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
         actor,
         "task.submit",
         set=sets,
-        remove=("lease_owner", "lease_until", "assignee"),
+        remove=("lease_owner", "lease_until", *store.RESERVATION),
         append={"annotators": me, "round_annotation_ids": [annotation.annotation_id]},
         add={"annotation_count": 1},
         condition=_HOLDER,
@@ -571,7 +605,7 @@ def _unreserve(project_id: str, item: Any, actor: Actor) -> store.Transition:
         str(item.GSI1SK),
         actor,
         "task.requeue",
-        remove=("assignee",),
+        remove=store.RESERVATION,
         condition="#ver = :ver",
         names={"#ver": "version"},
         values={":ver": int(item.version)},

@@ -3,6 +3,9 @@
 Cognito and DynamoDB cannot share a transaction, so each use case changes Cognito
 first and then the directory (with its audit record) in one transaction; if that
 fails, the Cognito change is undone before the error is raised.
+
+Disabling a user, or leaving them no group that may label, releases the tasks reserved for
+them in every project (:func:`serval.logic.queue.release_reservations`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from serval.adapters import cognito, users
 from serval.domain.access import GroupsUpdate, User, UserInvite
 from serval.domain.actor import Actor
 from serval.domain.models import utcnow
-from serval.domain.permissions import GlobalRole
+from serval.domain.permissions import PROJECT_ACTIONS, Action, GlobalRole, ceiling
 from serval.errors import NotFound, SelfGrant
-from serval.logic import access
+from serval.logic import access, queue
 
 T = TypeVar("T")
 _SUB = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -116,6 +119,8 @@ def set_groups(user_id: str, request: GroupsUpdate, actor: Actor) -> User:
         lambda: cognito.set_groups(before.username, remove, add),
     )
     access.forget(user_id)
+    if ceiling(list(wanted)) not in PROJECT_ACTIONS[Action.TASK_LEASE]:
+        queue.release_reservations(user_id, actor)
     return after
 
 
@@ -131,4 +136,6 @@ def set_enabled(user_id: str, enabled: bool, actor: Actor) -> User:
         lambda: cognito.set_enabled(before.username, before.enabled),
     )
     access.forget(user_id)
+    if not enabled:
+        queue.release_reservations(user_id, actor)
     return after

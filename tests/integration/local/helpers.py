@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -41,3 +43,11 @@ def invoke(function_name: str, event: object) -> tuple[Any, Any]:
     """Invoke through boto3 (and so through moto); returns (response, decoded payload)."""
     response = boto3.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps(event))
     return response, json.loads(response["Payload"].read())
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)

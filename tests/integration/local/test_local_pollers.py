@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -18,17 +17,9 @@ from infra.local.pollers import (
     batch_item_failures,
 )
 from tests.integration.local import fixture_handlers
-from tests.integration.local.helpers import create_function
+from tests.integration.local.helpers import create_function, wait_until
 
 pytestmark = pytest.mark.usefixtures("moto_server")
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ a task with no (matching) annotation is exported without labels.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -165,6 +166,18 @@ class ExportRecord:
 
     def results(self) -> list[object]:
         return list(self.annotation.results) if self.annotation else []
+
+
+def unknown_class(labels: Iterable[str], known: Collection[str], control: str | None = None) -> str | None:
+    """Why a record cannot be written when one of its ``labels`` is not a class the export
+    knows (a class renamed or removed from the label config since it was labelled); else None."""
+    missing = sorted({label for label in labels if label not in known})
+    if not missing:
+        return None
+    where = f" of control {control!r}" if control else ""
+    return f"label {missing[0]!r}{where} is not a class of the current label configuration" + (
+        f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""
+    )
 
 
 @dataclass(frozen=True)

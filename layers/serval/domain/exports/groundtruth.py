@@ -11,7 +11,9 @@ Truth's *job name*) and its ``<control>-metadata``:
   type ``groundtruth/image-classification`` or ``groundtruth/text-classification`` (with
   ``-multilabel`` for several), ``class-name`` / ``class-map``.
 
-Other result types are left out of this format (use JSON Lines). Every metadata object has
+Other result types are left out of this format (use JSON Lines). A record whose box or
+classification labels are no longer classes of their control is refused by
+:func:`manifest_check` (the export counts it as failed). Every metadata object has
 ``human-annotated: "yes"``, ``creation-date`` (the annotation's time) and ``job-name``.
 """
 
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from serval.domain.exports import ExportRecord
+from serval.domain.exports import ExportRecord, unknown_class
 from serval.domain.exports.images import pixel_box, source_uri
 from serval.domain.label_config import LabelConfig
 from serval.domain.media import MediaType
@@ -34,6 +36,29 @@ FLUSH_CHARS = 256 * 1024
 def _class_map(config: LabelConfig, control: str) -> dict[str, int]:
     spec = config.control(control)
     return {c.name: i for i, c in enumerate(spec.classes)} if spec else {}
+
+
+def manifest_check(config: LabelConfig) -> Callable[[ExportRecord], str | None]:
+    """Why a record's boxes or classifications cannot be written (their control is no longer
+    in the label config, or a label is not one of its classes), or None."""
+
+    def check(record: ExportRecord) -> str | None:
+        for result in record.results():
+            if isinstance(result, BBoxResult):
+                labels = [b.label for b in result.boxes]
+            elif isinstance(result, ClassificationResult):
+                labels = list(result.labels)
+            else:
+                continue
+            control = result.control
+            if config.control(control) is None:
+                return f"control {control!r} is not in the current label configuration"
+            problem = unknown_class(labels, _class_map(config, control), control)
+            if problem:
+                return problem
+        return None
+
+    return check
 
 
 def manifest_line(record: ExportRecord, config: LabelConfig) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Image formats: COCO (one JSON document), YOLO (zip) and Pascal VOC (zip).
 
 Classes come from the label config's ``bbox`` (and, for COCO, ``polygon``) controls, in
-config order; a class name used by two controls is one category. Results are relative
+config order; a class name used by two controls is one category. A record with a label that
+is no class of the current config (renamed or removed since) is refused by the format's
+check (:func:`coco_check`, :func:`yolo_check`) and counted as failed by the export job. Results are relative
 (0..1); pixel coordinates use the record's ``image_size``, so COCO and VOC take only records
 whose size is known (the export job counts the others as failed). Images are referenced by
 their S3 URI, never copied.
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 from xml.etree import ElementTree as ET
 
-from serval.domain.exports import ExportRecord, image_stem
+from serval.domain.exports import ExportRecord, image_stem, unknown_class
 from serval.domain.exports.archive import Member, zip_chunks
 from serval.domain.label_config import ControlType, LabelConfig
 from serval.domain.results import BBoxResult, Box, PolygonResult
@@ -41,6 +43,27 @@ def boxes(record: ExportRecord) -> list[Box]:
     return [b for r in record.results() if isinstance(r, BBoxResult) for b in r.boxes]
 
 
+COCO_TYPES = frozenset({ControlType.BBOX, ControlType.POLYGON})
+YOLO_TYPES = frozenset({ControlType.BBOX})
+
+
+def coco_check(config: LabelConfig) -> Callable[[ExportRecord], str | None]:
+    """Why COCO cannot write a record (a box or polygon label that is no category), or None."""
+    known = frozenset(class_names(config, COCO_TYPES))
+
+    def check(record: ExportRecord) -> str | None:
+        polygons = [p.label for r in record.results() if isinstance(r, PolygonResult) for p in r.polygons]
+        return unknown_class([b.label for b in boxes(record)] + polygons, known)
+
+    return check
+
+
+def yolo_check(config: LabelConfig) -> Callable[[ExportRecord], str | None]:
+    """Why YOLO cannot write a record (a box label that is no class), or None."""
+    known = frozenset(class_names(config, YOLO_TYPES))
+    return lambda record: unknown_class([b.label for b in boxes(record)], known)
+
+
 def pixel_box(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
     """``(x, y, w, h)`` in pixels."""
     w, h = size
@@ -57,7 +80,7 @@ def _round(value: float) -> float:
 def coco_chunks(records: Iterable[ExportRecord], config: LabelConfig) -> Iterator[bytes]:
     """A COCO detection document. ``images`` and ``annotations`` are spooled to temporary
     files while the records stream past, then concatenated after the categories."""
-    names = class_names(config, frozenset({ControlType.BBOX, ControlType.POLYGON}))
+    names = class_names(config, COCO_TYPES)
     category = {name: i + 1 for i, name in enumerate(names)}
     with (
         tempfile.SpooledTemporaryFile(SPOOL_BYTES) as images,
@@ -157,7 +180,7 @@ def yolo_line(class_id: int, box: Box) -> str:
 def yolo_members(records: Iterable[ExportRecord], config: LabelConfig) -> Iterator[Member]:
     """``data.yaml``, then ``labels/<task id>.txt`` per image, then ``images.txt``
     (``<task id>\\t<s3 uri>`` per line, spooled while the labels stream)."""
-    names = class_names(config, frozenset({ControlType.BBOX}))
+    names = class_names(config, YOLO_TYPES)
     index = {name: i for i, name in enumerate(names)}
     yaml = [
         "# Serval export: labels/<task id>.txt; images.txt maps task ids to source images",

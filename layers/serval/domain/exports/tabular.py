@@ -2,17 +2,18 @@
 
 Each task is one object (:func:`task_object`; its JSON Schema is in ``docs/exports.md``).
 CSV has one row per task with the fixed header :data:`CSV_COLUMNS`; ``data``, ``tags``,
-``metadata`` and ``results`` are compact JSON strings, a missing value is an empty cell.
+``metadata`` and ``results`` are compact JSON strings, a missing value is an empty cell;
+formula-leading cells get a leading ``'`` (:mod:`serval.domain.csv_safe`).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from serval.domain.csv_safe import SafeWriter
 from serval.domain.exports import ExportRecord
 
 FLUSH_CHARS = 256 * 1024
@@ -102,7 +103,7 @@ def csv_row(record: ExportRecord) -> list[str]:
 
 def csv_chunks(records: Iterable[ExportRecord]) -> Iterator[bytes]:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     for record in records:
         writer.writerow(csv_row(record))
