@@ -174,7 +174,8 @@ def put_new(project_id: str, tasks: Sequence[Task], count_shard_seed: str) -> Co
             if len(group) == 1:
                 result.refused.append(Refused(group[0], _reason(exc)))
                 continue
-            for task in group:
+            found = set(result.duplicates)  # before the refusal, the group's retries found these
+            for task in (t for t in group if t.task_id not in found):
                 try:
                     _put_group(project_id, [task], count_shard_seed, result)
                 except ItemRefused as alone:
