@@ -14,8 +14,15 @@
 4. **DynamoDB atomicity.** moto's server handles requests on many threads with
    no lock, so two conditional writes could both pass their condition. DynamoDB
    and DynamoDB Streams requests are serialized, as each item's writes are in AWS.
+5. **Fast DynamoDB responses.** Reads whose results moto holds in wire form are
+   serialized with a plain ``json.dumps``.
+6. **DynamoDB size limits** (:func:`install_limits`, also installed alone by the
+   in-process test fixture). moto does not refuse a TransactWriteItems over 4 MB, and
+   its BatchWriteItem writes the items before an oversize one and then fails; AWS
+   refuses both requests whole with a ValidationException. The patch checks the
+   request first, as AWS does, with moto's own size rules.
 
-6. **Stream retention.** moto keeps every stream record and every shard iterator forever.
+7. **Stream retention.** moto keeps every stream record and every shard iterator forever.
    Records are dropped once every registered consumer (the local pollers) has processed them,
    and after 24 h as in AWS; iterators expire 15 minutes after they were handed out, as in AWS.
    Sequence numbers go on where they were (``StreamShard.add``/``get`` and
@@ -42,6 +49,7 @@ from typing import Any, Protocol, cast
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.responses import ActionResult, BaseResponse
+from moto.dynamodb.exceptions import ItemSizeTooLarge, MockValidationException
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
@@ -113,6 +121,8 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (DynamoDBStreamsBackend, "get_records"): ("iterator_arn", "limit"),
     (BaseResponse, "call_action"): (),
     (BaseResponse, "serialized"): ("action_result",),
+    (DynamoHandler, "transact_write_items"): (),
+    (DynamoHandler, "batch_write_item"): (),
 }
 
 
@@ -145,6 +155,7 @@ _MISSING = object()
 class _State:
     installed: bool = False
     generation: int = 0  # bumped on every install: indexes built before are stale
+    limits: bool = False  # install() installed the size limits (so uninstall() removes them)
     saved: dict[tuple[type, str], Any] = field(default_factory=dict)
     runtime: LambdaRuntime | None = None  # None: run handlers in this process
 
@@ -154,30 +165,32 @@ class LambdaRuntime(Protocol):
 
 
 _state = _State()
+_limits = _State()  # the size limits: installed with the others, or alone
 _local = threading.local()  # moto_semantics() and the transaction in progress, per thread
 _dynamodb_lock = threading.RLock()
 
 
 def _original(owner: type, name: str) -> Any:
     """What ``owner.name`` was before :func:`install` (what it is, when not installed)."""
-    if (owner, name) not in _state.saved:
+    saved = next((s.saved for s in (_state, _limits) if (owner, name) in s.saved), None)
+    if saved is None:
         return getattr(owner, name, None)
-    previous = _state.saved[(owner, name)]
+    previous = saved[(owner, name)]
     return getattr(owner.__mro__[1], name, None) if previous is _MISSING else previous
 
 
-def _replace(owner: type, name: str, replacement: Any) -> None:
-    _state.saved[(owner, name)] = owner.__dict__.get(name, _MISSING)
+def _replace(owner: type, name: str, replacement: Any, state: _State = _state) -> None:
+    state.saved[(owner, name)] = owner.__dict__.get(name, _MISSING)
     setattr(owner, name, replacement)
 
 
-def _restore_all() -> None:
-    for (owner, name), previous in _state.saved.items():
+def _restore_all(state: _State = _state) -> None:
+    for (owner, name), previous in state.saved.items():
         if previous is _MISSING:
             delattr(owner, name)
         else:
             setattr(owner, name, previous)
-    _state.saved.clear()
+    state.saved.clear()
 
 
 def _call_original(owner: type, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -380,7 +393,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-# --------------------------------------------------------------------------- 6. stream retention
+# --------------------------------------------------------------------------- 7. stream retention
 
 STREAM_RETENTION = datetime.timedelta(hours=24)  # DynamoDB Streams keeps records 24 h
 ITERATOR_TTL_S = 15 * 60  # a shard iterator expires 15 minutes after it is returned
@@ -504,6 +517,73 @@ def stream_consumed(stream_arn: str, consumer: str, sequence_number: int) -> int
         return dropped
 
 
+# --------------------------------------------------------------------------- 6. size limits
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+
+
+def _attrs_size(attrs: dict[str, Any]) -> int:
+    return sum(len(name.encode("utf-8")) + DynamoType(value).size() for name, value in attrs.items())
+
+
+def _transact_action_size(entry: dict[str, Any]) -> int:
+    op = next(iter(entry.values()))
+    if "Item" in op:
+        return _attrs_size(op["Item"])
+    return _attrs_size(op.get("Key", {})) + sum(
+        DynamoType(v).size() for v in op.get("ExpressionAttributeValues", {}).values()
+    )
+
+
+def _transact_size_limit(self: DynamoHandler) -> ActionResult:
+    size = sum(_transact_action_size(entry) for entry in self.body.get("TransactItems", []))
+    if size > MAX_TRANSACTION_BYTES:
+        raise MockValidationException("Transaction request cannot be larger than 4 MB")
+    return cast(ActionResult, _call_original(DynamoHandler, "transact_write_items", self))
+
+
+def _batch_size_limit(self: DynamoHandler) -> ActionResult:
+    for requests in self.body.get("RequestItems", {}).values():
+        for request in requests:
+            item = request.get("PutRequest", {}).get("Item")
+            if item is not None and _attrs_size(item) > MAX_ITEM_BYTES:
+                raise ItemSizeTooLarge
+    return cast(ActionResult, _call_original(DynamoHandler, "batch_write_item", self))
+
+
+def install_limits(*, checked: bool = False) -> bool:
+    """Refuse what AWS refuses for size, before moto writes anything (idempotent).
+
+    Returns whether this call installed them (so the caller knows to uninstall them).
+    ``checked``: the caller has just checked moto's internals.
+    """
+    if _limits.installed:
+        return False
+    if not checked:
+        check_moto_internals()
+    _replace(DynamoHandler, "transact_write_items", _transact_size_limit, _limits)
+    _replace(DynamoHandler, "batch_write_item", _batch_size_limit, _limits)
+    _limits.installed = True
+    return True
+
+
+def uninstall_limits() -> None:
+    if _limits.installed:
+        _restore_all(_limits)
+        _limits.installed = False
+
+
+@contextmanager
+def limits_installed() -> Iterator[None]:
+    installed_here = install_limits()
+    try:
+        yield
+    finally:
+        if installed_here:
+            uninstall_limits()
+
+
 # --------------------------------------------------------------------------- install / uninstall
 
 
@@ -528,6 +608,7 @@ def install() -> None:
         _replace(handler, "call_action", _serialized(handler.call_action))
     for fast_handler in FAST_ACTIONS:
         _replace(fast_handler, "serialized", _fast_serialized(fast_handler))
+    _state.limits = install_limits(checked=True)
     _state.installed = True
 
 
@@ -535,6 +616,8 @@ def uninstall() -> None:
     """Put moto back as it was."""
     if _state.installed:
         _restore_all()
+        if _state.limits:
+            uninstall_limits()
         _state.installed = False
 
 

@@ -21,6 +21,32 @@ class ValidationFailed(ServalError):
     code = "validation_failed"
 
 
+class ItemTooLarge(ValidationFailed):
+    """An item would not fit DynamoDB's item limit, or Serval's limit for its kind (a task)."""
+
+    code = "item_too_large"
+
+
+class ItemRefused(ValidationFailed):
+    """DynamoDB refused a write as invalid (an item or transaction over its limits, say)."""
+
+    code = "item_refused"
+
+
+class TransactionTooLarge(ValidationFailed):
+    """One change would need a transaction over DynamoDB's 4 MB or 100-action limit."""
+
+    code = "transaction_too_large"
+
+
+class LabelConfigTooLarge(ValidationFailed):
+    code = "label_config_too_large"
+
+
+class AnnotationTooLarge(ValidationFailed):
+    code = "annotation_too_large"
+
+
 class NotFound(ServalError):
     code = "not_found"
 

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra import config, spec
-from infra.local import resources
+from infra.local import patches, resources
 from serval.adapters import clients, dynamo_models
 from serval.domain.actor import Actor
 
@@ -30,10 +30,12 @@ class Aws:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    """Given a fresh moto account with Serval's resources created from the spec."""
+    """Given a fresh moto account with Serval's resources created from the spec, and
+    DynamoDB's request size limits enforced as in AWS."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    # DynamoDB's size limits as AWS applies them (moto alone lets a 4 MB transaction through)
+    with patches.limits_installed(), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         _forget_clients()
         the_spec = spec.build(config.load("local"), ACCOUNT, REGION)
         created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))

@@ -61,7 +61,7 @@ def test_task_create_accepts_ordinary_tags(tag: str) -> None:
 
 def test_task_create_accepts_metadata_up_to_the_limit() -> None:
     # Given metadata whose JSON is exactly the limit
-    overhead = len('{"k": ""}')
+    overhead = len('{"k":""}')  # stored compact
     meta = {"k": "x" * (MAX_METADATA_BYTES - overhead)}
 
     # Then it is accepted
@@ -69,7 +69,7 @@ def test_task_create_accepts_metadata_up_to_the_limit() -> None:
 
 
 def test_task_create_rejects_metadata_over_the_limit() -> None:
-    overhead = len('{"k": ""}')
+    overhead = len('{"k":""}')  # stored compact
     with pytest.raises(ValidationError, match="metadata is larger"):
         task(metadata={"k": "x" * (MAX_METADATA_BYTES - overhead + 1)})
 

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from serval import keys
+from serval.domain import limits
 from serval.domain.lifecycle import TaskStatus
-from serval.errors import InvalidCursor, Throttled
+from serval.errors import (
+    InvalidCursor,
+    ItemRefused,
+    ItemTooLarge,
+    Throttled,
+    TransactionTooLarge,
+)
 from serval.settings import settings
 
 if TYPE_CHECKING:
@@ -34,6 +41,79 @@ def audit() -> AuditTableModels:
     return audit_models(settings().AUDIT_TABLE)
 
 
+# ---- sizes, as DynamoDB counts them ---------------------------------------------------------
+
+
+def _text_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _number_bytes(text: str) -> int:
+    """1 byte per two significant digits, plus 1 (leading and trailing zeros are not stored)."""
+    mantissa = text.lstrip("+-").lower().split("e", 1)[0]
+    digits = mantissa.replace(".", "").strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """The stored size of one attribute value (low-level form, ``{"S": ...}``)."""
+    kind, inner = next(iter(value.items()))
+    if kind == "S":
+        return _text_bytes(inner)
+    if kind == "N":
+        return _number_bytes(str(inner))
+    if kind == "B":
+        return len(inner) if isinstance(inner, bytes | bytearray) else len(base64.b64decode(inner))
+    if kind in {"BOOL", "NULL"}:
+        return 1
+    if kind == "SS":
+        return sum(_text_bytes(v) for v in inner)
+    if kind == "NS":
+        return sum(_number_bytes(str(v)) for v in inner)
+    if kind == "BS":
+        return sum(value_size({"B": v}) for v in inner)
+    if kind == "L":
+        return 3 + sum(1 + value_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + _text_bytes(k) + value_size(v) for k, v in inner.items())
+    raise ValueError(f"unknown attribute type {kind!r}")
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """An item's stored size as DynamoDB counts it against its 400 KB limit: each attribute's
+    name (UTF-8) plus its value (strings in UTF-8, numbers about one byte per two digits,
+    3 bytes plus 1 per element for lists and maps)."""
+    return sum(_text_bytes(name) + value_size(value) for name, value in item.items())
+
+
+def action_size(action: Mapping[str, Any]) -> int:
+    """What one TransactWriteItems action adds to the transaction's 4 MB: a put's item, or
+    the key and expression values of an update, delete or condition check."""
+    body = next(iter(action.values()))
+    if "Item" in body:
+        return item_size(body["Item"])
+    size = item_size(body["Key"])
+    return size + sum(value_size(v) for v in body.get("ExpressionAttributeValues", {}).values())
+
+
+def check_item(item: Mapping[str, Mapping[str, Any]], entity: str, limit: int | None = None) -> int:
+    """The item's stored size; raises ItemTooLarge when it is over ``limit`` (DynamoDB's)."""
+    limit = limits.MAX_ITEM_BYTES if limit is None else limit
+    size = item_size(item)
+    if size > limit:
+        raise ItemTooLarge(
+            f"the {entity} is {size} bytes stored; the limit is {limit}",
+            details={"entity": entity, "bytes": size, "limit": limit},
+        )
+    return size
+
+
+def refused(exc: Exception, message: str) -> ItemRefused:
+    """DynamoDB's ValidationException as a domain error (its text goes in the details only)."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    return ItemRefused(message, details={"reason": str(error.get("Message", ""))[:500]})
+
+
 class Tx:
     """An ordered TransactWriteItems. Cancellation reasons index into ``actions`` as added."""
 
@@ -42,6 +122,10 @@ class Tx:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    def size(self) -> int:
+        """The transaction's size as counted against DynamoDB's 4 MB."""
+        return sum(action_size(a) for a in self.actions)
 
     def put(
         self,
@@ -118,7 +202,20 @@ class Tx:
         if not self.actions:
             return
         if len(self.actions) > MAX_TRANSACTION_ACTIONS:
-            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_ACTIONS} actions")
+            raise TransactionTooLarge(
+                f"a transaction holds at most {MAX_TRANSACTION_ACTIONS} actions",
+                details={"actions": len(self.actions), "limit": MAX_TRANSACTION_ACTIONS},
+            )
+        for action in self.actions:
+            body = action.get("Put")
+            if body is not None:
+                check_item(body["Item"], str(body["Item"].get(keys.ENTITY, {}).get("S", "item")))
+        size = self.size()
+        if size > limits.MAX_TRANSACTION_BYTES:
+            raise TransactionTooLarge(
+                f"the change needs a transaction of {size} bytes; the limit is {limits.MAX_TRANSACTION_BYTES}",
+                details={"bytes": size, "limit": limits.MAX_TRANSACTION_BYTES},
+            )
         from botocore.exceptions import ClientError
 
         from serval.adapters import clients
@@ -151,6 +248,8 @@ class Tx:
                         time.sleep(random.uniform(0, 0.05 * 2**attempt))
                         continue
                     raise Throttled("the table is busy; retry shortly") from exc
+                if code == "ValidationException":
+                    raise refused(exc, "DynamoDB refused the change") from exc
                 raise
 
 

@@ -25,6 +25,15 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from serval import keys
+from serval.domain.limits import stored_json
+
+
+class Utf8JSONAttribute(JSONAttribute):
+    """A JSON attribute stored compact and as UTF-8 (``domain.limits.stored_json``): non-ASCII
+    text costs its UTF-8 bytes, not a ``\\u`` escape of 6 to 12. Reads any JSON text."""
+
+    def serialize(self, value: Any) -> str | None:
+        return None if value is None else stored_json(value)
 
 
 def _meta(table_name: str, index_name: str | None = None) -> type:
@@ -76,8 +85,8 @@ class TaskTableModels:
             name = UnicodeAttribute()
             description = UnicodeAttribute(default="")
             media_types = ListAttribute(of=UnicodeAttribute)
-            label_config = JSONAttribute()
-            settings = JSONAttribute()
+            label_config = Utf8JSONAttribute()
+            settings = Utf8JSONAttribute()
             status = UnicodeAttribute()
             created_by = UnicodeAttribute()
             created_at = UnicodeAttribute()
@@ -87,17 +96,17 @@ class TaskTableModels:
         class TaskItem(Item, discriminator="task"):
             project_id = UnicodeAttribute()
             task_id = UnicodeAttribute()
-            data = JSONAttribute()
+            data = Utf8JSONAttribute()
             media_type = UnicodeAttribute()
-            metadata = JSONAttribute(null=True)
+            metadata = Utf8JSONAttribute(null=True)
             tags = ListAttribute(of=UnicodeAttribute, null=True)
             priority = NumberAttribute(default=0)
             status = UnicodeAttribute()
-            predictions = JSONAttribute(null=True)
+            predictions = Utf8JSONAttribute(null=True)
             has_prediction = BooleanAttribute(default=False)
             external_id = UnicodeAttribute(null=True)
             import_id = UnicodeAttribute(null=True)
-            source = JSONAttribute(null=True)
+            source = Utf8JSONAttribute(null=True)
             annotation_count = NumberAttribute(default=0)
             created_at = UnicodeAttribute()
             updated_at = UnicodeAttribute()
@@ -126,7 +135,7 @@ class TaskTableModels:
             # the completed round's answer, and the annotation its approval accepted (what exports ship)
             answer_annotation_id = UnicodeAttribute(null=True)
             accepted_annotation_id = UnicodeAttribute(null=True)
-            gold = JSONAttribute(null=True)  # the known results of a gold task
+            gold = Utf8JSONAttribute(null=True)  # the known results of a gold task
             gold_answered_by = ListAttribute(of=UnicodeAttribute, null=True)
 
         class TagLinkItem(Item, discriminator="tag"):
@@ -138,7 +147,7 @@ class TaskTableModels:
             task_id = UnicodeAttribute()
             annotation_id = UnicodeAttribute()
             author = UnicodeAttribute()
-            results = JSONAttribute()
+            results = Utf8JSONAttribute()
             lead_time_s = NumberAttribute(default=0)
             label_config_version = NumberAttribute()
             created_at = UnicodeAttribute()
@@ -158,6 +167,10 @@ class TaskTableModels:
             tasks_created = NumberAttribute(default=0)
             duplicates = NumberAttribute(default=0)
             errors = NumberAttribute(default=0)
+            # lines whose tasks DynamoDB refused at write time, counted by the checkpoints
+            # (with the first few line errors, for the report): refusals survive a resume
+            refused = NumberAttribute(default=0)
+            refused_lines = ListAttribute(of=UnicodeAttribute, null=True)
             error_report_key = UnicodeAttribute(null=True)
             lease_until = NumberAttribute(default=0)
             lease_owner = UnicodeAttribute(null=True)
@@ -207,7 +220,7 @@ class TaskTableModels:
             project_id = UnicodeAttribute()
             job_id = UnicodeAttribute()
             kind = UnicodeAttribute()
-            params = JSONAttribute()
+            params = Utf8JSONAttribute()
             status = UnicodeAttribute()
             done = NumberAttribute(default=0)
             failed = NumberAttribute(default=0)
@@ -283,9 +296,9 @@ class AuditTableModels:
             action = UnicodeAttribute()
             target_type = UnicodeAttribute()
             target_id = UnicodeAttribute()
-            before = JSONAttribute(null=True)
-            after = JSONAttribute(null=True)
-            counts = JSONAttribute(null=True)
+            before = Utf8JSONAttribute(null=True)
+            after = Utf8JSONAttribute(null=True)
+            counts = Utf8JSONAttribute(null=True)
             affected_ids_key = UnicodeAttribute(null=True)
             request_id = UnicodeAttribute(null=True)
             source_ip = UnicodeAttribute(null=True)

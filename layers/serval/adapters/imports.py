@@ -10,10 +10,11 @@ from typing import Any
 from serval import ids, keys
 from serval.adapters import audit, dynamo, mapping
 from serval.domain.actor import Actor
-from serval.domain.models import Import, ImportSource, ImportStatus, utcnow
+from serval.domain.models import Import, ImportSource, ImportStatus, LineError, utcnow
 from serval.errors import IdempotencyKeyReused, ImportBusy, NotFound
 from serval.settings import settings
 
+MAX_REFUSED_KEPT = 100  # refused lines whose errors the import item keeps for the report
 FINISHED = (ImportStatus.COMPLETED.value, ImportStatus.COMPLETED_WITH_ERRORS.value, ImportStatus.FAILED.value)
 
 
@@ -29,6 +30,9 @@ class Claim:
     # the import's committed totals, as the lease-guarded checkpoints wrote them (for its audit record)
     tasks_created: int = 0
     duplicates: int = 0
+    # lines whose tasks DynamoDB refused, over every attempt, and the first of their line errors
+    refused: int = 0
+    refused_lines: tuple[LineError, ...] = ()
 
 
 def _key(project_id: str, import_id: str) -> dict[str, str]:
@@ -148,6 +152,8 @@ def claim(
         owner,
         tasks_created=int(existing.tasks_created or 0),
         duplicates=int(existing.duplicates or 0),
+        refused=int(existing.refused or 0),
+        refused_lines=tuple(LineError.model_validate_json(str(e)) for e in existing.refused_lines or ()),
     )
 
 
@@ -158,23 +164,35 @@ def checkpoint(
     duplicates: int,
     counter_deltas: dict[str, int],
     lease_seconds: int,
+    refused: Sequence[LineError] = (),
 ) -> Claim:
-    """Advance the committed line and add the counters of the tasks written since, atomically."""
+    """Advance the committed line and add the counters of the tasks written since, atomically.
+
+    ``refused``: the lines since whose tasks DynamoDB refused; they are counted on the
+    import, and the first :data:`MAX_REFUSED_KEPT` of them kept for its error report.
+    """
     tx = dynamo.Tx()
     lease_until = int(time.time()) + lease_seconds
+    kept = tuple(refused[: max(0, MAX_REFUSED_KEPT - len(c.refused_lines))])
+    sets = "SET lines_committed = :n, lease_until = :l, updated_at = :at"
+    values: dict[str, Any] = {
+        ":n": lines_committed,
+        ":l": lease_until,
+        ":at": utcnow(),
+        ":c": created,
+        ":d": duplicates,
+        ":r": len(refused),
+        ":prev": c.lines_committed,
+        ":owner": c.owner,
+    }
+    if kept:
+        sets += ", refused_lines = list_append(if_not_exists(refused_lines, :none), :kept)"
+        values |= {":none": [], ":kept": [e.model_dump_json() for e in kept]}
     tx.update(
         settings().TASKS_TABLE,
         _key(c.record.project_id, c.record.import_id),
-        "SET lines_committed = :n, lease_until = :l, updated_at = :at ADD tasks_created :c, duplicates :d",
-        values={
-            ":n": lines_committed,
-            ":l": lease_until,
-            ":at": utcnow(),
-            ":c": created,
-            ":d": duplicates,
-            ":prev": c.lines_committed,
-            ":owner": c.owner,
-        },
+        sets + " ADD tasks_created :c, duplicates :d, refused :r",
+        values=values,
         condition="lines_committed = :prev AND lease_owner = :owner",
     )
     dynamo.add_counter(tx, c.record.project_id, f"{c.record.import_id}#{lines_committed}", counter_deltas)
@@ -190,6 +208,8 @@ def checkpoint(
         c.owner,
         tasks_created=c.tasks_created + created,
         duplicates=c.duplicates + duplicates,
+        refused=c.refused + len(refused),
+        refused_lines=c.refused_lines + kept,
     )
 
 

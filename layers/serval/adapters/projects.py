@@ -74,9 +74,15 @@ def list_page(limit: int, cursor: str | None) -> tuple[list[Project], str | None
 
 
 def replace(before: Project, after: Project, expected_version: int, actor: Actor, action: str) -> None:
-    """Write ``after`` over ``before`` if nobody changed the project meanwhile."""
+    """Write ``after`` over ``before`` if nobody changed the project meanwhile.
+
+    The audit record holds the fields that changed (their values before and after), not the
+    whole project twice: a project with a large label configuration still fits one record.
+    """
     m = dynamo.tasks()
     attrs = mapping.project_to_attrs(after) | {"version": expected_version + 1}
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = [k for k in new if old.get(k) != new[k]]
     tx = dynamo.Tx()
     tx.put(
         m.ProjectItem(**attrs),
@@ -91,8 +97,8 @@ def replace(before: Project, after: Project, expected_version: int, actor: Actor
         "project",
         after.project_id,
         after.project_id,
-        before=before.model_dump(mode="json"),
-        after=after.model_dump(mode="json"),
+        before={k: old[k] for k in changed},
+        after={k: new[k] for k in changed},
     )
     try:
         tx.commit()

@@ -5,16 +5,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from serval import keys
 from serval.adapters import audit, clients, dynamo, mapping, window
+from serval.domain import limits
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TaskPatch, utcnow
-from serval.errors import Conflict, NotFound, Throttled, ValidationFailed
+from serval.errors import Conflict, ItemRefused, ItemTooLarge, NotFound, Throttled, ValidationFailed
 from serval.settings import settings
 
 BATCH_WRITE_LIMIT = 25
@@ -50,17 +51,67 @@ def get(project_id: str, task_id: str) -> Task:
 # ---- writes for ingestion ------------------------------------------------------------------
 
 
-def batch_put(tasks: Sequence[Task]) -> int:
-    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
+def check_size(task: Task) -> int:
+    """The task item's stored size; raises ItemTooLarge over ``limits.MAX_TASK_BYTES``."""
+    return dynamo.check_item(_task_item(task).serialize(), "task", limits.MAX_TASK_BYTES)
 
-    Unconditional: only for tasks whose ids are known to be new (see logic.ingest).
+
+@dataclass(frozen=True)
+class Refused:
+    """A task DynamoDB would not take (nothing of it counted), and why."""
+
+    task: Task
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    requests: int = 0
+    refused: list[Refused] = field(default_factory=list)
+
+    @property
+    def refused_ids(self) -> set[str]:
+        return {r.task.task_id for r in self.refused}
+
+
+def _put_requests(task: Task) -> list[dict[str, Any]]:
+    """The task's item first, then its tag links."""
+    return [{"PutRequest": {"Item": item.serialize()}} for item in (_task_item(task), *_tag_items(task))]
+
+
+def batch_put(tasks: Sequence[Task]) -> BatchResult:
+    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff.
+
+    Unconditional: only for tasks whose ids are known to be new (see logic.ingest). A task
+    whose item does not fit DynamoDB's limit is refused without a request; a chunk DynamoDB
+    refuses (ValidationException: nothing of it is written) is written again task by task,
+    so only the tasks it refuses are refused.
     """
-    requests = [
-        {"PutRequest": {"Item": item.serialize()}}
-        for task in tasks
-        for item in (_task_item(task), *_tag_items(task))
-    ]
-    return batch_write(requests)
+    result = BatchResult()
+    owned: list[tuple[int, dict[str, Any]]] = []  # (index in ``tasks``, request)
+    for index, task in enumerate(tasks):
+        requests = _put_requests(task)
+        try:
+            dynamo.check_item(requests[0]["PutRequest"]["Item"], "task")
+        except ItemTooLarge as exc:
+            result.refused.append(Refused(task, exc.message))
+            continue
+        owned += [(index, r) for r in requests]
+    for chunk in dynamo.chunks(owned, BATCH_WRITE_LIMIT):
+        try:
+            result.requests += batch_write([r for _, r in chunk])
+        except ItemRefused:
+            for index in dict.fromkeys(i for i, _ in chunk):
+                try:
+                    result.requests += batch_write(_put_requests(tasks[index]))
+                except ItemRefused as exc:
+                    result.refused.append(Refused(tasks[index], _reason(exc)))
+    return result
+
+
+def _reason(exc: ItemRefused) -> str:
+    detail = exc.details.get("reason") if isinstance(exc.details, dict) else None
+    return f"{exc.message}: {detail}" if detail else exc.message
 
 
 def existing_ids(project_id: str, task_ids: Sequence[str]) -> set[str]:
@@ -92,6 +143,7 @@ class ConditionalResult:
     created: list[str]
     duplicates: list[str]
     requests: int
+    refused: list[Refused] = field(default_factory=list)
 
 
 def put_new(project_id: str, tasks: Sequence[Task], count_shard_seed: str) -> ConditionalResult:
@@ -99,54 +151,83 @@ def put_new(project_id: str, tasks: Sequence[Task], count_shard_seed: str) -> Co
 
     Each transaction holds conditional puts (task + tag links) and the counter update for
     the tasks it creates. A failed condition names the duplicates; they are dropped and
-    the rest retried, so counters never drift from the items.
+    the rest retried, so counters never drift from the items. A task DynamoDB refuses (its
+    item over the limit, or a transaction of it alone refused) is reported in ``refused``
+    and counted nowhere; when a transaction of several is refused, each is tried alone.
     """
     result = ConditionalResult([], [], 0)
     unique: dict[str, Task] = {}
     for task in tasks:  # one transaction may not touch an item twice: a repeat is a duplicate
         if task.task_id in unique:
             result.duplicates.append(task.task_id)
-        else:
-            unique[task.task_id] = task
+            continue
+        try:
+            dynamo.check_item(_task_item(task).serialize(), "task")
+        except ItemTooLarge as exc:
+            result.refused.append(Refused(task, exc.message))
+            continue
+        unique[task.task_id] = task
     for group in _transaction_groups(list(unique.values())):
-        remaining = list(group)
-        while remaining:
-            tx = dynamo.Tx()
-            owners: list[int] = []  # action index -> position in ``remaining``
-            for pos, task in enumerate(remaining):
-                tx.put(_task_item(task), condition="attribute_not_exists(PK)")
-                owners.append(pos)
-                for link in _tag_items(task):
-                    tx.put(link)
-                    owners.append(pos)
-            counts: dict[str, int] = {}
-            for task in remaining:
-                counts[task.status.value] = counts.get(task.status.value, 0) + 1
-            dynamo.add_counter(tx, project_id, count_shard_seed, counts)
-            result.requests += 1
-            try:
-                tx.commit()
-            except dynamo.TransactionCancelled as exc:
-                dupes = {owners[i] for i in exc.failed if i < len(owners)}
-                result.duplicates += [remaining[p].task_id for p in sorted(dupes)]
-                remaining = [t for p, t in enumerate(remaining) if p not in dupes]
+        try:
+            _put_group(project_id, group, count_shard_seed, result)
+        except ItemRefused as exc:
+            if len(group) == 1:
+                result.refused.append(Refused(group[0], _reason(exc)))
                 continue
-            result.created += [t.task_id for t in remaining]
-            remaining = []
+            found = set(result.duplicates)  # before the refusal, the group's retries found these
+            for task in (t for t in group if t.task_id not in found):
+                try:
+                    _put_group(project_id, [task], count_shard_seed, result)
+                except ItemRefused as alone:
+                    result.refused.append(Refused(task, _reason(alone)))
     return result
 
 
+def _put_group(
+    project_id: str, group: Sequence[Task], count_shard_seed: str, result: ConditionalResult
+) -> None:
+    """One transaction of new tasks (again without the duplicates it finds) and their counter."""
+    remaining = list(group)
+    while remaining:
+        tx = dynamo.Tx()
+        owners: list[int] = []  # action index -> position in ``remaining``
+        for pos, task in enumerate(remaining):
+            tx.put(_task_item(task), condition="attribute_not_exists(PK)")
+            owners.append(pos)
+            for link in _tag_items(task):
+                tx.put(link)
+                owners.append(pos)
+        counts: dict[str, int] = {}
+        for task in remaining:
+            counts[task.status.value] = counts.get(task.status.value, 0) + 1
+        dynamo.add_counter(tx, project_id, count_shard_seed, counts)
+        result.requests += 1
+        try:
+            tx.commit()
+        except dynamo.TransactionCancelled as exc:
+            dupes = {owners[i] for i in exc.failed if i < len(owners)}
+            result.duplicates += [remaining[p].task_id for p in sorted(dupes)]
+            remaining = [t for p, t in enumerate(remaining) if p not in dupes]
+            continue
+        result.created += [t.task_id for t in remaining]
+        remaining = []
+
+
 def _transaction_groups(tasks: Sequence[Task]) -> Iterable[list[Task]]:
-    """Split tasks so each transaction holds at most 99 puts (one action left for the counter)."""
+    """Split tasks so each transaction holds at most 99 puts (one action left for the counter)
+    and stays inside DynamoDB's 4 MB, less a reserve for the counter and an audit record."""
+    budget = limits.MAX_TRANSACTION_BYTES - limits.TRANSACTION_RESERVE_BYTES
     group: list[Task] = []
-    size = 0
+    actions = size = 0
     for task in tasks:
         need = 1 + len(task.tags)
-        if group and size + need > dynamo.MAX_TRANSACTION_ACTIONS - 1:
+        weight = sum(dynamo.item_size(i.serialize()) for i in (_task_item(task), *_tag_items(task)))
+        if group and (actions + need > dynamo.MAX_TRANSACTION_ACTIONS - 1 or size + weight > budget):
             yield group
-            group, size = [], 0
+            group, actions, size = [], 0, 0
         group.append(task)
-        size += need
+        actions += need
+        size += weight
     if group:
         yield group
 
@@ -555,14 +636,25 @@ def transition(project_id: str, task_id: str, target: TaskStatus) -> Task:
 
 
 def batch_write(requests: Sequence[dict[str, Any]]) -> int:
-    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made."""
+    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
+
+    Raises ItemRefused when DynamoDB refuses a chunk (it then writes none of it); the chunks
+    before it are written.
+    """
     table = settings().TASKS_TABLE
     calls = 0
+    from botocore.exceptions import ClientError
+
     for chunk in dynamo.chunks(requests, BATCH_WRITE_LIMIT):
         pending: list[dict[str, Any]] = list(chunk)
         for attempt in range(12):
             calls += 1
-            response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            try:
+                response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                    raise dynamo.refused(exc, f"DynamoDB refused a batch of {len(pending)} writes") from exc
+                raise
             pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
             if not pending:
                 break

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -11,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from serval.domain.label_config import LabelConfig
 from serval.domain.lifecycle import TaskStatus
+from serval.domain.limits import MAX_INLINE_TEXT, MAX_METADATA_BYTES, json_bytes
 from serval.domain.media import MediaType
 from serval.domain.results import Result
 
-MAX_INLINE_TEXT = 100_000  # UTF-8 bytes; longer text goes to S3 (items are limited to 400 KB)
-MAX_METADATA_BYTES = 16_384
 MAX_TAGS = 40  # a tag change must fit one transaction with its links (<= 100 actions)
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^#\s][^#]*$")]
 DataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -139,8 +137,8 @@ class Prediction(BaseModel):
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value, default=str)) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    if json_bytes(value, default=str) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes stored")
     return value
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serval.domain.label_config import AttributeSpec, AttributeType, ControlSpec, ControlType, LabelConfig
+from serval.domain.limits import check_annotation
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -215,8 +216,10 @@ def validate_results(config: LabelConfig, results: list[Any], text_length: int |
     """Problems with ``results`` under ``config``; empty when they are valid.
 
     ``text_length`` is the length of the task's inline text, when it has one, so span
-    offsets can be checked against it.
+    offsets can be checked against it. Results over the annotation limits raise
+    AnnotationTooLarge first (``domain.limits``): every writer of results checks here.
     """
+    check_annotation(results)
     problems: list[str] = []
     seen: set[str] = set()
     for result in results:

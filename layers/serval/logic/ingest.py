@@ -42,7 +42,7 @@ from serval.domain.models import (
     new_task,
     utcnow,
 )
-from serval.errors import NotFound, PoisonRecord
+from serval.errors import ItemTooLarge, NotFound, PoisonRecord
 from serval.settings import settings
 
 CHECKPOINT_EVERY = 500  # tasks between checkpoints (20 BatchWriteItem calls)
@@ -202,7 +202,7 @@ def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, 
         )
     task_id = ids.task_id(project.project_id, spec.external_id, (obj.bucket, obj.key, obj.identity, line))
     source = TaskSource(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line)
-    return new_task(
+    task = new_task(
         spec,
         task_id=task_id,
         project_id=project.project_id,
@@ -210,6 +210,11 @@ def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, 
         import_id=import_id,
         source=source,
     )
+    try:
+        tasks.check_size(task)  # decided by the line alone, so a resumed import decides it again
+    except ItemTooLarge as exc:
+        raise ValueError(exc.message) from exc
+    return task
 
 
 @dataclass
@@ -244,22 +249,29 @@ class _Writer:
             existing = tasks.existing_ids(project_id, [t.task_id for t in fresh])
             recovered = len(existing)
             fresh = [t for t in fresh if t.task_id not in existing]
-        if fresh:
-            self.requests += tasks.batch_put(fresh)
+        written = tasks.batch_put(fresh)
+        self.requests += written.requests
         conditional = tasks.put_new(project_id, self.conditional, self.claim.record.import_id)
         self.requests += conditional.requests + 1
-        created = len(fresh) + recovered + len(conditional.created)
+        positional = len(fresh) - len(written.refused) + recovered
+        created = positional + len(conditional.created)
         self.claim = imports.checkpoint(
             self.claim,
             lines_committed=self.last_line,
             created=created,
             duplicates=len(conditional.duplicates),
-            counter_deltas={INITIAL.value: len(fresh) + recovered},
+            counter_deltas={INITIAL.value: positional},
             lease_seconds=self.lease_seconds,
+            refused=[_refused_line(r) for r in (*written.refused, *conditional.refused)],
         )
         self.created += created
         self.duplicates += len(conditional.duplicates)
         self.positional, self.conditional = [], []
+
+
+def _refused_line(refused: tasks.Refused) -> LineError:
+    source = refused.task.source
+    return LineError(line=source.line if source and source.line else 0, error=refused.reason[:1000], raw="")
 
 
 def _error_report_key(project_id: str, import_id: str) -> str:
@@ -309,6 +321,10 @@ def ingest_manifest(
         except PoisonRecord as exc:
             imports.complete(writer.claim, lines_total, error_count + 1, None, ImportStatus.FAILED, actor)
             raise PoisonRecord(f"import {import_id} failed: {exc.message}") from exc
+        # the lines DynamoDB refused, over every attempt (the import item keeps the first few)
+        error_count += writer.claim.refused
+        for refused in writer.claim.refused_lines:
+            errors.write(refused.model_dump_json().encode() + b"\n")
         report_key = None
         if error_count:
             report_key = _error_report_key(project.project_id, import_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from serval import ids
 from serval.adapters import members, projects
+from serval.domain import limits
 from serval.domain.actor import Actor
 from serval.domain.models import Project, ProjectCreate, ProjectStatus, ProjectUpdate, utcnow
 from serval.domain.permissions import ProjectRole, is_admin
@@ -11,6 +12,7 @@ from serval.errors import ProjectArchived, ValidationFailed
 
 
 def create(request: ProjectCreate, actor: Actor) -> Project:
+    limits.check_label_config(request.label_config)
     now = utcnow()
     project = Project(
         project_id=ids.new_id("p"),
@@ -61,6 +63,7 @@ def update(project_id: str, change: ProjectUpdate, actor: Actor) -> Project:
     updates = change.model_dump(exclude_unset=True, exclude_none=True)
     after = before.model_copy(update={k: getattr(change, k) for k in updates} | {"updated_at": utcnow()})
     if change.label_config is not None:
+        limits.check_label_config(change.label_config)
         same = change.label_config.model_dump(exclude={"version"}) == before.label_config.model_dump(
             exclude={"version"}
         )

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from serval.domain import agreement
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
+from serval.domain.limits import stored_json
 from serval.domain.models import AnnotationCreate, Project, Task
 from serval.domain.results import Result, validate_results
 from serval.errors import Conflict, LeaseNotHeld, ValidationFailed
@@ -120,7 +120,7 @@ def mark_gold(project_id: str, task_id: str, request: GoldRequest, actor: Actor)
         str(item.GSI1SK),
         actor,
         "task.gold",
-        set={"gold": json.dumps(results)},
+        set={"gold": stored_json(results)},
         condition="attribute_not_exists(#lo) AND (attribute_not_exists(#ann) OR size(#ann) = :zero)",
         names={"#lo": "lease_owner", "#ann": "annotators"},
         values={":zero": 0},

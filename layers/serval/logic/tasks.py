@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from serval import ids
 from serval.adapters import imports, projects, tasks
-from serval.domain import manifest
+from serval.domain import limits, manifest
 from serval.domain.actor import Actor
 from serval.domain.models import (
     ImportSource,
@@ -20,7 +20,7 @@ from serval.domain.models import (
     TaskSource,
     new_task,
 )
-from serval.errors import ValidationFailed
+from serval.errors import ItemTooLarge, ValidationFailed
 from serval.logic import projects as projects_logic
 from serval.logic import workflow
 from serval.settings import settings
@@ -45,6 +45,10 @@ class BulkCreateResult(BaseModel):
     task_ids: list[str]
     replayed: bool = Field(
         default=False, description="True when this repeats an earlier call's Idempotency-Key."
+    )
+    refused: list[str] = Field(
+        default_factory=list,
+        description="Ids of tasks DynamoDB refused to store (not created, counted as the import's errors).",
     )
 
 
@@ -88,6 +92,18 @@ def bulk_create(
         ids.stable_id("imp", project_id, "api", idempotency_key) if idempotency_key else ids.new_id("imp")
     )
     task_ids = [ids.task_id(project_id, s.external_id, (import_id, i)) for i, s in enumerate(specs)]
+    new_tasks = [
+        new_task(
+            s,
+            task_id=task_id,
+            project_id=project_id,
+            media_type=manifest.primary_media(s),
+            import_id=import_id,
+            source=TaskSource(line=i + 1),
+        )
+        for i, (task_id, s) in enumerate(zip(task_ids, specs, strict=True))
+    ]
+    _check_sizes(new_tasks)
     claim = imports.claim(
         project_id,
         import_id,
@@ -108,18 +124,8 @@ def bulk_create(
             task_ids=task_ids,
             replayed=True,
         )
-    new_tasks = [
-        new_task(
-            s,
-            task_id=task_id,
-            project_id=project_id,
-            media_type=manifest.primary_media(s),
-            import_id=import_id,
-            source=TaskSource(line=i + 1),
-        )
-        for i, (task_id, s) in enumerate(zip(task_ids, specs, strict=True))
-    ]
     result = tasks.put_new(project_id, new_tasks, import_id)
+    refused = [r.task.task_id for r in result.refused]
     claim = imports.checkpoint(
         claim,
         len(new_tasks),
@@ -128,12 +134,31 @@ def bulk_create(
         counter_deltas={},
         lease_seconds=120,
     )
-    imports.complete(
-        claim, len(new_tasks), 0, None, ImportStatus.COMPLETED, actor, affected_ids=result.created
-    )
+    status = ImportStatus.COMPLETED_WITH_ERRORS if refused else ImportStatus.COMPLETED
+    imports.complete(claim, len(new_tasks), len(refused), None, status, actor, affected_ids=result.created)
     return BulkCreateResult(
-        import_id=import_id, created=len(result.created), duplicates=len(result.duplicates), task_ids=task_ids
+        import_id=import_id,
+        created=len(result.created),
+        duplicates=len(result.duplicates),
+        task_ids=task_ids,
+        refused=refused,
     )
+
+
+def _check_sizes(new_tasks: list[Task]) -> None:
+    """Refuse the call (writing nothing) when a task would be over the stored-size limit."""
+    problems = []
+    for index, task in enumerate(new_tasks):
+        try:
+            tasks.check_size(task)
+        except ItemTooLarge as exc:
+            problems.append({"index": index, "error": exc.message} | exc.details)
+    if problems:
+        raise ItemTooLarge(
+            f"{len(problems)} of {len(new_tasks)} tasks are larger than {limits.MAX_TASK_BYTES} bytes stored; "
+            "put large text in S3; nothing was created",
+            details=problems,
+        )
 
 
 def list_page(

@@ -211,3 +211,76 @@ def test_the_lambda_hook_reads_these_function_attributes() -> None:
     assert (fn.function_name, fn.handler, fn.run_time) == ("attrs", "api.handler.handler", "python3.13")
     assert (fn.timeout, fn.memory_size, fn.environment_vars) == (29, 1024, {"A": "1"})
     assert fn.function_arn.endswith(":function:attrs") and fn.region == REGION and str(fn.version)
+
+
+def _big_item(sk: str, kilobytes: int) -> dict[str, Any]:
+    return {"PK": {"S": "p"}, "SK": {"S": sk}, "blob": {"S": "x" * (kilobytes * 1024)}}
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_transaction_over_4_mb_is_refused_whole_and_one_under_it_commits() -> None:
+    # Given a table
+    client = boto3.client("dynamodb", region_name=REGION)
+    _table(client, "limits")
+    puts = [{"Put": {"TableName": "limits", "Item": _big_item(str(i), 380)}} for i in range(11)]
+
+    # When 11 items of 380 KB (4.1 MB) go in one transaction
+    with pytest.raises(client.exceptions.ClientError) as refused:
+        client.transact_write_items(TransactItems=puts)
+
+    # Then AWS's answer comes back (a ValidationException) and nothing was written
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert client.scan(TableName="limits")["Count"] == 0
+    # And 10 of them (3.7 MB) commit
+    client.transact_write_items(TransactItems=puts[:10])
+    pages = client.get_paginator("scan").paginate(TableName="limits", Select="COUNT")
+    assert sum(page["Count"] for page in pages) == 10
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_batch_write_with_one_item_over_400_kb_writes_nothing() -> None:
+    # Given a table and a batch whose middle item is over DynamoDB's 400 KB
+    client = boto3.client("dynamodb", region_name=REGION)
+    _table(client, "batch")
+    batch = [{"PutRequest": {"Item": _big_item(sk, kb)}} for sk, kb in (("a", 1), ("b", 401), ("c", 1))]
+
+    # When it is written
+    with pytest.raises(client.exceptions.ClientError) as refused:
+        client.batch_write_item(RequestItems={"batch": batch})
+
+    # Then the whole batch is refused, as AWS refuses it (moto alone writes "a" first)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert client.scan(TableName="batch")["Count"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_moto_refuses_an_item_over_400_kb_in_put_and_in_a_transaction() -> None:
+    # Given a table (moto's own item limit, which the limits patch relies on)
+    client = boto3.client("dynamodb", region_name=REGION)
+    _table(client, "items")
+    for write in (
+        lambda: client.put_item(TableName="items", Item=_big_item("a", 401)),
+        lambda: client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": "items", "Item": _big_item("b", 401)}}]
+        ),
+    ):
+        # When an item over 400 KB is written
+        with pytest.raises(client.exceptions.ClientError) as refused:
+            write()
+        # Then it is a ValidationException and nothing is stored
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert client.scan(TableName="items")["Count"] == 0
+
+
+def test_the_limits_install_alone_and_come_off_again() -> None:
+    # Given moto without the local stack's patches
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.__dict__["transact_write_items"]
+    assert not patches.is_installed()
+    # When only the size limits are installed (as the in-process test fixture does), then removed
+    with patches.limits_installed():
+        assert DynamoHandler.__dict__["transact_write_items"] is patches._transact_size_limit
+        patches.check_moto_internals()
+    # Then moto is as it was
+    assert DynamoHandler.__dict__["transact_write_items"] is original
