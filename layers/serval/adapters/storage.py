@@ -54,8 +54,11 @@ def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
     )
 
 
-def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
-    """Stream an object's lines (UTF-8, BOM stripped) without holding it in memory."""
+def iter_byte_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[bytes]:
+    """Stream an object's lines as bytes (terminators dropped) without holding it in memory.
+
+    Lines are split on ``\n`` before any decoding, so one undecodable line stays one line.
+    """
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         kwargs["VersionId"] = version_id
@@ -65,21 +68,26 @@ def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404"}:
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    pending = ""
+    pending = b""
     try:
         for chunk in body.iter_chunks(READ_CHUNK):
-            pending += decoder.decode(chunk)
-            *lines, pending = pending.split("\n")
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
             for line in lines:
-                yield line.rstrip("\r")
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text: {exc}") from exc
+                yield line.rstrip(b"\r")
     finally:
         body.close()
     if pending:
-        yield pending.rstrip("\r")
+        yield pending.rstrip(b"\r")
+
+
+def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
+    """Stream an object's lines (UTF-8, BOM stripped); text that is not UTF-8 is a PoisonRecord."""
+    for number, line in enumerate(iter_byte_lines(bucket, key, version_id), start=1):
+        try:
+            yield line.removeprefix(codecs.BOM_UTF8).decode() if number == 1 else line.decode()
+        except UnicodeDecodeError as exc:
+            raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text (line {number}): {exc}") from exc
 
 
 def upload(fileobj: IO[bytes], bucket: str, key: str, content_type: str) -> None:

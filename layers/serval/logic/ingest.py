@@ -285,7 +285,7 @@ def ingest_manifest(
         error_count = 0
         try:
             parsed: Iterator[manifest.ParsedLine] = manifest.parse(
-                ctx, storage.iter_lines(obj.bucket, obj.key, obj.version_id)
+                ctx, manifest.decode_lines(storage.iter_byte_lines(obj.bucket, obj.key, obj.version_id))
             )
             for line, parsed_line in parsed:
                 lines_total += 1
