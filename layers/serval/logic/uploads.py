@@ -19,7 +19,7 @@ MULTIPART_THRESHOLD = 100 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4
-_SAFE = re.compile(r"^[A-Za-z0-9 _.\-()+=,@!]+$")
+_SAFE = re.compile(r"[A-Za-z0-9 _.\-()+=,@!]+")  # whole names only: fullmatch, never ^…$
 
 
 class UploadRequest(BaseModel):
@@ -34,7 +34,7 @@ class UploadRequest(BaseModel):
     @classmethod
     def _safe(cls, value: str) -> str:
         parts = value.strip("/").split("/")
-        if any(p in {"", ".", ".."} or not _SAFE.match(p) for p in parts):
+        if any(p in {"", ".", ".."} or not _SAFE.fullmatch(p) for p in parts):
             raise ValueError("use folder/file names of letters, digits, spaces and _ . - ( ) + = , @ !")
         return "/".join(parts)
 
