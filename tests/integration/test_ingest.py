@@ -193,7 +193,8 @@ def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes
     assert calls.count("TransactWriteItems") == 4
     assert calls.count("dynamodb:GetItem") == 2  # the project, and the finished import
     assert calls.count("s3:GetObject") == 1  # streamed once
-    assert calls.total == 40 + 4 + 2 + 1
+    assert calls.count("s3:HeadObject") == 1  # who uploaded it (its signed metadata)
+    assert calls.total == 40 + 4 + 2 + 1 + 1
     # When the same event is delivered again
     with metered() as calls:
         second = ingest.process_message(body, "m2", _forever)[0]

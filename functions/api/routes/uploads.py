@@ -45,7 +45,7 @@ def create_upload(project_id: Id, body: UploadRequest) -> Upload:
     **guarded(Action.UPLOAD_CREATE),
 )
 def complete_upload(project_id: Id, body: CompleteRequest) -> CompletedUpload:
-    return CompletedUpload(**uploads.complete(project_id, body))
+    return CompletedUpload(**uploads.complete(project_id, body, actor(router)))
 
 
 @router.get(

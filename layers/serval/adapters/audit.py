@@ -157,6 +157,21 @@ def record_bulk(
     )
 
 
+def record_alone(
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str,
+    project_id: str | None,
+    after: Any = None,
+) -> str:
+    """Write the sealed record of an action that changes no item (e.g. handing out an upload URL)."""
+    tx = dynamo.Tx()
+    audit_id = record(tx, actor, action, target_type, target_id, project_id, after=after)
+    tx.commit()
+    return audit_id
+
+
 # ---- reading records (low-level items: stream images and Query results) ----------------------
 
 

@@ -30,7 +30,7 @@ class ObjectInfo:
     version_id: str | None
     size: int
     content_type: str | None
-    uploader: str | None
+    metadata: dict[str, str]
 
 
 def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
@@ -50,7 +50,7 @@ def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         version_id=response.get("VersionId"),
         size=response["ContentLength"],
         content_type=response.get("ContentType"),
-        uploader=response.get("Metadata", {}).get("uploaded-by"),
+        metadata=dict(response.get("Metadata", {})),
     )
 
 
@@ -101,27 +101,22 @@ def presigned_get(bucket: str, key: str, expires: int) -> str:
     )
 
 
-def presigned_put(bucket: str, key: str, content_type: str, expires: int, uploader: str) -> dict[str, Any]:
+def presigned_put(
+    bucket: str, key: str, content_type: str, expires: int, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """A presigned PUT whose signature covers ``metadata``: the client must send it unchanged."""
     url = clients.s3().generate_presigned_url(
         "put_object",
-        Params={
-            "Bucket": bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "Metadata": {"uploaded-by": uploader},
-        },
+        Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "Metadata": metadata},
         ExpiresIn=expires,
     )
-    return {
-        "method": "PUT",
-        "url": url,
-        "headers": {"Content-Type": content_type, "x-amz-meta-uploaded-by": uploader},
-    }
+    headers = {"Content-Type": content_type} | {f"x-amz-meta-{k}": v for k, v in metadata.items()}
+    return {"method": "PUT", "url": url, "headers": headers}
 
 
-def start_multipart(bucket: str, key: str, content_type: str, uploader: str) -> str:
+def start_multipart(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> str:
     response = clients.s3().create_multipart_upload(
-        Bucket=bucket, Key=key, ContentType=content_type, Metadata={"uploaded-by": uploader}
+        Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata
     )
     return response["UploadId"]
 

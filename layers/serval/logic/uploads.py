@@ -8,7 +8,7 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 
-from serval.adapters import projects, storage
+from serval.adapters import audit, projects, storage
 from serval.domain import media
 from serval.domain.actor import Actor
 from serval.domain.models import ProjectStatus
@@ -86,19 +86,20 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
     )
     if not multipart:
         signed = storage.presigned_put(
-            cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.user_id
+            cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.upload_metadata()
         )
-        return Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
+        upload = Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
+        return _audited(project_id, request, upload, actor)
     if request.size is None:
         raise ValidationFailed("a multipart upload needs the file size", details={"field": "size"})
     part_size = max(PART_SIZE, math.ceil(request.size / MAX_PARTS))
     parts = max(1, math.ceil(request.size / part_size))
-    upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.user_id)
+    upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.upload_metadata())
     urls = [
         storage.presigned_part(cfg.DATA_BUCKET, key, upload_id, n, cfg.PRESIGN_SECONDS)
         for n in range(1, parts + 1)
     ]
-    return Upload(
+    upload = Upload(
         key=key,
         bucket=cfg.DATA_BUCKET,
         method="PUT",
@@ -108,12 +109,41 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
         expires_in=cfg.PRESIGN_SECONDS,
         kind=kind,
     )
+    return _audited(project_id, request, upload, actor)
 
 
-def complete(project_id: str, request: CompleteRequest) -> dict[str, str]:
+def _audited(project_id: str, request: UploadRequest, upload: Upload, actor: Actor) -> Upload:
+    """Record the upload URL before it is handed out: none exists without its record."""
+    audit.record_alone(
+        actor,
+        "upload.create",
+        "upload",
+        upload.key,
+        project_id,
+        after={
+            "key": upload.key,
+            "kind": upload.kind,
+            "content_type": request.content_type,
+            "size": request.size,
+            "upload_id": upload.upload_id,
+            "expires_in": upload.expires_in,
+        },
+    )
+    return upload
+
+
+def complete(project_id: str, request: CompleteRequest, actor: Actor) -> dict[str, str]:
     projects.get(project_id)
     if not request.key.startswith(f"projects/{project_id}/"):
         raise NotFound("no such upload in this project", details={"key": request.key})
     parts = sorted((p.model_dump() for p in request.parts), key=lambda p: p["part_number"])
     etag = storage.complete_multipart(settings().DATA_BUCKET, request.key, request.upload_id, parts)
+    audit.record_alone(
+        actor,
+        "upload.complete",
+        "upload",
+        request.key,
+        project_id,
+        after={"key": request.key, "upload_id": request.upload_id, "parts": len(parts), "etag": etag},
+    )
     return {"key": request.key, "etag": etag}
