@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bench.metering import metered
+from infra.local import patches
 from serval.adapters import dynamo
 from serval.domain.label_config import LabelConfig
 from serval.domain.media import MediaType
@@ -335,11 +336,14 @@ def test_concurrent_deliveries_of_one_manifest_create_each_task_once(aws: Aws, a
         except ImportBusy:
             kinds.append("busy")
 
+    # (with the local stack's moto patches: in-process moto's transactions are not atomic, so
+    # a losing claim could read the winner's import before it exists and wreck its lease)
     threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with patches.installed():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     # Then exactly one import ran; the others were duplicates or busy (and would be retried)
     assert kinds.count("import_completed") == 1
     assert set(kinds) <= {"import_completed", "duplicate", "busy"}
