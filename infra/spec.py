@@ -62,6 +62,8 @@ class BucketSpec:
     versioned: bool
     cors: bool
     browser_uploads: bool = False  # CORS also allows PUT and POST (presigned uploads from the SPA)
+    temporary_prefixes: tuple[str, ...] = ()  # expire after config.export_expiration_days
+    audit_evidence_prefix: str | None = None  # kept as long as audit records (config.audit_ttl_days)
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         "data": BucketSpec(
             "data", f"{prefix}-data-{account}-{region}", versioned=True, cors=True, browser_uploads=True
         ),
-        "exports": BucketSpec("exports", f"{prefix}-exports-{account}-{region}", versioned=False, cors=True),
+        "exports": BucketSpec(
+            "exports",
+            f"{prefix}-exports-{account}-{region}",
+            versioned=False,
+            cors=True,
+            temporary_prefixes=keys.EXPORT_TEMPORARY_PREFIXES,
+            audit_evidence_prefix=keys.AUDIT_EVIDENCE_PREFIX,
+        ),
     }
     queues = {
         "ingest": QueueSpec(

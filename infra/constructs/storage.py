@@ -53,9 +53,21 @@ class ServalBuckets(Construct):
                     noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
                 )
             )
-        if bucket.id == "exports":
+        rules += [
+            s3.LifecycleRule(
+                id=f"expire-{prefix.strip('/')}",
+                prefix=prefix,
+                expiration=Duration.days(config.export_expiration_days),
+            )
+            for prefix in bucket.temporary_prefixes
+        ]
+        if bucket.audit_evidence_prefix and config.audit_ttl_days:
             rules.append(
-                s3.LifecycleRule(id="expire-exports", expiration=Duration.days(config.export_expiration_days))
+                s3.LifecycleRule(
+                    id="expire-audit-evidence",
+                    prefix=bucket.audit_evidence_prefix,
+                    expiration=Duration.days(config.audit_ttl_days),
+                )
             )
         return rules
 

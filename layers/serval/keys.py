@@ -161,9 +161,16 @@ def chain_seq_sk(seq: int) -> str:
     return f"{seq:0{CHAIN_SEQ_DIGITS}d}"
 
 
+# The exports bucket holds temporary objects under these prefixes (expired by its lifecycle
+# after ``export_expiration_days``) and audit evidence under AUDIT_EVIDENCE_PREFIX, kept as
+# long as the audit records that point at it (``audit_ttl_days``; 0 keeps it forever).
+EXPORT_TEMPORARY_PREFIXES = ("audit-exports/", "bulk/", "dataset-exports/")
+AUDIT_EVIDENCE_PREFIX = "audit-evidence/"
+
+
 def audit_bulk_ids_key(scope: str, audit_id: str) -> str:
     """S3 key (exports bucket) of the JSON list of ids a bulk operation's audit record covers."""
-    return f"audit/{scope}/{audit_id}.json"
+    return f"{AUDIT_EVIDENCE_PREFIX}{scope}/{audit_id}.json"
 
 
 # ---- jobs and activity counters ------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from cfn_helpers import flat, resources
 
+from serval import keys
+
 ENVS = ("dev", "prod")
 
 
@@ -82,15 +84,22 @@ def test_data_bucket_is_versioned_and_expires_noncurrent_versions_and_stale_uplo
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
 
 
-def test_exports_expire_after_the_configured_days(synth):
-    # Given the dev config
-    config = synth.envs["dev"].spec.config
-    # When the exports bucket is read
-    _, props = _buckets(synth, "dev")["exports"]
-    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
-    # Then exported objects expire after export_expiration_days
-    assert rules["expire-exports"]["ExpirationInDays"] == config.export_expiration_days
-    assert rules["expire-exports"]["Status"] == "Enabled"
+def test_exports_expire_after_the_configured_days_and_audit_evidence_with_the_audit_records(synth):
+    for env in ENVS:
+        # Given an environment's config
+        config = synth.envs[env].spec.config
+        # When the exports bucket is read
+        _, props = _buckets(synth, env)["exports"]
+        rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+        expiring = {r["Prefix"]: r["ExpirationInDays"] for r in rules.values() if "ExpirationInDays" in r}
+        # Then every temporary prefix expires after export_expiration_days, no rule covers the
+        # whole bucket, and audit evidence lives as long as the audit records (prod: forever)
+        for prefix in keys.EXPORT_TEMPORARY_PREFIXES:
+            assert expiring[prefix] == config.export_expiration_days
+        assert all(r["Status"] == "Enabled" for r in rules.values())
+        assert "" not in expiring and None not in expiring
+        evidence = expiring.get(keys.AUDIT_EVIDENCE_PREFIX)
+        assert evidence == (config.audit_ttl_days or None), (env, evidence)
 
 
 def test_cors_allows_browser_uploads_from_the_configured_origins_only(synth):

@@ -149,6 +149,29 @@ def test_bulk_create_rejects_references_into_another_project(aws: Aws, admin: Ac
     assert response.body["error"]["details"][0]["index"] == 0
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"text": ""},
+        {"text": "   \n"},
+        {"image": "../../etc/passwd"},
+        {"image": "s3://{exports}/audit/x.png"},
+    ],
+)
+def test_bulk_create_refuses_empty_text_and_escaping_references(
+    aws: Aws, admin: Actor, data: dict[str, str]
+) -> None:
+    # Given one good task and one with empty text or a reference that escapes the project
+    project_id = _create_project(admin)
+    bad = {k: v.format(exports=aws.env["EXPORT_BUCKET"]) for k, v in data.items()}
+    response = call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": "ok"}}, {"data": bad}])
+
+    # Then the call is a 422 naming the bad item, and nothing is created
+    assert response.status == 422
+    assert [d["index"] for d in response.body["error"]["details"]] == [1]
+    assert call("GET", f"/projects/{project_id}/tasks", admin).body["items"] == []
+
+
 def test_cursor_from_another_project_is_refused(aws: Aws, admin: Actor) -> None:
     a, b = _create_project(admin), _create_project(admin)
     call("POST", f"/projects/{a}/tasks", admin, [{"data": {"text": str(i)}} for i in range(3)])

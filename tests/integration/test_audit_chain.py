@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -173,11 +174,41 @@ def test_bulk_create_writes_one_record_with_counts_and_the_affected_ids(aws: Aws
     [bulk] = [r for r in _records(aws, project_id) if r["action"]["S"] == "import.complete"]
     record = audit.record_from_item(bulk)
     assert record.counts == {"lines_total": 3, "tasks_created": 3, "duplicates": 0, "errors": 0}
-    assert record.affected_ids_key == f"audit/{project_id}/{record.audit_id}.json"
+    assert record.affected_ids_key == f"audit-evidence/{project_id}/{record.audit_id}.json"
     body = aws.s3.get_object(Bucket=aws.env["EXPORT_BUCKET"], Key=record.affected_ids_key)["Body"].read()
     assert sorted(json.loads(body)) == sorted(created.body["task_ids"])
     # And no per-task records were written for the bulk create
     assert not [r for r in _records(aws, project_id) if r["action"]["S"] == "task.create"]
+
+
+def test_a_bulk_records_id_list_is_sealed_by_its_sha256(aws: Aws, admin: Actor) -> None:
+    # Given a bulk create, its records chained
+    reader = StreamReader(aws.env["AUDIT_TABLE"])
+    project_id = _create_project(admin)
+    call("POST", f"/projects/{project_id}/tasks", admin, [{"data": {"text": str(i)}} for i in range(3)])
+    _chain(reader)
+    [bulk] = [r for r in _records(aws, project_id) if r["action"]["S"] == "import.complete"]
+    record = audit.record_from_item(bulk)
+
+    # Then the record holds the SHA-256 of the id list it points at, as a sealed field
+    assert record.affected_ids_key is not None
+    body = aws.s3.get_object(Bucket=aws.env["EXPORT_BUCKET"], Key=record.affected_ids_key)["Body"].read()
+    assert record.affected_ids_sha256 == hashlib.sha256(body).hexdigest()
+    assert _verify(admin, project_id)["ok"] is True
+    # And a list swapped for another one no longer matches, and changing the sealed hash to
+    # match it breaks the record's link
+    forged = json.dumps(["t_innocent"]).encode()
+    assert hashlib.sha256(forged).hexdigest() != record.affected_ids_sha256
+    aws.ddb.update_item(
+        TableName=aws.env["AUDIT_TABLE"],
+        Key={"PK": bulk["PK"], "SK": bulk["SK"]},
+        UpdateExpression="SET affected_ids_sha256 = :h",
+        ExpressionAttributeValues={":h": {"S": hashlib.sha256(forged).hexdigest()}},
+    )
+    report = _verify(admin, project_id)
+    assert report["ok"] is False
+    assert report["broken"]["audit_id"] == record.audit_id
+    assert report["broken"]["reason"] == "hash_mismatch"
 
 
 def test_a_manifest_import_writes_one_record_with_counts_and_the_import_as_pointer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -130,8 +131,10 @@ def test_tag_10000_tasks_in_one_job(aws: Aws, admin: Actor) -> None:
     # And exactly one audit record covers the job, with its counts and the ids in S3
     [record] = _bulk_audit(project_id, admin, "task.bulk_tag")
     assert record["counts"] == {"done": 10_000, "failed": 0}
-    stored = aws.s3.get_object(Bucket=aws.env["EXPORT_BUCKET"], Key=record["affected_ids_key"])
-    assert sorted(json.loads(stored["Body"].read())) == ids
+    assert record["affected_ids_key"].startswith("audit-evidence/")  # not under an expiring prefix
+    stored = aws.s3.get_object(Bucket=aws.env["EXPORT_BUCKET"], Key=record["affected_ids_key"])["Body"].read()
+    assert sorted(json.loads(stored)) == ids
+    assert record["affected_ids_sha256"] == hashlib.sha256(stored).hexdigest()
     assert _bulk_audit(project_id, admin, "task.update") == []
 
 

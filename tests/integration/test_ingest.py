@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bench.metering import metered
+from infra.local import patches
 from serval.adapters import dynamo
 from serval.domain.label_config import LabelConfig
 from serval.domain.media import MediaType
@@ -106,6 +107,76 @@ def test_manifest_with_broken_lines_imports_good_lines_and_reports_the_rest(aws:
     assert _task_count(project_id) == 3
 
 
+def _report_lines(aws: Aws, project_id: str, import_id: str) -> dict[int, str]:
+    from serval.logic import imports
+
+    record, _ = imports.get_with_report(project_id, import_id)
+    assert record.error_report_key is not None
+    report = aws.s3.get_object(Bucket=aws.env["DATA_BUCKET"], Key=record.error_report_key)["Body"].read()
+    return {r["line"]: r["error"] for r in map(json.loads, report.decode().splitlines())}
+
+
+def test_a_line_of_invalid_utf8_is_one_line_error_and_the_rest_import(aws: Aws, admin: Any) -> None:
+    # Given a JSONL manifest of 14 lines: 8 good, 5 broken in ordinary ways, 1 not UTF-8
+    project_id = _project(admin, ["text"])
+    good = [json.dumps({"data": {"text": f"good {i}"}}).encode() for i in range(8)]
+    broken = [b"{oops", b"[]", b'{"data": 1}', b'{"source": ""}', b'{"nothing": 1}']
+    lines = [*good[:4], b'{"source": "caf\xe9 au lait"}', *broken, *good[4:]]
+    body = _upload(aws, f"projects/{project_id}/mixed.jsonl", b"\n".join(lines))
+
+    # When it is ingested
+    [outcome] = ingest.process_message(body, "m1", _forever)
+
+    # Then the 8 good lines are tasks and the 6 others, line 5 among them, are reported
+    assert outcome.kind == "import_completed"
+    assert (outcome.detail["tasks_created"], outcome.detail["errors"]) == (8, 6)
+    report = _report_lines(aws, project_id, outcome.detail["import_id"])
+    assert sorted(report) == [5, 6, 7, 8, 9, 10]
+    assert "not UTF-8" in report[5]
+    assert _task_count(project_id) == 8
+
+
+def test_a_csv_row_of_invalid_utf8_is_one_line_error(aws: Aws, admin: Any) -> None:
+    project_id = _project(admin, ["text"])
+    body = _upload(aws, f"projects/{project_id}/rows.csv", b"text\nfirst\nsec\xffond\nthird\n")
+    [outcome] = ingest.process_message(body, "m1", _forever)
+    assert (outcome.detail["tasks_created"], outcome.detail["errors"]) == (2, 1)
+    assert list(_report_lines(aws, project_id, outcome.detail["import_id"])) == [3]
+
+
+def test_references_that_escape_are_line_errors(aws: Aws, admin: Any) -> None:
+    # Given an image project, another project, and a manifest referring out of its prefix in
+    # every known way, beside one good reference and one inline text ending in ".png"
+    project_id = _project(admin, ["image", "text"])
+    other = _project(admin, ["image"])
+    data, exports = aws.env["DATA_BUCKET"], aws.env["EXPORT_BUCKET"]
+    aws.s3.put_object(Bucket=data, Key=f"projects/{other}/secret.png", Body=b"x")
+    lines = [
+        {"source-ref": f"s3://{data}/projects/{project_id}/../{other}/secret.png"},
+        {"source-ref": f"s3://{exports}/audit/{project_id}/a.png"},
+        {"source-ref": f"s3://{data}/projects/{project_id}/%2e%2e/{other}/secret.png"},
+        {"data": {"image": "../../etc/passwd"}},
+        {"data": {"image": f"s3://{data}/projects/{project_id}/ok/../cat.png"}},
+        {"data": {"text": "see cat.png"}},
+    ]
+    body = _upload(aws, f"projects/{project_id}/refs.jsonl", "\n".join(map(json.dumps, lines)).encode())
+
+    # When it is ingested
+    [outcome] = ingest.process_message(body, "m1", _forever)
+
+    # Then the four escaping lines are errors; the good reference is stored normalised and
+    # the text stays text
+    assert (outcome.detail["tasks_created"], outcome.detail["errors"]) == (2, 4)
+    assert sorted(_report_lines(aws, project_id, outcome.detail["import_id"])) == [1, 2, 3, 4]
+    from serval.adapters.tasks import TaskFilter
+    from serval.logic import tasks
+
+    page, _ = tasks.list_page(project_id, TaskFilter(), 10, None)
+    data_refs = sorted(json.dumps(t.model_dump(mode="json")["data"], sort_keys=True) for t in page)
+    assert any(f'"key": "projects/{project_id}/cat.png"' in d for d in data_refs)
+    assert any('"text": "see cat.png"' in d for d in data_refs)
+
+
 def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes(
     aws: Aws, admin: Any
 ) -> None:
@@ -123,7 +194,8 @@ def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes
     assert calls.count("TransactWriteItems") == 4
     assert calls.count("dynamodb:GetItem") == 2  # the project, and the finished import
     assert calls.count("s3:GetObject") == 1  # streamed once
-    assert calls.total == 40 + 4 + 2 + 1
+    assert calls.count("s3:HeadObject") == 1  # who uploaded it (its signed metadata)
+    assert calls.total == 40 + 4 + 2 + 1 + 1
     # When the same event is delivered again
     with metered() as calls:
         second = ingest.process_message(body, "m2", _forever)[0]
@@ -264,11 +336,14 @@ def test_concurrent_deliveries_of_one_manifest_create_each_task_once(aws: Aws, a
         except ImportBusy:
             kinds.append("busy")
 
+    # (with the local stack's moto patches: in-process moto's transactions are not atomic, so
+    # a losing claim could read the winner's import before it exists and wreck its lease)
     threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with patches.installed():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     # Then exactly one import ran; the others were duplicates or busy (and would be retried)
     assert kinds.count("import_completed") == 1
     assert set(kinds) <= {"import_completed", "duplicate", "busy"}

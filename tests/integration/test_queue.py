@@ -277,6 +277,46 @@ def test_submit_validates_against_the_label_configuration(aws: Aws, admin: Actor
     assert submit(project_id, task_id, ann, GOOD).status == 200
 
 
+def test_submit_refuses_regions_that_cover_nothing(aws: Aws, admin: Actor, steps: Workflow) -> None:
+    # Given a leased image task under a box and a polygon control
+    labels = {
+        "controls": [
+            {"name": "objects", "type": "bbox", "classes": [{"name": "car"}]},
+            {"name": "areas", "type": "polygon", "classes": [{"name": "road"}]},
+        ]
+    }
+    response = call(
+        "POST", "/projects", admin, {"name": "G", "media_types": ["image"], "label_config": labels}
+    )
+    project_id = response.body["project_id"]
+    (task_id,) = new_tasks(project_id, admin, [{"data": {"image": "frames/0001.png"}}])
+    queue.enter_label(project_id, task_id, token=f"tok-{task_id}", rework=0)
+    ann = person("u-geo")
+    members(project_id, "annotator", ann)
+    lease(project_id, ann)
+    box = {"label": "car", "x": 0.2, "y": 0.2, "w": 0.1, "h": 0.1}
+
+    def boxes(*items: dict[str, Any]) -> dict[str, Any]:
+        return {"results": [{"control": "objects", "type": "bbox", "boxes": list(items)}]}
+
+    flat = [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]
+    line = {
+        "results": [{"control": "areas", "type": "polygon", "polygons": [{"label": "road", "points": flat}]}]
+    }
+
+    # When they submit a zero-size box, a zero-width one, and a polygon on one line
+    answers = [
+        submit(project_id, task_id, ann, b)
+        for b in (boxes(box | {"w": 0, "h": 0}), boxes(box | {"w": 0}), line)
+    ]
+
+    # Then each is a 422 that names the region, nothing is written, and a real box is accepted
+    assert [a.status for a in answers] == [422, 422, 422], [a.body for a in answers]
+    assert all("no area" in str(a.body["error"]["details"]) for a in answers)
+    assert queue.annotations_of(project_id, task_id) == []
+    assert submit(project_id, task_id, ann, boxes(box)).status == 200
+
+
 def test_a_retried_submit_does_not_write_twice(aws: Aws, admin: Actor, steps: Workflow) -> None:
     # Given a leased task, submitted once
     project_id = project(admin)

@@ -56,6 +56,21 @@ def test_any_change_of_a_sealed_field_changes_the_digest() -> None:
     assert audit.record_digest(RECORD | {"after": {"priority": 3, "tags": ["a", "b"]}}) != base
 
 
+def test_an_optional_sealed_field_is_sealed_where_set_and_leaves_older_digests_alone() -> None:
+    # Given a record written before the evidence hash existed, and one that sets it
+    base = audit.record_digest(RECORD)
+    sealed = RECORD | {"affected_ids_sha256": "ab" * 32}
+
+    # Then the older record's digest is what it was (null optional fields are not in it)...
+    assert audit.record_digest(RECORD | {"affected_ids_sha256": None}) == base
+    assert b"affected_ids_sha256" not in audit.canonical_json(RECORD)
+    # ...and the hash is sealed where set: changing or dropping it breaks the seal
+    seal = audit.seal(KEY, audit.record_digest(sealed))
+    assert audit.seal_valid(KEY, audit.record_digest(sealed), seal)
+    assert not audit.seal_valid(KEY, audit.record_digest(sealed | {"affected_ids_sha256": "cd" * 32}), seal)
+    assert not audit.seal_valid(KEY, base, seal)
+
+
 def test_the_seal_is_an_hmac_of_the_digest_under_the_key() -> None:
     digest = audit.record_digest(RECORD)
     seal = audit.seal(KEY, digest)
@@ -85,7 +100,7 @@ def test_chain_keys_sort_by_seq_and_map_back_to_scopes() -> None:
         assert keys.audit_scope_pk(scope) == keys.audit_pk(project_id)
         assert keys.audit_scope_of_pk(keys.audit_pk(project_id)) == scope
     assert keys.audit_scope_of_pk(keys.chain_pk("p_1")) is None
-    assert keys.audit_bulk_ids_key("p_1", "aud_1") == "audit/p_1/aud_1.json"
+    assert keys.audit_bulk_ids_key("p_1", "aud_1") == "audit-evidence/p_1/aud_1.json"
 
 
 # ---- the chain walk --------------------------------------------------------------------------
@@ -221,3 +236,27 @@ def test_an_unchained_record_breaks_a_sound_chain_but_not_a_broken_one() -> None
     broken = _walk(links, Head(3, links[-1].hash or "", False)).report(unchained)
     assert broken.broken is not None
     assert broken.broken.seq == 2
+
+
+def test_every_exports_bucket_key_is_temporary_or_audit_evidence() -> None:
+    # Given every key the code writes to the exports bucket
+    from serval.domain.exports import ExportFormat, dataset_export_key
+    from serval.domain.exports.shards import shard_key
+    from serval.domain.jobs import AuditExportFormat, audit_export_key
+
+    temporary = [
+        audit_export_key("p_1", "job_1", AuditExportFormat.CSV),
+        dataset_export_key("p_1", "job_1", ExportFormat.COCO),
+        shard_key("p_1", "job_1", 3),
+        keys.bulk_ids_key("p_1", "job_1"),
+        keys.bulk_work_key("p_1", "job_1"),
+        keys.bulk_failed_key("p_1", "job_1", 0),
+    ]
+    evidence = keys.audit_bulk_ids_key("p_1", "aud_1")
+
+    # Then the temporary ones fall under a prefix the lifecycle expires, and audit evidence
+    # under its own prefix, which no temporary prefix covers
+    assert all(k.startswith(keys.EXPORT_TEMPORARY_PREFIXES) for k in temporary), temporary
+    assert evidence.startswith(keys.AUDIT_EVIDENCE_PREFIX)
+    assert not evidence.startswith(keys.EXPORT_TEMPORARY_PREFIXES)
+    assert not any(p.startswith(keys.AUDIT_EVIDENCE_PREFIX) for p in keys.EXPORT_TEMPORARY_PREFIXES)

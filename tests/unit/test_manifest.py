@@ -13,6 +13,7 @@ import pytest
 from serval.domain.manifest import (
     MAX_LINE_BYTES,
     ManifestContext,
+    decode_lines,
     parse,
     parse_csv,
     parse_jsonl,
@@ -88,14 +89,18 @@ def test_serval_style_unknown_top_level_keys_and_meta_become_metadata() -> None:
 
 
 def test_ground_truth_source_ref_line_becomes_an_image_task() -> None:
-    # Given a Ground Truth line pointing at another bucket, with label keys beside it
+    # Given a Ground Truth line pointing into the project, with label keys beside it
     task = one_task(
-        {"source-ref": "s3://customer-bucket/raw/dog.jpg", "class": 1, "class-metadata": {"confidence": 0.9}}
+        {
+            "source-ref": f"s3://{BUCKET}/{PREFIX}raw/dog.jpg",
+            "class": 1,
+            "class-metadata": {"confidence": 0.9},
+        }
     )
 
     # Then the reference is the task's image, and the other keys are metadata
     image = s3(task, "image")
-    assert (image.bucket, image.key, image.media_type) == ("customer-bucket", "raw/dog.jpg", MediaType.IMAGE)
+    assert (image.bucket, image.key, image.media_type) == (BUCKET, f"{PREFIX}raw/dog.jpg", MediaType.IMAGE)
     assert set(task.data) == {"image"}
     assert task.metadata == {"class": 1, "class-metadata": {"confidence": 0.9}}
 
@@ -111,7 +116,7 @@ def test_ground_truth_source_ref_line_becomes_an_image_task() -> None:
 def test_ground_truth_source_ref_is_keyed_by_its_media_type(
     key: str, data_key: str, media: MediaType
 ) -> None:
-    task = one_task({"source-ref": f"s3://other/{key}"})
+    task = one_task({"source-ref": f"s3://{BUCKET}/{PREFIX}{key}"})
     assert s3(task, data_key).media_type is media
 
 
@@ -151,8 +156,8 @@ def test_explicit_external_id_wins_over_id() -> None:
     ],
 )
 def test_relative_keys_resolve_against_the_project_prefix(value: str, expected_key: str) -> None:
-    task = one_task({"data": {"media": value}})
-    ref = s3(task, "media")
+    task = one_task({"data": {"image": value}})
+    ref = s3(task, "image")
     assert (ref.bucket, ref.key) == (BUCKET, expected_key)
     assert ref.media_type is not None
 
@@ -171,9 +176,14 @@ def test_s3_uri_into_the_data_bucket_outside_the_project_is_rejected(key: str) -
     assert "outside this project's prefix" in error.error
 
 
-def test_s3_uri_into_another_bucket_is_allowed() -> None:
-    task = one_task({"source-ref": "s3://someone-else/projects/p_2/a.png"})
-    assert s3(task, "image").bucket == "someone-else"
+@pytest.mark.parametrize("bucket", ["someone-else", "serval-exports", "SERVAL-DATA"])
+def test_s3_uri_into_another_bucket_is_rejected(bucket: str) -> None:
+    # Given a reference into a bucket other than the data bucket (the exports bucket, say),
+    # even under a key that looks like this project's
+    error = one_error({"source-ref": f"s3://{bucket}/{PREFIX}a.png"})
+
+    # Then it is a line error: the pipeline never reads another bucket for a project
+    assert "outside the data bucket" in error.error
 
 
 def test_explicit_s3_object_is_checked_and_gets_a_media_type() -> None:
@@ -303,9 +313,9 @@ def test_csv_header_names_are_trimmed() -> None:
     [
         ("text", "inline words", "text"),
         ("source", "inline words", "text"),
-        ("source-ref", "s3://other/a.mp3", "audio"),
-        ("url", "s3://other/a.png", "image"),
-        ("audio", "s3://other/a.flac", "audio"),
+        ("source-ref", f"s3://{BUCKET}/{PREFIX}a.mp3", "audio"),
+        ("url", f"s3://{BUCKET}/{PREFIX}a.png", "image"),
+        ("audio", f"s3://{BUCKET}/{PREFIX}a.flac", "audio"),
         ("document", "scan.pdf", "document"),
     ],
 )
@@ -446,7 +456,7 @@ def test_primary_media_of_an_unrecognised_object_is_an_error() -> None:
 
 
 def test_parsed_ground_truth_line_has_a_primary_media() -> None:
-    assert primary_media(one_task({"source-ref": "s3://other/a.webm"})) is MediaType.VIDEO
+    assert primary_media(one_task({"source-ref": f"s3://{BUCKET}/{PREFIX}a.webm"})) is MediaType.VIDEO
 
 
 # --- regressions for bugs found while writing these tests ----------------------------------------------------
@@ -472,10 +482,198 @@ def test_line_over_the_byte_limit_in_utf8_is_rejected() -> None:
 @pytest.mark.parametrize("url", ["https://example.com/cat.png", "http://example.com/a/b.mp3"])
 def test_http_url_is_not_resolved_as_a_relative_key(url: str) -> None:
     with pytest.raises(ValueError):
-        JSONL_CTX.resolve(url)
+        JSONL_CTX.resolve("image", url)
 
 
 def test_csv_multi_line_quoted_field_keeps_its_line_breaks() -> None:
     ((_, task),) = csv_rows("text", '"first line', 'second line"')
     assert isinstance(task, TaskCreate)
     assert task.data["text"] == TextRef(text="first line\nsecond line")
+
+
+# --- references are normalised and confined to the project's prefix of the data bucket -----
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "projects/p_1/../p_2/a.png",
+        "projects/p_1/x/../../p_2/a.png",
+        "projects/p_1/../../etc/a.png",
+        "projects//p_1/../p_2/a.png",
+        "./projects/p_2/a.png",
+    ],
+)
+def test_s3_uri_that_leaves_the_prefix_after_normalising_is_rejected(key: str) -> None:
+    # Given an s3:// reference whose literal key starts with this project's prefix (or
+    # nearly), but whose dot segments lead out of it
+    error = one_error({"source-ref": f"s3://{BUCKET}/{key}"})
+
+    # Then it is a line error
+    assert "outside this project's prefix" in error.error or "above the bucket's root" in error.error
+
+
+@pytest.mark.parametrize(
+    ("key", "normalised"),
+    [
+        ("projects/p_1/x/../a.png", "projects/p_1/a.png"),
+        ("projects/p_1//x/./a.png", "projects/p_1/x/a.png"),
+        ("projects/p_1/a%20b.png", "projects/p_1/a%20b.png"),
+    ],
+)
+def test_s3_uri_inside_the_prefix_is_stored_normalised(key: str, normalised: str) -> None:
+    # Given references that stay inside the prefix / Then the task holds the normalised key,
+    # so no later reader (a presigned URL in a browser) resolves the dots differently
+    assert s3(one_task({"source-ref": f"s3://{BUCKET}/{key}"}), "image").key == normalised
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "projects/p_1/%2e%2e/p_2/a.png",
+        "projects/p_1/%2E/a.png",
+        "projects/p_1/x%2f..%2f..%2fp_2/a.png",
+        "projects/p_1/..%5cp_2/a.png",
+        "projects/p_1/a\\..\\b.png",
+        "projects/p_1/a.png\n",
+        "projects/p_1/a\x00.png",
+    ],
+)
+def test_s3_uri_with_hidden_dots_separators_or_control_characters_is_rejected(key: str) -> None:
+    error = one_error({"source-ref": f"s3://{BUCKET}/{key}"})
+    assert "percent-encoding" in error.error or "control characters" in error.error
+
+
+def test_explicit_s3_object_is_normalised_and_confined_too() -> None:
+    # Given explicit reference objects with dot segments
+    inside = one_task({"data": {"image": {"kind": "s3", "bucket": BUCKET, "key": "projects/p_1/x/../y.jpg"}}})
+    escape = {"data": {"image": {"kind": "s3", "bucket": BUCKET, "key": "projects/p_1/../p_2/y.jpg"}}}
+    exports = {"data": {"image": {"kind": "s3", "bucket": "serval-exports", "key": "projects/p_1/y.jpg"}}}
+
+    # Then the one inside is stored normalised, the others are refused
+    assert s3(inside, "image").key == "projects/p_1/y.jpg"
+    assert "outside this project's prefix" in one_error(escape).error
+    assert "outside the data bucket" in one_error(exports).error
+    assert "needs a bucket and a key" in one_error({"data": {"image": {"kind": "s3"}}}).error
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "../p_2/notes", "a/../../../b", "/etc/passwd"])
+def test_relative_reference_without_extension_that_leaves_the_prefix_is_rejected(value: str) -> None:
+    # Given a reference field whose relative path has no media extension and leaves the prefix
+    error = one_error({"data": {"image": value}})
+
+    # Then it is a line error, never inline text
+    assert "leaves the project's prefix" in error.error or "above the bucket's root" in error.error
+
+
+# --- inline text stays text; reference fields are references -------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"data": {"text": "see notes.txt"}},
+        {"data": {"text": "cat.png"}},
+        {"data": {"caption": "holiday/photo.jpg"}},
+        {"source": "report.pdf"},
+    ],
+)
+def test_inline_text_ending_in_a_media_extension_is_text(line: dict[str, Any]) -> None:
+    # Given a text (or free-named) field whose value ends like a file name
+    task = one_task(line)
+
+    # Then it is inline text: only s3:// or a reference field makes a reference
+    assert all(isinstance(ref, TextRef) for ref in task.data.values()), task.data
+
+
+def test_csv_text_column_ending_in_a_media_extension_is_text() -> None:
+    ((_, task),) = csv_rows("text", "see notes.txt")
+    assert isinstance(task, TaskCreate)
+    assert task.data == {"text": TextRef(text="see notes.txt")}
+
+
+def test_s3_uri_in_a_text_field_is_a_reference() -> None:
+    task = one_task({"data": {"text": f"s3://{BUCKET}/{PREFIX}docs/a.txt"}})
+    assert s3(task, "text").media_type is MediaType.TEXT
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "media_type"),
+    [
+        ("image", "scans/0001", MediaType.IMAGE),
+        ("audio", "takes/take-7", MediaType.AUDIO),
+        ("video", f"s3://{BUCKET}/{PREFIX}clips/c1", MediaType.VIDEO),
+        ("document", "contracts/c.final", MediaType.DOCUMENT),
+    ],
+)
+def test_reference_field_without_extension_is_a_reference_of_the_fields_type(
+    field: str, value: str, media_type: MediaType
+) -> None:
+    # Given a media field whose key has no recognisable extension
+    task = one_task({"data": {field: value}})
+
+    # Then it is a reference typed by the field, never inline text
+    assert s3(task, field).media_type is media_type
+    assert primary_media(task) is media_type
+
+
+def test_source_ref_without_extension_is_a_line_error_not_text() -> None:
+    # Given a Ground Truth line whose reference has no extension (its field names no type)
+    task = one_task({"source-ref": f"s3://{BUCKET}/{PREFIX}blob"})
+
+    # Then it is a reference whose type cannot be told: the line is refused when it is typed
+    assert isinstance(task.data["image"], S3Ref)
+    with pytest.raises(ValueError, match="cannot tell the media type"):
+        primary_media(task)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"source": ""},
+        {"source": "   "},
+        {"data": {"text": "\n\t"}},
+        {"data": {"caption": {"kind": "text", "text": ""}}},
+        {"data": {"image": "  "}},
+    ],
+)
+def test_empty_inline_text_or_reference_is_a_line_error(line: dict[str, Any]) -> None:
+    error = one_error(line)
+    assert "empty" in error.error
+
+
+# --- bytes that are not UTF-8 are one line's error ------------------------------------------
+
+
+def test_an_undecodable_jsonl_line_is_a_line_error_and_the_others_parse() -> None:
+    # Given a manifest whose second line holds invalid UTF-8, and a BOM before the first
+    raw = [
+        b"\xef\xbb\xbf" + json.dumps({"source": "a"}).encode(),
+        b'{"source": "caf\xe9"}',
+        json.dumps({"source": "\u00e9t\u00e9"}, ensure_ascii=False).encode(),
+    ]
+
+    # When it is decoded line by line and parsed
+    parsed = list(parse_jsonl(JSONL_CTX, decode_lines(raw)))
+
+    # Then only line 2 is an error, and it says why
+    assert [(n, type(p)) for n, p in parsed] == [(1, TaskCreate), (2, LineError), (3, TaskCreate)]
+    error = parsed[1][1]
+    assert isinstance(error, LineError)
+    assert "not UTF-8" in error.error
+    assert error.raw == '{"source": "caf\\xe9"}'
+
+
+def test_an_undecodable_csv_row_is_a_line_error_and_the_others_parse() -> None:
+    # Given a CSV whose quoted cell spans lines 3-4, line 4 not UTF-8
+    raw = [b"text,tags", b"fine,a", b'"two', b'lines \xff"', b"last,b"]
+
+    parsed = list(parse_csv(CSV_CTX, decode_lines(raw)))
+
+    # Then the row ending on line 4 is an error; rows 2 and 5 are tasks
+    assert [(n, type(p)) for n, p in parsed] == [(2, TaskCreate), (4, LineError), (5, TaskCreate)]
+
+
+def test_an_undecodable_csv_header_is_one_header_error() -> None:
+    parsed = list(parse_csv(CSV_CTX, decode_lines([b"te\xffxt", b"a"])))
+    assert [(n, type(p)) for n, p in parsed] == [(1, LineError)]

@@ -528,3 +528,82 @@ def test_keypoint_not_in_the_skeleton_is_reported() -> None:
 
     # Then it is reported
     assert validate_results(CONFIG, parse(raw)) != []
+
+
+# --- degenerate geometry -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            {"control": "boxes", "type": "bbox", "boxes": [BOX | {"w": 0, "h": 0}]},
+            "box 0 has no area",
+            id="0x0",
+        ),
+        pytest.param(
+            {"control": "boxes", "type": "bbox", "boxes": [BOX, BOX | {"w": 0.0}]},
+            "box 1 has no area",
+            id="w=0",
+        ),
+        pytest.param(
+            {"control": "boxes", "type": "bbox", "boxes": [BOX | {"h": 0.0}]}, "box 0 has no area", id="h=0"
+        ),
+        pytest.param(
+            {
+                "control": "tracks",
+                "type": "video_bbox",
+                "boxes": [BOX | {"w": 0, "frame": 3, "track_id": "t1"}],
+            },
+            "box 0 has no area",
+            id="video-w=0",
+        ),
+        pytest.param(
+            {
+                "control": "shapes",
+                "type": "polygon",
+                "polygons": [{"label": "road", "points": [[0.1, 0.1]] * 3}],
+            },
+            "polygon 0 needs at least 3 distinct points",
+            id="one-point",
+        ),
+        pytest.param(
+            {
+                "control": "shapes",
+                "type": "polygon",
+                "polygons": [{"label": "road", "points": [[0, 0], [1, 1], [0, 0], [1, 1]]}],
+            },
+            "polygon 0 needs at least 3 distinct points",
+            id="two-points",
+        ),
+        pytest.param(
+            {
+                "control": "shapes",
+                "type": "polygon",
+                "polygons": [{"label": "road", "points": [[0, 0], [0.5, 0.5], [1, 1]]}],
+            },
+            "polygon 0 has no area",
+            id="collinear",
+        ),
+    ],
+)
+def test_regions_that_cover_nothing_are_reported(raw: dict[str, Any], problem: str) -> None:
+    # Given a box of zero width or height, or a polygon without area
+    problems = validate_results(CONFIG, parse(raw))
+
+    # Then it is a problem (a 422 on every write path), named by its position
+    assert [p for p in problems if problem in p], problems
+
+
+def test_small_but_real_regions_are_accepted() -> None:
+    # Given a one-pixel box of a 4k image and a thin triangle / Then they are valid
+    pixel = 1 / 4096
+    raw = [
+        {"control": "boxes", "type": "bbox", "boxes": [BOX | {"w": pixel, "h": pixel}]},
+        {
+            "control": "shapes",
+            "type": "polygon",
+            "polygons": [{"label": "road", "points": [[0, 0], [1, 0], [0.5, pixel]]}],
+        },
+    ]
+    assert validate_results(CONFIG, [r for item in raw for r in parse(item)]) == []

@@ -60,7 +60,7 @@ def upload_part_urls(project_id: Id, body: PartUrlsRequest) -> PartUrls:
     **guarded(Action.UPLOAD_CREATE),
 )
 def complete_upload(project_id: Id, body: CompleteRequest) -> CompletedUpload:
-    return CompletedUpload(**uploads.complete(project_id, body))
+    return CompletedUpload(**uploads.complete(project_id, body, actor(router)))
 
 
 @router.get(

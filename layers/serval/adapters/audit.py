@@ -9,6 +9,7 @@ it, and a replaced client (tests) never sees another account's key.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -75,6 +76,7 @@ def record(
     actor_project_role: str | None = None,
     counts: Mapping[str, int] | None = None,
     affected_ids_key: str | None = None,
+    affected_ids_sha256: str | None = None,
     audit_id: str | None = None,
 ) -> str:
     """Add the sealed audit record of one change to ``tx``; returns its id.
@@ -98,6 +100,7 @@ def record(
         "after": _json_value(after),
         "counts": {str(k): int(v) for k, v in counts.items()} if counts is not None else None,
         "affected_ids_key": affected_ids_key,
+        "affected_ids_sha256": affected_ids_sha256,
         "request_id": actor.request_id,
         "source_ip": actor.source_ip,
         "user_agent": actor.user_agent,
@@ -134,9 +137,10 @@ def record_bulk(
 ) -> str:
     """Audit a bulk operation with ONE record: counts, and a pointer to its affected ids.
 
-    The ids go first to the exports bucket as a JSON list (``audit/<scope>/<audit id>.json``),
-    then the record naming that key joins ``tx``. If ``tx`` then fails, the list stays
-    behind unreferenced: harmless, and never the other way round (a record pointing nowhere).
+    The ids go first to the exports bucket as a JSON list (``audit-evidence/<scope>/<audit
+    id>.json``, kept as long as audit records), then the record naming that key and sealing
+    the list's SHA-256 joins ``tx``. If ``tx`` then fails, the list stays behind unreferenced:
+    harmless, and never the other way round (a record pointing nowhere).
     """
     audit_id = ids.new_id("aud")
     ids_key = keys.audit_bulk_ids_key(keys.audit_scope(project_id), audit_id)
@@ -153,8 +157,24 @@ def record_bulk(
         actor_project_role=actor_project_role,
         counts=counts,
         affected_ids_key=ids_key,
+        affected_ids_sha256=hashlib.sha256(body).hexdigest(),
         audit_id=audit_id,
     )
+
+
+def record_alone(
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str,
+    project_id: str | None,
+    after: Any = None,
+) -> str:
+    """Write the sealed record of an action that changes no item (e.g. handing out an upload URL)."""
+    tx = dynamo.Tx()
+    audit_id = record(tx, actor, action, target_type, target_id, project_id, after=after)
+    tx.commit()
+    return audit_id
 
 
 # ---- reading records (low-level items: stream images and Query results) ----------------------
@@ -207,7 +227,7 @@ def scope_of(raw: Mapping[str, Any]) -> str | None:
 
 def sealed_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The sealed fields of a low-level audit item, as the writer sealed them."""
-    return {name: _attribute(raw, name) for name in domain.SEALED_FIELDS}
+    return {name: _attribute(raw, name) for name in (*domain.SEALED_FIELDS, *domain.OPTIONAL_SEALED_FIELDS)}
 
 
 def chain_seq(raw: Mapping[str, Any]) -> int | None:
@@ -250,6 +270,7 @@ def record_from_model(item: Any) -> domain.AuditRecord:
         after=item.after,
         counts=item.counts,
         affected_ids_key=item.affected_ids_key,
+        affected_ids_sha256=item.affected_ids_sha256,
         request_id=item.request_id,
         source_ip=item.source_ip,
         user_agent=item.user_agent,

@@ -300,6 +300,7 @@ class AuditTableModels:
             after = Utf8JSONAttribute(null=True)
             counts = Utf8JSONAttribute(null=True)
             affected_ids_key = UnicodeAttribute(null=True)
+            affected_ids_sha256 = UnicodeAttribute(null=True)
             request_id = UnicodeAttribute(null=True)
             source_ip = UnicodeAttribute(null=True)
             user_agent = UnicodeAttribute(null=True)

@@ -31,7 +31,7 @@ class ObjectInfo:
     version_id: str | None
     size: int
     content_type: str | None
-    uploader: str | None
+    metadata: dict[str, str]
 
 
 def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
@@ -51,12 +51,15 @@ def head(bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         version_id=response.get("VersionId"),
         size=response["ContentLength"],
         content_type=response.get("ContentType"),
-        uploader=response.get("Metadata", {}).get("uploaded-by"),
+        metadata=dict(response.get("Metadata", {})),
     )
 
 
-def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
-    """Stream an object's lines (UTF-8, BOM stripped) without holding it in memory."""
+def iter_byte_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[bytes]:
+    """Stream an object's lines as bytes (terminators dropped) without holding it in memory.
+
+    Lines are split on ``\n`` before any decoding, so one undecodable line stays one line.
+    """
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         kwargs["VersionId"] = version_id
@@ -66,21 +69,26 @@ def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404"}:
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    pending = ""
+    pending = b""
     try:
         for chunk in body.iter_chunks(READ_CHUNK):
-            pending += decoder.decode(chunk)
-            *lines, pending = pending.split("\n")
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
             for line in lines:
-                yield line.rstrip("\r")
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text: {exc}") from exc
+                yield line.rstrip(b"\r")
     finally:
         body.close()
     if pending:
-        yield pending.rstrip("\r")
+        yield pending.rstrip(b"\r")
+
+
+def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
+    """Stream an object's lines (UTF-8, BOM stripped); text that is not UTF-8 is a PoisonRecord."""
+    for number, line in enumerate(iter_byte_lines(bucket, key, version_id), start=1):
+        try:
+            yield line.removeprefix(codecs.BOM_UTF8).decode() if number == 1 else line.decode()
+        except UnicodeDecodeError as exc:
+            raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text (line {number}): {exc}") from exc
 
 
 def upload(fileobj: IO[bytes], bucket: str, key: str, content_type: str) -> None:
@@ -94,27 +102,22 @@ def presigned_get(bucket: str, key: str, expires: int) -> str:
     )
 
 
-def presigned_put(bucket: str, key: str, content_type: str, expires: int, uploader: str) -> dict[str, Any]:
+def presigned_put(
+    bucket: str, key: str, content_type: str, expires: int, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """A presigned PUT whose signature covers ``metadata``: the client must send it unchanged."""
     url = clients.s3().generate_presigned_url(
         "put_object",
-        Params={
-            "Bucket": bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "Metadata": {"uploaded-by": uploader},
-        },
+        Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "Metadata": metadata},
         ExpiresIn=expires,
     )
-    return {
-        "method": "PUT",
-        "url": url,
-        "headers": {"Content-Type": content_type, "x-amz-meta-uploaded-by": uploader},
-    }
+    headers = {"Content-Type": content_type} | {f"x-amz-meta-{k}": v for k, v in metadata.items()}
+    return {"method": "PUT", "url": url, "headers": headers}
 
 
-def start_multipart(bucket: str, key: str, content_type: str, uploader: str) -> str:
+def start_multipart(bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> str:
     response = clients.s3().create_multipart_upload(
-        Bucket=bucket, Key=key, ContentType=content_type, Metadata={"uploaded-by": uploader}
+        Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata
     )
     return response["UploadId"]
 

@@ -6,6 +6,12 @@ from pydantic import BaseModel, Field
 
 ROLE_ORDER = ("admin", "manager", "reviewer", "annotator")
 
+# Object metadata (x-amz-meta-*) that names who asked for an upload URL. The API signs it into
+# the presigned PUT (and sets it on a multipart upload), so the uploader cannot change it.
+UPLOADED_BY = "uploaded-by"
+UPLOADED_BY_ROLE = "uploaded-by-role"
+UPLOADED_BY_PROJECT_ROLE = "uploaded-by-project-role"
+
 
 class Actor(BaseModel):
     user_id: str = Field(description="Cognito sub, or system:<component> for pipelines.")
@@ -34,4 +40,29 @@ class Actor(BaseModel):
             username=on_behalf_of or component,
             groups=("system",),
             request_id=request_id,
+        )
+
+    def upload_metadata(self) -> dict[str, str]:
+        """The object metadata that attributes an upload to this actor."""
+        metadata = {UPLOADED_BY: self.user_id, UPLOADED_BY_ROLE: self.role}
+        if self.project_role:
+            metadata[UPLOADED_BY_PROJECT_ROLE] = self.project_role
+        return metadata
+
+    @classmethod
+    def uploader(cls, metadata: dict[str, str], request_id: str | None = None) -> Actor | None:
+        """The user an object's upload metadata names (None: not uploaded through Serval).
+
+        The roles are the ones the user held when the API signed the upload URL.
+        """
+        user_id = metadata.get(UPLOADED_BY)
+        if not user_id:
+            return None
+        role = metadata.get(UPLOADED_BY_ROLE, "none")
+        return cls(
+            user_id=user_id,
+            username=user_id,
+            groups=(role,) if role in ROLE_ORDER else (),
+            request_id=request_id,
+            project_role=metadata.get(UPLOADED_BY_PROJECT_ROLE),
         )

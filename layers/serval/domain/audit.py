@@ -6,8 +6,10 @@ chainer links records per scope (a project, or GLOBAL): ``hash = SHA-256(prev_ha
 digest)``. :class:`ChainWalk` checks a chain link by link, in sequence order, holding
 only the previous link, so verifying any chain takes constant memory.
 
-The sealed field set is part of the on-disk format: adding a field changes every
-digest, so a new field needs a new seal version (and verify must know both).
+The sealed field set is part of the on-disk format: adding a field to SEALED_FIELDS changes
+every digest, so a new field needs a new seal version (and verify must know both). Fields of
+OPTIONAL_SEALED_FIELDS are sealed only where a record sets them, so records written before
+they existed keep their digests; removing one from a record that set it breaks its seal.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ SEALED_FIELDS: tuple[str, ...] = (
     "user_agent",
     "at",
 )
+# Sealed where set (absent from the canonical JSON where null).
+OPTIONAL_SEALED_FIELDS: tuple[str, ...] = ("affected_ids_sha256",)
 CHAIN_FIELDS: tuple[str, ...] = ("chain_seq", "prev_hash", "hash")
 
 
@@ -64,6 +68,9 @@ class AuditRecord(BaseModel):
     affected_ids_key: str | None = Field(
         default=None, description="Bulk operations: S3 key (exports bucket) of the JSON list of affected ids."
     )
+    affected_ids_sha256: str | None = Field(
+        default=None, description="SHA-256 (hex) of the object at affected_ids_key, sealed with the record."
+    )
     request_id: str | None = None
     source_ip: str | None = None
     user_agent: str | None = None
@@ -77,8 +84,10 @@ class AuditRecord(BaseModel):
 
 
 def canonical_json(fields: Mapping[str, Any]) -> bytes:
-    """The sealed fields as canonical JSON: every sealed field (absent = null), sorted keys, compact."""
+    """The sealed fields as canonical JSON: every sealed field (absent = null), and every optional
+    sealed field that is set; sorted keys, compact."""
     sealed = {name: fields.get(name) for name in SEALED_FIELDS}
+    sealed |= {name: fields[name] for name in OPTIONAL_SEALED_FIELDS if fields.get(name) is not None}
     return json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 

@@ -10,20 +10,31 @@ CSV: a header row; columns named like data keys (``image``, ``audio``, ``video``
 ``text``, ``source-ref``, ``source``) become data; ``tags`` (separated by ``;`` or ``|``),
 ``priority`` and ``external_id`` are task fields; every other column becomes metadata.
 
-A data value is an S3 reference when it is ``s3://bucket/key``, or a relative key with a
-media extension, resolved against the project's prefix ``projects/<id>/`` (so a folder
-copied there keeps working: ``images/a.png`` is ``projects/<id>/images/a.png``), never
-outside it; otherwise it is inline text.
+Whether a data value is a reference or inline text is decided by the line, never guessed
+from the value's ending:
+- ``s3://bucket/key`` is a reference, in any field;
+- in a reference field (``image``, ``audio``, ``video``, ``document``, ``source-ref``, ``url``)
+  any other value is a key relative to the project's prefix ``projects/<id>/`` (so a folder
+  copied there keeps working: ``images/a.png`` is ``projects/<id>/images/a.png``); its media
+  type is its extension's, else the field's (``source-ref`` and ``url`` need an extension);
+- in every other field (``text``, ``source``, or a name of your own) it is inline text.
+
+A reference's key is normalised (``.``/``..`` resolved, repeated slashes collapsed) before it
+is checked, and it must name an object under this project's prefix of the data bucket:
+keys that leave it, other buckets, control characters, backslashes and percent-encoded dots
+or slashes are line errors.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
-import posixpath
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -33,6 +44,48 @@ from serval.domain.models import DataRef, LineError, S3Ref, TaskCreate, TextRef
 CSV_DATA_COLUMNS = frozenset({"image", "audio", "video", "document", "text", "source-ref", "source", "url"})
 TASK_FIELDS = frozenset({"data", "metadata", "meta", "tags", "priority", "external_id", "id", "predictions"})
 MAX_LINE_BYTES = 350_000
+MAX_KEY_BYTES = 1024  # S3's limit on a key
+
+# Data fields whose value is a reference by definition, with the media type a key without a
+# recognisable extension takes (None: the key's extension must tell).
+REFERENCE_FIELDS: dict[str, media.MediaType | None] = {
+    "image": media.MediaType.IMAGE,
+    "audio": media.MediaType.AUDIO,
+    "video": media.MediaType.VIDEO,
+    "document": media.MediaType.DOCUMENT,
+    "source-ref": None,
+    "url": None,
+}
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_UNSAFE_KEY = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def normalize_key(key: str) -> str:
+    """``key`` with ``.`` and empty segments dropped and ``..`` resolved.
+
+    Raises ValueError for a key that climbs above the bucket's root, holds control
+    characters or backslashes, or hides a dot segment or a separator in percent-encoding
+    (a client that decodes it would read another object than the one checked).
+    """
+    if _UNSAFE_KEY.search(key):
+        raise ValueError(f"key {key!r} holds control characters or backslashes")
+    parts: list[str] = []
+    for segment in key.split("/"):
+        decoded = unquote(segment)
+        if decoded != segment and (decoded in {".", ".."} or _UNSAFE_KEY.search(decoded) or "/" in decoded):
+            raise ValueError(f"key {key!r} hides a dot segment or a separator in percent-encoding")
+        if segment in {"", "."}:
+            continue
+        if segment == "..":
+            if not parts:
+                raise ValueError(f"key {key!r} climbs above the bucket's root")
+            parts.pop()
+            continue
+        parts.append(segment)
+    normalized = "/".join(parts)
+    if not normalized or len(normalized.encode()) > MAX_KEY_BYTES:
+        raise ValueError(f"key {key!r} is empty or longer than {MAX_KEY_BYTES} bytes")
+    return normalized
 
 
 @dataclass(frozen=True)
@@ -43,23 +96,46 @@ class ManifestContext:
     project_prefix: str  # e.g. "projects/p_123/"
     manifest_key: str
 
-    def resolve(self, value: str) -> DataRef:
-        scheme = value.split("://", 1)[0].lower() if "://" in value[:12] else ""
-        if scheme and scheme != "s3":
-            raise ValueError(f"{scheme}:// references are not supported; upload the file or use s3://")
-        if value.startswith("s3://"):
+    def resolve(self, field: str, value: str) -> DataRef:
+        """The data value ``value`` of field ``field``: a checked reference or inline text."""
+        if value[:5].lower() == "s3://":
             bucket, _, key = value[5:].partition("/")
             if not bucket or not key:
                 raise ValueError(f"malformed S3 URI {value!r}")
-            if bucket == self.data_bucket and not key.startswith(self.project_prefix):
-                raise ValueError(f"{value!r} is outside this project's prefix {self.project_prefix!r}")
-            return S3Ref(bucket=bucket, key=key, media_type=media.detect(key))
-        if media.detect(value) is not None and "\n" not in value and len(value) < 1024:
-            key = posixpath.normpath(posixpath.join(self.project_prefix, value))
-            if value.startswith("/") or not key.startswith(self.project_prefix):
-                raise ValueError(f"relative key {value!r} leaves the project's prefix")
-            return S3Ref(bucket=self.data_bucket, key=key, media_type=media.detect(key))
-        return TextRef(text=value)
+            return self.s3_ref(field, bucket, key)
+        if field not in REFERENCE_FIELDS:
+            return TextRef(text=value)
+        if _SCHEME.match(value):
+            scheme = value.split("://", 1)[0].lower()
+            raise ValueError(f"{scheme}:// references are not supported; upload the file or use s3://")
+        if not value.strip():
+            raise ValueError(f"{field!r} is empty; it must name an object")
+        if value.startswith("/"):
+            raise ValueError(f"relative key {value!r} leaves the project's prefix")
+        try:
+            key = normalize_key(self.project_prefix + value)
+        except ValueError as exc:
+            raise ValueError(f"relative key {value!r}: {exc}") from None
+        if not key.startswith(self.project_prefix):
+            raise ValueError(f"relative key {value!r} leaves the project's prefix")
+        return self._ref(field, key)
+
+    def s3_ref(self, field: str, bucket: str, key: str) -> S3Ref:
+        """A reference to ``s3://bucket/key``, refused unless it is under this project's prefix."""
+        uri = f"s3://{bucket}/{key}"
+        if bucket != self.data_bucket:
+            raise ValueError(
+                f"{uri!r} is outside the data bucket; references must be under "
+                f"s3://{self.data_bucket}/{self.project_prefix}"
+            )
+        normalized = normalize_key(key)
+        if not normalized.startswith(self.project_prefix):
+            raise ValueError(f"{uri!r} is outside this project's prefix {self.project_prefix!r}")
+        return self._ref(field, normalized)
+
+    def _ref(self, field: str, key: str) -> S3Ref:
+        media_type = media.detect(key) or REFERENCE_FIELDS.get(field)
+        return S3Ref(bucket=self.data_bucket, key=key, media_type=media_type)
 
 
 def _data_key(name: str) -> str:
@@ -70,7 +146,7 @@ def _resolve_data(ctx: ManifestContext, raw: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name, value in raw.items():
         if isinstance(value, str):
-            ref = ctx.resolve(value)
+            ref = ctx.resolve(name, value)
             key = name
             if name in {"source-ref", "url"} and isinstance(ref, S3Ref) and ref.media_type:
                 key = media.DATA_KEY[ref.media_type]
@@ -78,9 +154,15 @@ def _resolve_data(ctx: ManifestContext, raw: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, dict):
             data[name] = value  # an explicit {"kind": ...} reference, validated by the model
             if value.get("kind") == "s3":
-                checked = ctx.resolve(f"s3://{value.get('bucket')}/{value.get('key')}")
-                detected = checked.media_type if isinstance(checked, S3Ref) else None
-                data[name] = {**value, "media_type": value.get("media_type") or detected}
+                bucket, object_key = value.get("bucket"), value.get("key")
+                if not isinstance(bucket, str) or not isinstance(object_key, str):
+                    raise ValueError(f"data value {name!r}: an s3 reference needs a bucket and a key")
+                checked = ctx.s3_ref(name, bucket, object_key)
+                data[name] = {
+                    **value,
+                    "key": checked.key,
+                    "media_type": value.get("media_type") or checked.media_type,
+                }
         else:
             raise ValueError(f"data value {name!r} must be a string or an object")
     return data
@@ -119,9 +201,42 @@ def explain(exc: Exception) -> str:
 ParsedLine = tuple[int, TaskCreate | LineError]
 
 
-def parse_jsonl(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine]:
+@dataclass(frozen=True)
+class UndecodableLine:
+    """A manifest line that is not UTF-8: reported as that line's error, never the file's."""
+
+    raw: bytes
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return self.raw.decode("utf-8", errors="replace")
+
+    def error(self, number: int) -> LineError:
+        return LineError(
+            line=number, error=self.reason, raw=self.raw.decode("utf-8", "backslashreplace")[:2000]
+        )
+
+
+Line = str | UndecodableLine
+
+
+def decode_lines(lines: Iterable[bytes]) -> Iterator[Line]:
+    """Each line as UTF-8 text (a leading BOM dropped), or an UndecodableLine for a bad one."""
+    for number, raw in enumerate(lines, start=1):
+        data = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+        try:
+            yield data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield UndecodableLine(data, f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+
+
+def parse_jsonl(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
     """Yield ``(line_number, task or error)`` for every non-blank line, 1-based."""
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, UndecodableLine):
+            yield number, line.error(number)
+            continue
         if not line.strip():
             continue
         try:
@@ -153,15 +268,29 @@ def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
     return task_from_object(ctx, obj)
 
 
-def parse_csv(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine]:
-    # lines arrive without terminators; give them back so quoted multi-line cells keep theirs
-    reader = csv.reader(line + "\n" for line in lines)
+def parse_csv(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
+    undecodable: dict[int, UndecodableLine] = {}
+
+    def text_lines() -> Iterator[str]:
+        # lines arrive without terminators; give them back so quoted multi-line cells keep theirs
+        for number, line in enumerate(lines, start=1):
+            if isinstance(line, UndecodableLine):
+                undecodable[number] = line
+            yield (line.text if isinstance(line, UndecodableLine) else line) + "\n"
+
+    def bad_line(first: int, last: int) -> int | None:
+        return next((n for n in range(first, last + 1) if n in undecodable), None)
+
+    reader = csv.reader(text_lines())
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
     except csv.Error as exc:
         yield 1, LineError(line=1, error=f"unreadable CSV header: {exc}", raw="")
+        return
+    if (bad := bad_line(1, reader.line_num)) is not None:
+        yield 1, undecodable[bad].error(1)
         return
     if len(set(header)) != len(header) or not any(h in CSV_DATA_COLUMNS for h in header):
         yield (
@@ -174,6 +303,7 @@ def parse_csv(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine
         )
         return
     while True:
+        first = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
@@ -182,6 +312,9 @@ def parse_csv(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine
             yield reader.line_num, LineError(line=reader.line_num, error=f"unreadable CSV row: {exc}", raw="")
             continue
         number = reader.line_num
+        if (bad := bad_line(first, number)) is not None:
+            yield number, undecodable[bad].error(number)
+            continue
         if not any(v.strip() for v in values):
             continue
         try:
@@ -192,7 +325,7 @@ def parse_csv(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine
             yield number, LineError(line=number, error=explain(exc), raw=",".join(values)[:2000])
 
 
-def parse(ctx: ManifestContext, lines: Iterable[str]) -> Iterator[ParsedLine]:
+def parse(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
     if media.extension(ctx.manifest_key) == ".csv":
         return parse_csv(ctx, lines)
     return parse_jsonl(ctx, lines)
@@ -203,6 +336,9 @@ def primary_media(task: TaskCreate) -> media.MediaType:
     for ref in task.data.values():
         if isinstance(ref, S3Ref):
             if ref.media_type is None:
-                raise ValueError(f"cannot tell the media type of {ref.key!r}")
+                raise ValueError(
+                    f"cannot tell the media type of {ref.key!r}: give it a media extension, or put it "
+                    "in an image, audio, video or document field"
+                )
             return ref.media_type
     return media.MediaType.TEXT

@@ -161,6 +161,14 @@ class TaskCreate(BaseModel):
     def _meta(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_metadata(value)
 
+    @field_validator("data")
+    @classmethod
+    def _no_empty_text(cls, value: dict[str, S3Ref | TextRef]) -> dict[str, S3Ref | TextRef]:
+        empty = [name for name, ref in value.items() if isinstance(ref, TextRef) and not ref.text.strip()]
+        if empty:
+            raise ValueError(f"inline text is empty in {empty}: a task needs something to annotate")
+        return value
+
     @field_validator("tags", mode="before")
     @classmethod
     def _dedupe_tags(cls, tags: Any) -> Any:

@@ -212,6 +212,32 @@ def _check_attributes(control: ControlSpec, result: Any, problems: list[str]) ->
                 problems.append(f"{control.name}: attribute {spec.name!r} must be one of {spec.choices}")
 
 
+MIN_AREA = 1e-12  # relative units: below this a region covers no pixel of any real media
+
+
+def _polygon_area(points: list[tuple[float, float]]) -> float:
+    """The shoelace area (relative units) of a closed polygon."""
+    pairs = zip(points, [*points[1:], points[0]], strict=True)
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in pairs)) / 2
+
+
+def _check_geometry(control: ControlSpec, result: Any, problems: list[str]) -> None:
+    """Refuse regions that cover nothing: zero-width or zero-height boxes, polygons with
+    fewer than three distinct points or no area."""
+    if isinstance(result, BBoxResult | VideoBBoxResult):
+        problems += [
+            f"{control.name}: box {i} has no area (w and h must be > 0)"
+            for i, box in enumerate(result.boxes)
+            if box.w * box.h < MIN_AREA
+        ]
+    elif isinstance(result, PolygonResult):
+        for i, polygon in enumerate(result.polygons):
+            if len(set(polygon.points)) < 3:
+                problems.append(f"{control.name}: polygon {i} needs at least 3 distinct points")
+            elif _polygon_area(polygon.points) < MIN_AREA:
+                problems.append(f"{control.name}: polygon {i} has no area (its points are on one line)")
+
+
 def validate_results(config: LabelConfig, results: list[Any], text_length: int | None = None) -> list[str]:
     """Problems with ``results`` under ``config``; empty when they are valid.
 
@@ -259,6 +285,7 @@ def validate_results(config: LabelConfig, results: list[Any], text_length: int |
                 if s.end > text_length
             ]
         _check_attributes(control, result, problems)
+        _check_geometry(control, result, problems)
     missing = [c.name for c in config.controls if c.required and c.name not in seen]
     problems += [f"required control {name!r} has no result" for name in missing]
     return problems

@@ -27,7 +27,7 @@ from serval import keys
 from serval.adapters import audit, audit_queries, projects
 from serval.adapters import jobs as job_store
 from serval.domain.actor import Actor
-from serval.domain.audit import CHAIN_FIELDS, SEALED_FIELDS, AuditRecord
+from serval.domain.audit import CHAIN_FIELDS, OPTIONAL_SEALED_FIELDS, SEALED_FIELDS, AuditRecord
 from serval.domain.csv_safe import SafeWriter
 from serval.domain.jobs import (
     AuditExportCreate,
@@ -53,6 +53,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "audit_id",
     "at",
     *(f for f in SEALED_FIELDS if f not in ("audit_id", "at")),
+    *OPTIONAL_SEALED_FIELDS,
     *CHAIN_FIELDS,
 )
 JSON_COLUMNS = frozenset({"before", "after", "counts"})

@@ -123,8 +123,19 @@ def _project_of(obj: S3Object) -> Project:
     return project
 
 
-def _uploader(obj: S3Object, request_id: str | None) -> Actor:
-    return Actor.system("ingest", request_id=request_id, on_behalf_of=obj.principal)
+def _head(obj: S3Object) -> storage.ObjectInfo:
+    try:
+        return storage.head(obj.bucket, obj.key, obj.version_id)
+    except NotFound as exc:
+        raise PoisonRecord(f"{obj.key!r} no longer exists") from exc
+
+
+def _uploader(info: storage.ObjectInfo, obj: S3Object, request_id: str | None) -> Actor:
+    """Who an object's tasks are attributed to: the user the API signed its upload for (the
+    object's signed metadata), else the pipeline on behalf of the principal that wrote it."""
+    return Actor.uploader(info.metadata, request_id) or Actor.system(
+        "ingest", request_id=request_id, on_behalf_of=obj.principal
+    )
 
 
 def ingest_object(obj: S3Object, time_left: Callable[[], float], request_id: str | None = None) -> Outcome:
@@ -141,10 +152,10 @@ def ingest_object(obj: S3Object, time_left: Callable[[], float], request_id: str
 
 
 def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Outcome:
+    info = _head(obj)
     media_type = media.detect(obj.key)
     content_type = None
     if media_type is None:
-        info = storage.head(obj.bucket, obj.key, obj.version_id)
         content_type = info.content_type
         media_type = media.detect(obj.key, content_type)
     if media_type is None:
@@ -177,7 +188,7 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
     dynamo.add_counter(tx, project.project_id, task.task_id, {task.status.value: 1})
     audit.record(
         tx,
-        _uploader(obj, request_id),
+        _uploader(info, obj, request_id),
         "task.create",
         "task",
         task.task_id,
@@ -282,7 +293,7 @@ def ingest_manifest(
     project: Project, obj: S3Object, time_left: Callable[[], float], request_id: str | None
 ) -> Outcome:
     cfg = settings()
-    actor = _uploader(obj, request_id)
+    actor = _uploader(_head(obj), obj, request_id)
     import_id = ids.stable_id("imp", obj.bucket, obj.key, obj.identity)
     lease_seconds = int(max(time_left(), 60.0)) + 60
     claim = imports.claim(
@@ -297,7 +308,7 @@ def ingest_manifest(
         error_count = 0
         try:
             parsed: Iterator[manifest.ParsedLine] = manifest.parse(
-                ctx, storage.iter_lines(obj.bucket, obj.key, obj.version_id)
+                ctx, manifest.decode_lines(storage.iter_byte_lines(obj.bucket, obj.key, obj.version_id))
             )
             for line, parsed_line in parsed:
                 lines_total += 1

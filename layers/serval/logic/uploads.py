@@ -8,7 +8,7 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 
-from serval.adapters import projects, storage
+from serval.adapters import audit, projects, storage
 from serval.domain import media
 from serval.domain.actor import Actor
 from serval.errors import UploadNotFound, ValidationFailed
@@ -20,7 +20,7 @@ PART_SIZE = 64 * 1024 * 1024
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4
 PART_URLS_PER_PAGE = 1000  # part URLs in one answer (~0.5 MB); POST …/uploads/parts gives the rest
-_SAFE = re.compile(r"^[A-Za-z0-9 _.\-()+=,@!]+$")
+_SAFE = re.compile(r"[A-Za-z0-9 _.\-()+=,@!]+")  # whole names only: fullmatch, never ^…$
 
 
 class UploadRequest(BaseModel):
@@ -35,7 +35,7 @@ class UploadRequest(BaseModel):
     @classmethod
     def _safe(cls, value: str) -> str:
         parts = value.strip("/").split("/")
-        if any(p in {"", ".", ".."} or not _SAFE.match(p) for p in parts):
+        if any(p in {"", ".", ".."} or not _SAFE.fullmatch(p) for p in parts):
             raise ValueError("use folder/file names of letters, digits, spaces and _ . - ( ) + = , @ !")
         return "/".join(parts)
 
@@ -104,15 +104,16 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
     )
     if not multipart:
         signed = storage.presigned_put(
-            cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.user_id
+            cfg.DATA_BUCKET, key, request.content_type, cfg.PRESIGN_SECONDS, actor.upload_metadata()
         )
-        return Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
+        upload = Upload(key=key, bucket=cfg.DATA_BUCKET, expires_in=cfg.PRESIGN_SECONDS, kind=kind, **signed)
+        return _audited(project_id, request, upload, actor)
     if request.size is None:
         raise ValidationFailed("a multipart upload needs the file size", details={"field": "size"})
     part_size = max(PART_SIZE, math.ceil(request.size / MAX_PARTS))
     parts = max(1, math.ceil(request.size / part_size))
-    upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.user_id)
-    return Upload(
+    upload_id = storage.start_multipart(cfg.DATA_BUCKET, key, request.content_type, actor.upload_metadata())
+    upload = Upload(
         key=key,
         bucket=cfg.DATA_BUCKET,
         method="PUT",
@@ -123,6 +124,7 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
         expires_in=cfg.PRESIGN_SECONDS,
         kind=kind,
     )
+    return _audited(project_id, request, upload, actor)
 
 
 def _part_urls(key: str, upload_id: str, first: int, count: int) -> list[str]:
@@ -155,9 +157,37 @@ def part_urls(project_id: str, request: PartUrlsRequest) -> PartUrls:
     )
 
 
-def complete(project_id: str, request: CompleteRequest) -> dict[str, str]:
+def _audited(project_id: str, request: UploadRequest, upload: Upload, actor: Actor) -> Upload:
+    """Record the upload URL before it is handed out: none exists without its record."""
+    audit.record_alone(
+        actor,
+        "upload.create",
+        "upload",
+        upload.key,
+        project_id,
+        after={
+            "key": upload.key,
+            "kind": upload.kind,
+            "content_type": request.content_type,
+            "size": request.size,
+            "upload_id": upload.upload_id,
+            "expires_in": upload.expires_in,
+        },
+    )
+    return upload
+
+
+def complete(project_id: str, request: CompleteRequest, actor: Actor) -> dict[str, str]:
     projects.get(project_id)
     key = _project_key(project_id, request.key)
     parts = sorted((p.model_dump() for p in request.parts), key=lambda p: p["part_number"])
     etag = storage.complete_multipart(settings().DATA_BUCKET, key, request.upload_id, parts)
+    audit.record_alone(
+        actor,
+        "upload.complete",
+        "upload",
+        key,
+        project_id,
+        after={"key": key, "upload_id": request.upload_id, "parts": len(parts), "etag": etag},
+    )
     return {"key": key, "etag": etag}

@@ -23,7 +23,7 @@ from serval.errors import NotFound, SelfGrant
 from serval.logic import access, queue
 
 T = TypeVar("T")
-_SUB = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_SUB = re.compile(r"[A-Za-z0-9-]{1,64}")  # whole ids only: fullmatch
 
 
 def _undo_on_failure(change: Callable[[], T], undo: Callable[[], object]) -> T:
@@ -65,7 +65,7 @@ def get(user_id: str) -> User:
 
 def adopt(user_id: str) -> User:
     """Record in the directory a Cognito user created outside Serval (e.g. in the console)."""
-    outside = cognito.find_by_sub(user_id) if _SUB.match(user_id) else None
+    outside = cognito.find_by_sub(user_id) if _SUB.fullmatch(user_id) else None
     if outside is None:
         raise NotFound(f"user {user_id} not found", details={"user_id": user_id})
     now = utcnow()
