@@ -529,7 +529,8 @@ def test_an_annotator_lists_only_their_own_annotations(env: Env) -> None:
     # Then annotators see only their own; the reviewer sees both
     assert listed["annotator"] == {mine}
     assert listed["capped"] == set()
-    assert listed["reviewer"] == {mine, theirs}
+    # (the task /next gave may carry annotations from earlier cases on the shared world too)
+    assert {mine, theirs} <= listed["reviewer"]
     # And the admin's is missing for the annotator, by id too
     assert http(env.stack, "GET", f"{url}/{theirs}", env.tokens["annotator"]).status == 404
 
