@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from api.cors import EnvironmentCORS, cors_headers
 from api.guard import SECURITY_SCHEME, authorize_matched_route
 from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
 from api.routes import annotations as annotation_routes
@@ -20,10 +21,12 @@ from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
+from serval.adapters import clients
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
-app = APIGatewayRestResolver(enable_validation=True)
+cors = EnvironmentCORS()
+app = APIGatewayRestResolver(enable_validation=True, cors=cors)
 for module in (
     system,
     projects,
@@ -151,8 +154,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
         return {
             "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "headers": {"Content-Type": content_types.APPLICATION_JSON, **cors_headers(cors, event)},
             "body": json.dumps({"error": error}),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+    with clients.deadline(clients.budget().deadline_s):
+        return app.resolve(event, context)
