@@ -47,6 +47,12 @@ class EnvConfig(BaseModel):
         ge=10,
         description="Requests per window per source IP, token or not (offices share an IP).",
     )
+    api_call_deadline_s: float = Field(
+        default=12,
+        ge=0,
+        le=20,
+        description="No AWS call of an API request starts this long after it began (429); 0 = none.",
+    )
     cognito_advanced_security: bool = False
     cognito_self_sign_up: bool = False
     frontend_origin: str = Field(
@@ -90,6 +96,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         retain_data=False,
         audit_ttl_days=30,
         frontend_origin="http://127.0.0.1:8000",  # the local gateway serves the frontend too
+        # moto's latency grows with table size (it is not AWS's): the gateway's 29 s timeout bounds requests
+        api_call_deadline_s=0,
     ),
     # Where each environment's web app is served from; set these to your own domains before deploying
     # (.example never resolves, so an unset one fails closed: browsers on other origins are refused).

@@ -30,7 +30,7 @@ ARCHITECTURE = "arm64"
 UPLOAD_PREFIX = "projects/"
 # Settings only the functions that need them declare (each with its own value), so the
 # environments of different functions never disagree on a name.
-PER_FUNCTION_SETTINGS = {"AWS_CALL_BUDGET", "CORS_ALLOW_ORIGIN"}
+PER_FUNCTION_SETTINGS = {"AWS_CALL_BUDGET", "AWS_CALL_DEADLINE_S", "CORS_ALLOW_ORIGIN"}
 
 
 @dataclass(frozen=True)
@@ -433,7 +433,11 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             trigger=ApiTrigger(),
             # CORS headers for the web app's origin; a call budget that ends well inside the 29 s timeout
             environment=fenv("api")
-            | {"CORS_ALLOW_ORIGIN": config.frontend_origin, "AWS_CALL_BUDGET": "request"},
+            | {
+                "CORS_ALLOW_ORIGIN": config.frontend_origin,
+                "AWS_CALL_BUDGET": "request",
+                "AWS_CALL_DEADLINE_S": str(config.api_call_deadline_s),
+            },
             table_access={"tasks": "write", "audit": "append"},
             # what presigning and the API's own small writes need (tests/infra checks these against keys.py)
             bucket_access={

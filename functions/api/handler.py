@@ -158,5 +158,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "body": json.dumps({"error": error}),
             "isBase64Encoded": False,
         }
-    with clients.deadline(clients.budget().deadline_s):
+    with clients.deadline(clients.invocation_deadline_s()):
         return app.resolve(event, context)

@@ -50,6 +50,8 @@ class RuntimeSettings(BaseModel):
     CORS_ALLOW_ORIGIN: str = ""
     # Timeouts and retries of AWS calls (adapters.clients.BUDGETS): "request" ends well inside the API's timeout.
     AWS_CALL_BUDGET: Literal["request", "worker"] = "worker"
+    # Seconds after an invocation starts when no AWS attempt may start (429 instead); 0 = none.
+    AWS_CALL_DEADLINE_S: float = Field(default=0, ge=0)
     POWERTOOLS_SERVICE_NAME: str = "serval"
 
 

@@ -4,8 +4,8 @@ Every call's timeouts and retries come from the function's :class:`CallBudget`
 (``settings().AWS_CALL_BUDGET``), for the boto3 clients here and for pynamodb's
 (``dynamo_models``). Retries happen in one place, botocore's standard mode: code
 above it retries only answers botocore does not (a transaction conflict, unprocessed
-batch items). A budget with a deadline also stops every retry loop of an invocation:
-inside :func:`deadline`, no AWS request attempt starts once the deadline has passed
+batch items). A deadline (the api's ``AWS_CALL_DEADLINE_S``) also stops every retry loop of
+an invocation: inside :func:`deadline`, no AWS request attempt starts once it has passed
 (a ``before-send`` hook that every botocore session gets, so pynamodb's too, raises
 :class:`~serval.errors.Throttled`).
 """
@@ -47,8 +47,6 @@ class CallBudget:
     connect_timeout_s: float
     read_timeout_s: float
     max_attempts: int  # botocore's total attempts, the first included
-    # Seconds after an invocation starts (see :func:`deadline`) when no further attempt may start.
-    deadline_s: float | None = None
 
     def config(self) -> Config:
         from botocore.config import Config
@@ -69,25 +67,24 @@ class CallBudget:
         attempts = self.max_attempts * (self.connect_timeout_s + self.read_timeout_s)
         return attempts + sum(self.backoff_s(n) for n in range(1, self.max_attempts))
 
-    def invocation_worst_case_s(self) -> float | None:
+    def invocation_worst_case_s(self, deadline_s: float) -> float:
         """How long an invocation's AWS calls and retries can take in all, with a deadline.
 
         The last attempt starts just before the deadline and times out; then botocore or one of
         Serval's loops sleeps once, and the next attempt is refused.
         """
-        if self.deadline_s is None:
-            return None
         longest_sleep = max(
             self.backoff_s(self.max_attempts - 1) if self.max_attempts > 1 else 0.0, OWN_MAX_BACKOFF_S
         )
-        return self.deadline_s + self.connect_timeout_s + self.read_timeout_s + longest_sleep
+        return deadline_s + self.connect_timeout_s + self.read_timeout_s + longest_sleep
 
 
 BUDGETS: dict[str, CallBudget] = {
     # The API (29 s behind API Gateway): DynamoDB, S3, Cognito and Secrets Manager answer in
     # milliseconds, so a second without a connection or three without an answer is a failure.
-    "request": CallBudget(connect_timeout_s=1, read_timeout_s=3, max_attempts=3, deadline_s=12),
+    "request": CallBudget(connect_timeout_s=1, read_timeout_s=3, max_attempts=3),
     # Queue, stream and workflow workers: their trigger redelivers; long S3 multipart steps need time.
+    # They have no deadline (AWS_CALL_DEADLINE_S is the api's).
     "worker": CallBudget(connect_timeout_s=5, read_timeout_s=60, max_attempts=8),
 }
 
@@ -100,6 +97,11 @@ _deadline: ContextVar[float | None] = ContextVar("serval_aws_deadline", default=
 def budget() -> CallBudget:
     """The call budget of the current invocation's function."""
     return BUDGETS[settings().AWS_CALL_BUDGET]
+
+
+def invocation_deadline_s() -> float | None:
+    """The current function's deadline for starting AWS attempts (``AWS_CALL_DEADLINE_S``), if any."""
+    return settings().AWS_CALL_DEADLINE_S or None
 
 
 @contextmanager
@@ -117,7 +119,8 @@ def refuse_after_deadline(**_: Any) -> None:
     ends = _deadline.get()
     if ends is not None and time.monotonic() >= ends:
         raise Throttled(
-            "AWS did not answer in time; retry shortly", details={"deadline_s": budget().deadline_s}
+            "AWS did not answer in time; retry shortly",
+            details={"deadline_s": settings().AWS_CALL_DEADLINE_S},
         )
 
 
