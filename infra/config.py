@@ -6,11 +6,13 @@ Environments differ only in these values, never in code paths.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EnvName = Literal["local", "dev", "staging", "prod"]
+ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class EnvConfig(BaseModel):
@@ -39,9 +41,31 @@ class EnvConfig(BaseModel):
     ingest_max_receive_count: int = Field(default=5, ge=1, le=1000)
     api_rate_limit: int = 200
     api_burst_limit: int = 400
+    # Per-client limits (a WAF web ACL on the stage), so one client cannot use up the stage's limit.
+    # Requests per ``client_rate_window_s``; WAF counts over that sliding window.
+    client_rate_window_s: Literal[60, 120, 300, 600] = 60
+    token_rate_limit: int = Field(
+        default=600,
+        ge=10,
+        description="Requests per window per Authorization header (one signed-in session).",
+    )
+    ip_rate_limit: int = Field(
+        default=3000,
+        ge=10,
+        description="Requests per window per source IP, token or not (offices share an IP).",
+    )
+    api_call_deadline_s: float = Field(
+        default=12,
+        ge=0,
+        le=20,
+        description="No AWS call of an API request starts this long after it began (429); 0 = none.",
+    )
     cognito_advanced_security: bool = False
     cognito_self_sign_up: bool = False
-    cors_allowed_origins: tuple[str, ...] = ("*",)
+    frontend_origin: str = Field(
+        description="The web app's origin (scheme://host[:port]): the only origin CORS allows, "
+        "on the API's preflight, its own responses and gateway errors, and the buckets."
+    )
     noncurrent_version_expiration_days: int = 30
     export_expiration_days: int = 7
     active_window: int = Field(
@@ -58,6 +82,19 @@ class EnvConfig(BaseModel):
         description="Tasks per shard of a dataset export; a larger project's export fans out over SQS.",
     )
 
+    @field_validator("frontend_origin")
+    @classmethod
+    def _one_origin(cls, value: str) -> str:
+        if not ORIGIN.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an origin like https://app.example.com (no '*', path or slash)"
+            )
+        return value
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        return (self.frontend_origin,)
+
 
 ENVIRONMENTS: dict[str, EnvConfig] = {
     "local": EnvConfig(
@@ -65,12 +102,25 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         account="123456789012",
         retain_data=False,
         audit_ttl_days=30,
-        cors_allowed_origins=("http://127.0.0.1:8000", "http://localhost:8000"),
+        frontend_origin="http://127.0.0.1:8000",  # the local gateway serves the frontend too
+        # moto's latency grows with table size (it is not AWS's): the gateway's 29 s timeout bounds requests
+        api_call_deadline_s=0,
     ),
-    "dev": EnvConfig(name="dev", retain_data=False, audit_ttl_days=30, log_retention_days=14),
-    "staging": EnvConfig(name="staging", retain_data=True, audit_ttl_days=365),
+    # Where each environment's web app is served from; set these to your own domains before deploying
+    # (.example never resolves, so an unset one fails closed: browsers on other origins are refused).
+    "dev": EnvConfig(
+        name="dev",
+        retain_data=False,
+        audit_ttl_days=30,
+        log_retention_days=14,
+        frontend_origin="https://dev.serval.example",
+    ),
+    "staging": EnvConfig(
+        name="staging", retain_data=True, audit_ttl_days=365, frontend_origin="https://staging.serval.example"
+    ),
     "prod": EnvConfig(
         name="prod",
+        frontend_origin="https://serval.example",
         retain_data=True,
         deletion_protection=True,
         audit_ttl_days=0,

@@ -28,6 +28,9 @@ ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
 PYTHON_RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 UPLOAD_PREFIX = "projects/"
+# Settings only the functions that need them declare (each with its own value), so the
+# environments of different functions never disagree on a name.
+PER_FUNCTION_SETTINGS = {"AWS_CALL_BUDGET", "AWS_CALL_DEADLINE_S", "CORS_ALLOW_ORIGIN"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,18 @@ class BucketSpec:
     browser_uploads: bool = False  # CORS also allows PUT and POST (presigned uploads from the SPA)
     temporary_prefixes: tuple[str, ...] = ()  # expire after config.export_expiration_days
     audit_evidence_prefix: str | None = None  # kept as long as audit records (config.audit_ttl_days)
+
+
+@dataclass(frozen=True)
+class ObjectAccess:
+    """Object-level S3 access on key patterns (IAM wildcards), nothing bucket-wide and no deletes.
+
+    ``read``: s3:GetObject (reads, and the presigned GETs the function hands out);
+    ``write``: s3:PutObject, which covers presigned PUTs and every step of a multipart upload.
+    """
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,8 @@ class FunctionSpec:
     # What the function's role may do, by resource id: least privilege per function.
     # "append": reads + PutItem; "update": reads + UpdateItem (neither can delete); "write": all of it.
     table_access: dict[str, Literal["read", "append", "update", "write"]] = field(default_factory=dict)
-    bucket_access: dict[str, Literal["read", "write"]] = field(default_factory=dict)
+    # "read" / "write": the whole bucket; ObjectAccess: only those actions on those keys.
+    bucket_access: dict[str, Literal["read", "write"] | ObjectAccess] = field(default_factory=dict)
     publishes_events: bool = False
     manages_users: bool = False
     # Queues the function sends to: environment variable -> QueueRef. Both runtimes set the
@@ -205,6 +221,28 @@ class AuthSpec:
 
 
 @dataclass(frozen=True)
+class GatewayError:
+    """How API Gateway answers a request it refuses itself: status (None keeps the type's own) and error code."""
+
+    status: int | None
+    code: str
+
+
+# API Gateway's own answers, by gateway response type, in the API's error envelope.
+GATEWAY_ERRORS: dict[str, GatewayError] = {
+    "UNAUTHORIZED": GatewayError(401, "unauthorized"),
+    "EXPIRED_TOKEN": GatewayError(401, "unauthorized"),
+    "ACCESS_DENIED": GatewayError(403, "forbidden"),
+    "MISSING_AUTHENTICATION_TOKEN": GatewayError(403, "forbidden"),  # a method no route has
+    "THROTTLED": GatewayError(429, "throttled"),
+    "REQUEST_TOO_LARGE": GatewayError(413, "payload_too_large"),
+    "INTEGRATION_TIMEOUT": GatewayError(504, "gateway_timeout"),
+    "DEFAULT_4XX": GatewayError(None, "bad_request"),
+    "DEFAULT_5XX": GatewayError(None, "internal_error"),
+}
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     """The REST API's shape that both runtimes share (API Gateway in AWS, the local gateway)."""
 
@@ -232,6 +270,7 @@ class ApiSpec:
     )
     # Empty: the Cognito authorizer takes id tokens. Non-empty: access tokens with one of these scopes.
     authorization_scopes: tuple[str, ...] = ()
+    gateway_errors: dict[str, GatewayError] = field(default_factory=lambda: dict(GATEWAY_ERRORS))
 
 
 @dataclass(frozen=True)
@@ -417,7 +456,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         AUTH_CACHE_SECONDS=config.auth_cache_seconds,
         ACTIVE_WINDOW=config.active_window,
         EXPORT_SHARD_TASKS=config.export_shard_tasks,
-    ).model_dump()
+    ).model_dump(exclude=PER_FUNCTION_SETTINGS)
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
     def fenv(service: str) -> dict[str, str]:
@@ -432,9 +471,23 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             memory_mb=1024,
             timeout_s=29,
             trigger=ApiTrigger(),
-            environment=fenv("api"),
+            # CORS headers for the web app's origin; a call budget that ends well inside the 29 s timeout
+            environment=fenv("api")
+            | {
+                "CORS_ALLOW_ORIGIN": config.frontend_origin,
+                "AWS_CALL_BUDGET": "request",
+                "AWS_CALL_DEADLINE_S": str(config.api_call_deadline_s),
+            },
             table_access={"tasks": "write", "audit": "append"},
-            bucket_access={"data": "write", "exports": "write"},
+            # what presigning and the API's own small writes need (tests/infra checks these against keys.py)
+            bucket_access={
+                # uploads (presigned PUT, multipart); import error reports (presigned GET)
+                "data": ObjectAccess(write=(f"{UPLOAD_PREFIX}*",), read=("reports/*",)),
+                # bulk id lists and bulk audit id lists; finished exports (presigned GET)
+                "exports": ObjectAccess(
+                    write=("bulk/*", "audit/*"), read=("audit-exports/*", "dataset-exports/*")
+                ),
+            },
             manages_users=True,
             # a deleted task's freed window slot is refilled by the starter
             sends_to={"JOBS_QUEUE_URL": QueueRef("jobs"), "EXECUTIONS_QUEUE_URL": QueueRef("executions")},

@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenA
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from api.cors import EnvironmentCORS, cors_headers
 from api.error_responses import document_errors
 from api.guard import SECURITY_SCHEME, authorize_matched_route
 from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
@@ -28,6 +29,7 @@ from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
+from serval.adapters import clients
 from serval.domain import json_input
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
@@ -61,7 +63,8 @@ class ServalResolver(APIGatewayRestResolver):
         return OpenAPI.model_validate(document_errors(schema))
 
 
-app = ServalResolver(enable_validation=True, json_body_deserializer=json_input.loads)
+cors = EnvironmentCORS()
+app = ServalResolver(enable_validation=True, json_body_deserializer=json_input.loads, cors=cors)
 for module in (
     system,
     projects,
@@ -213,8 +216,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         return {
             "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "headers": {"Content-Type": content_types.APPLICATION_JSON, **cors_headers(cors, event)},
             "body": json.dumps(error),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+    with clients.deadline(clients.invocation_deadline_s()):
+        return app.resolve(event, context)

@@ -33,6 +33,7 @@ from infra.constructs.naming import log_retention, removal_policy
 from infra.spec import (
     ApiTrigger,
     FunctionSpec,
+    ObjectAccess,
     ServalSpec,
     SqsTrigger,
     StateMachineTrigger,
@@ -89,6 +90,10 @@ TABLE_ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:BatchWriteItem",
     ),
 }
+# S3 actions of an ObjectAccess, on its key patterns only. s3:PutObject is also what
+# CreateMultipartUpload, UploadPart and CompleteMultipartUpload need.
+OBJECT_READ_ACTIONS: tuple[str, ...] = ("s3:GetObject",)
+OBJECT_WRITE_ACTIONS: tuple[str, ...] = ("s3:PutObject",)
 SECRET_READ_ACTIONS: tuple[str, ...] = ("secretsmanager:GetSecretValue",)
 # What a function with ``completes_steps`` may do: answer a waiting step by its task token. These
 # actions support no resource-level permissions (the token names the step), so IAM needs "*".
@@ -225,9 +230,13 @@ class ServalFunction(Construct):
 
         for table_id, mode in fs.table_access.items():
             tables[table_id].grant(self.role, *TABLE_ACCESS[mode])
-        for bucket_id, mode in fs.bucket_access.items():
+        object_arns: list[str] = []
+        for bucket_id, access in fs.bucket_access.items():
             bucket = buckets[bucket_id]
-            (bucket.grant_read_write if mode == "write" else bucket.grant_read)(self.role)
+            if isinstance(access, ObjectAccess):
+                object_arns += self._grant_objects(bucket, access)
+            else:
+                (bucket.grant_read_write if access == "write" else bucket.grant_read)(self.role)
         if fs.publishes_events and bus is not None:
             bus.grant_put_events_to(self.role)
         if fs.manages_users and user_pool is not None:
@@ -256,7 +265,10 @@ class ServalFunction(Construct):
         acknowledge_grant_wildcards(
             self.role,
             table_arns=[tables[t].table_arn for t in fs.table_access],
-            bucket_arns=[buckets[b].bucket_arn for b in fs.bucket_access],
+            bucket_arns=[
+                buckets[b].bucket_arn for b, m in fs.bucket_access.items() if not isinstance(m, ObjectAccess)
+            ],
+            object_arns=object_arns,
         )
         if RUNTIME.name != latest_python_runtime():
             acknowledge(
@@ -265,6 +277,17 @@ class ServalFunction(Construct):
                 f"{RUNTIME.name} is pinned in infra/spec.py together with the layer's wheels "
                 f"(pip --python-version); runtime and layer build move to {latest_python_runtime()} together.",
             )
+
+    def _grant_objects(self, bucket: s3.IBucket, access: ObjectAccess) -> list[str]:
+        """Grant ``access`` on ``bucket``'s matching keys; returns the object ARNs granted."""
+        granted: list[str] = []
+        for actions, patterns in ((OBJECT_READ_ACTIONS, access.read), (OBJECT_WRITE_ACTIONS, access.write)):
+            if not patterns:
+                continue
+            arns = [bucket.arn_for_objects(pattern) for pattern in patterns]
+            self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=arns))
+            granted += arns
+        return granted
 
     @staticmethod
     def _check_inputs(

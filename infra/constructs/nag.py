@@ -112,6 +112,7 @@ def _grant_reason(
     table_arns: Iterable[str],
     bucket_arns: Iterable[str],
     function_arns: Iterable[str] = (),
+    object_arns: Iterable[str] = (),
 ) -> str | None:
     if finding.startswith("Action::"):
         action = finding.removeprefix("Action::")
@@ -130,6 +131,8 @@ def _grant_reason(
     for arn in bucket_arns:
         if resource == f"{arn}/*":
             return "Bucket.grant_* covers the bucket's objects; object keys are only known at run time"
+    if resource in object_arns and actions <= {"s3:GetObject", "s3:PutObject"}:
+        return "object-level access under a key prefix the spec declares (ObjectAccess); keys are only known at run time"
     for arn in function_arns:
         if resource == f"{arn}:*" and actions == {"lambda:InvokeFunction"}:
             return "Function.grant_invoke covers the function's versions and aliases; scoped to this one function"
@@ -142,12 +145,13 @@ def acknowledge_grant_wildcards(
     table_arns: Iterable[Any] = (),
     bucket_arns: Iterable[Any] = (),
     function_arns: Iterable[Any] = (),
+    object_arns: Iterable[Any] = (),
 ) -> list[str]:
     """Acknowledge the IAM5 findings that ``grant*`` calls produced on ``role``'s default policy.
 
     ``table_arns``, ``bucket_arns`` and ``function_arns`` are the ARNs (tokens are fine) of
-    the tables, buckets and functions (invoke) this role was granted on; a wildcard on anything else is not
-    acknowledged. Returns the acknowledged rule ids.
+    the tables, buckets and functions (invoke) this role was granted on, ``object_arns`` the key
+    patterns of its object-level grants; a wildcard on anything else is not acknowledged. Returns the acknowledged rule ids.
     """
     policy = role.node.try_find_child("DefaultPolicy")
     if not isinstance(policy, iam.Policy):
@@ -157,11 +161,14 @@ def acknowledge_grant_wildcards(
     tables = [flatten_cfn_reference(stack.resolve(arn)) for arn in table_arns]
     buckets = [flatten_cfn_reference(stack.resolve(arn)) for arn in bucket_arns]
     functions = [flatten_cfn_reference(stack.resolve(arn)) for arn in function_arns]
+    objects = [flatten_cfn_reference(stack.resolve(arn)) for arn in object_arns]
     # cdk-nag reports each distinct finding id once per policy, so an id is acknowledged only
     # when every statement that produces it is grant-generated.
     reasons: dict[str, list[str | None]] = {}
     for finding, actions in wildcard_findings(document):
-        reasons.setdefault(finding, []).append(_grant_reason(finding, actions, tables, buckets, functions))
+        reasons.setdefault(finding, []).append(
+            _grant_reason(finding, actions, tables, buckets, functions, objects)
+        )
     acknowledged: list[str] = []
     for finding, found in reasons.items():
         if None in found:

@@ -15,7 +15,8 @@ What AWS does between the client and the api Lambda, it does here:
 - its own answers (401, 403, 413, 502, 504) carry the error envelope of
   :data:`serval.errors.GATEWAY_ERRORS`, as the CDK gateway responses make API Gateway do;
 - requests over 10 MB are refused with 413; CORS preflights are answered for the
-  configured origins, as ``default_cors_preflight_options`` does.
+  configured origins, as ``default_cors_preflight_options`` does, and the gateway's own
+  answers carry ``Access-Control-Allow-Origin``, as its gateway responses do.
 
 Locally the API and the frontend share one origin (``http://127.0.0.1:8000``):
 paths under ``spec.api.path_prefixes`` go to the API, everything else is served
@@ -193,7 +194,7 @@ class LocalApiGateway:
         if request.method == "OPTIONS" and "Origin" in request.headers:
             return self._preflight(request)
         started = time.monotonic()
-        response = self._api(request)
+        response = self._with_cors(request, self._api(request))
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info(
             "%s %s -> %d (%.0f ms)",
@@ -212,13 +213,24 @@ class LocalApiGateway:
             and self.static_root is not None
         )
 
-    def _preflight(self, request: Request) -> Response:
-        origin = request.headers["Origin"]
+    def _allow_origin(self, request: Request) -> str | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
         if "*" in self.allowed_origins:
-            allow = "*"
-        elif origin in self.allowed_origins:
-            allow = origin
-        else:
+            return "*"
+        return origin if origin in self.allowed_origins else None
+
+    def _with_cors(self, request: Request, response: Response) -> Response:
+        """The gateway's own answers carry CORS headers, as its gateway responses do in AWS."""
+        allow = self._allow_origin(request)
+        if allow is not None and "Access-Control-Allow-Origin" not in response.headers:
+            response.headers["Access-Control-Allow-Origin"] = allow
+        return response
+
+    def _preflight(self, request: Request) -> Response:
+        allow = self._allow_origin(request)
+        if allow is None:
             return Response(status=204)
         headers = {
             "Access-Control-Allow-Origin": allow,

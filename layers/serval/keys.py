@@ -168,6 +168,11 @@ EXPORT_TEMPORARY_PREFIXES = ("audit-exports/", "bulk/", "dataset-exports/")
 AUDIT_EVIDENCE_PREFIX = "audit-evidence/"
 
 
+def import_error_report_key(project_id: str, import_id: str) -> str:
+    """S3 key (data bucket) of an import's error report, one JSON line per refused manifest line."""
+    return f"reports/{project_id}/imports/{import_id}/errors.jsonl"
+
+
 def audit_bulk_ids_key(scope: str, audit_id: str) -> str:
     """S3 key (exports bucket) of the JSON list of ids a bulk operation's audit record covers."""
     return f"{AUDIT_EVIDENCE_PREFIX}{scope}/{audit_id}.json"

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +48,12 @@ class RuntimeSettings(BaseModel):
     MAX_BULK_CREATE: int = 1000
     EXPORT_SHARD_TASKS: int = Field(default=20_000, ge=1)
     PRESIGN_SECONDS: int = 3600
+    # The only origin whose browser requests get CORS headers on the API's responses; "" = none.
+    CORS_ALLOW_ORIGIN: str = ""
+    # Timeouts and retries of AWS calls (adapters.clients.BUDGETS): "request" ends well inside the API's timeout.
+    AWS_CALL_BUDGET: Literal["request", "worker"] = "worker"
+    # Seconds after an invocation starts when no AWS attempt may start (429 instead); 0 = none.
+    AWS_CALL_DEADLINE_S: float = Field(default=0, ge=0)
     POWERTOOLS_SERVICE_NAME: str = "serval"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cfn_helpers import only, resources
 
 
@@ -92,3 +93,105 @@ def test_api_url_is_an_output(synth):
     assert "ApiUrl" in outputs
     assert "execute-api" in json.dumps(outputs["ApiUrl"]["Value"])
     assert not [name for name in outputs if name.startswith("RestApiEndpoint")]
+
+
+EXPECTED_GATEWAY_ERRORS = {
+    # response type: (status, error code); None keeps the type's own status (any 4xx, any 5xx)
+    "UNAUTHORIZED": ("401", "unauthorized"),
+    "EXPIRED_TOKEN": ("401", "unauthorized"),
+    "ACCESS_DENIED": ("403", "forbidden"),
+    "MISSING_AUTHENTICATION_TOKEN": ("403", "forbidden"),
+    "THROTTLED": ("429", "throttled"),
+    "REQUEST_TOO_LARGE": ("413", "payload_too_large"),
+    "INTEGRATION_TIMEOUT": ("504", "gateway_timeout"),
+    "DEFAULT_4XX": (None, "bad_request"),
+    "DEFAULT_5XX": (None, "internal_error"),
+}
+
+
+def _render(template: str) -> dict:
+    """A gateway response template with API Gateway's variables filled in, parsed as JSON."""
+    text = template.replace("$context.error.messageString", '"Unauthorized"').replace(
+        "$context.requestId", "req-1"
+    )
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_gateway_answers_use_the_error_envelope_with_cors(synth, env):
+    # Given the Api stack's gateway responses and the environment's frontend origin
+    template = synth.raw(env, "Api")
+    origin = synth.envs[env].spec.config.frontend_origin
+    found = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    # Then each of API Gateway's own refusals has one, with its status
+    assert set(found) == set(EXPECTED_GATEWAY_ERRORS)
+    for response_type, (status, code) in EXPECTED_GATEWAY_ERRORS.items():
+        props = found[response_type]
+        assert props.get("StatusCode") == status, response_type
+        # And its body is the API's envelope with the documented code, the gateway's message and the request id
+        body = _render(props["ResponseTemplates"]["application/json"])
+        assert body == {
+            "error": {"code": code, "message": "Unauthorized", "details": {"request_id": "req-1"}}
+        }
+        # And a browser on the frontend's origin can read it
+        assert props["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'"
+        }
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_cors_preflights_allow_only_the_frontend_origin(synth, env):
+    # Given the environment's frontend origin and the Api stack's OPTIONS methods
+    origin = synth.envs[env].spec.config.frontend_origin
+    assert origin.startswith("https://") and "*" not in origin
+    options = [p for (verb, _), p in _methods(synth.raw(env, "Api")).items() if verb == "OPTIONS"]
+    assert options
+    for props in options:
+        # When the preflight's mock integration answers
+        (response,) = props["Integration"]["IntegrationResponses"]
+        # Then it allows that one origin, never "*", and the Idempotency-Key header
+        headers = response["ResponseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert "Idempotency-Key" in headers["method.response.header.Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_each_client_is_rate_limited_per_session_and_per_ip_with_a_429_envelope(synth, env):
+    # Given the environment's per-client limits and the Api stack's WAF web ACL
+    config = synth.envs[env].spec.config
+    template = synth.raw(env, "Api")
+    acl_id, acl = only(template, "AWS::WAFv2::WebACL")
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    rules = {rule["Name"]: rule for rule in props["Rules"]}
+    assert set(rules) == {"per-session", "per-ip"}
+    # Then one rate rule counts per Authorization header (one signed-in session) ...
+    session = rules["per-session"]["Statement"]["RateBasedStatement"]
+    assert session["AggregateKeyType"] == "CUSTOM_KEYS"
+    assert session["CustomKeys"] == [
+        {"Header": {"Name": "authorization", "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}
+    ]
+    assert session["Limit"] == config.token_rate_limit
+    # ... and one per source IP, both over the configured window
+    by_ip = rules["per-ip"]["Statement"]["RateBasedStatement"]
+    assert by_ip["AggregateKeyType"] == "IP" and by_ip["Limit"] == config.ip_rate_limit
+    assert session["EvaluationWindowSec"] == by_ip["EvaluationWindowSec"] == config.client_rate_window_s
+    # And either limit stays well under the stage's own rate over the same window
+    assert (
+        config.token_rate_limit < config.ip_rate_limit < config.api_rate_limit * config.client_rate_window_s
+    )
+    # And a limited client is answered 429 with the error envelope
+    for rule in rules.values():
+        response = rule["Action"]["Block"]["CustomResponse"]
+        assert response["ResponseCode"] == 429
+        body = props["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+        assert body["ContentType"] == "APPLICATION_JSON"
+        assert json.loads(body["Content"])["error"]["code"] == "throttled"
+    # And the web ACL guards the API's stage
+    _, association = only(template, "AWS::WAFv2::WebACLAssociation")
+    stage_id, _ = only(template, "AWS::ApiGateway::Stage")
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert {"Ref": stage_id} in association["Properties"]["ResourceArn"]["Fn::Join"][1]

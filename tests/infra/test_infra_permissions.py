@@ -108,7 +108,13 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "api",
         ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
-        (BUCKET_READ_WRITE, [*bucket("data"), *bucket("exports")]),
+        # presigned uploads; bulk id lists and bulk audit id lists
+        (["s3:PutObject"], ["bucket:data/projects/*", "bucket:exports/bulk/*", "bucket:exports/audit/*"]),
+        # presigned GETs of import error reports and finished exports
+        (
+            ["s3:GetObject"],
+            ["bucket:data/reports/*", "bucket:exports/audit-exports/*", "bucket:exports/dataset-exports/*"],
+        ),
         (USER_ADMIN, ["user-pool"]),
         (["sqs:SendMessage"], ["queue:jobs", "queue:executions"]),  # refills after a delete
         SEAL_KEY,
@@ -199,7 +205,7 @@ def _label(template: dict[str, Any], prefix: str, resource: Any) -> str:
     patterns = (
         (r"^\*$", "*"),
         (rf":dynamodb:[^:]+:.+:table/{prefix}-([\w-]+?)(/index/\*)?$", r"table:\1\2"),
-        (rf"^arn:aws:s3:::{prefix}-([a-z]+)-.+?(/\*)?$", r"bucket:\1\2"),
+        (rf"^arn:aws:s3:::{prefix}-([a-z]+)-[^/]+(/.*)?$", r"bucket:\1\2"),
         (rf":sqs:[^:]+:.+:{prefix}-([\w-]+)$", r"queue:\1"),
         (rf":secretsmanager:[^:]+:.+:secret:{prefix}/([\w-]+)-\?{{6}}$", r"secret:\1"),
         (rf":events:[^:]+:.+:event-bus/{prefix}-([\w-]+)$", r"event-bus:\1"),
@@ -320,3 +326,50 @@ def test_table_access_levels_grant_reads_plus_their_writes_only(level, writes):
     }
     # Then the table and its indexes allow the reads plus exactly the level's writes
     assert on_table == set(TABLE_READ) | writes
+
+
+S3_DELETES = {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteObject*", "s3:*"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_api_role_reaches_only_object_prefixes_and_cannot_delete_or_list(synth, env):
+    # Given the api function's grants on the buckets
+    found = _grants_of(synth, env, "api")
+    on_buckets = {action: labels for action, labels in found.items() if action.startswith("s3:")}
+    # Then it may only read and write objects: no delete (of objects or their versions), no listing,
+    # no bucket-wide action
+    assert set(on_buckets) == {"s3:GetObject", "s3:PutObject"}
+    assert not set(found) & S3_DELETES
+    # And every resource is a key prefix below a bucket, never a whole bucket or all its objects
+    for labels in on_buckets.values():
+        for label in labels:
+            _, _, pattern = label.removeprefix("bucket:").partition("/")
+            assert pattern and pattern != "*" and pattern.endswith("/*"), label
+
+
+def test_the_api_grants_cover_the_keys_it_presigns_and_writes():
+    # Given the object keys the API hands out or writes, built by the same functions the code uses
+    from fnmatch import fnmatchcase
+
+    from serval import keys
+    from serval.domain.exports import ExportFormat, dataset_export_key
+    from serval.domain.jobs import AuditExportFormat, audit_export_key
+
+    access = _SPEC.functions["api"].bucket_access
+    used = {
+        ("data", "write"): [f"{_SPEC.upload_prefix}p-1/images/cat.png"],
+        ("data", "read"): [keys.import_error_report_key("p-1", "imp-1")],
+        ("exports", "write"): [
+            keys.bulk_ids_key("p-1", "job-1"),
+            keys.audit_bulk_ids_key("project-p-1", "a-1"),
+        ],
+        ("exports", "read"): [
+            *(audit_export_key("p-1", "job-1", fmt) for fmt in AuditExportFormat),
+            *(dataset_export_key("p-1", "job-1", fmt) for fmt in ExportFormat),
+        ],
+    }
+    for (bucket_id, level), object_keys in used.items():
+        patterns = getattr(access[bucket_id], level)
+        for key in object_keys:
+            # Then each key matches one of the role's patterns at that level (a moved key fails here)
+            assert any(fnmatchcase(key, pattern) for pattern in patterns), (bucket_id, level, key)

@@ -84,4 +84,5 @@ def call(
         parsed = json.loads(text) if text else None
     except json.JSONDecodeError:
         parsed = text
-    return ApiResponse(result["statusCode"], parsed, result.get("headers") or {})
+    headers = {name: values[-1] for name, values in (result.get("multiValueHeaders") or {}).items() if values}
+    return ApiResponse(result["statusCode"], parsed, headers | (result.get("headers") or {}))

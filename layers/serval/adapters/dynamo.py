@@ -26,19 +26,25 @@ if TYPE_CHECKING:
     from serval.adapters.dynamo_models import AuditTableModels, TaskTableModels
 
 MAX_TRANSACTION_ACTIONS = 100
+# Refusals botocore's standard retry mode retries itself (throttling errors).
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "TransactionInProgressException"}
+)
 
 
 def tasks() -> TaskTableModels:
     # pynamodb (and botocore under it) load on first use, not at import: smaller cold starts
     from serval.adapters.dynamo_models import tasks_models
 
-    return tasks_models(settings().TASKS_TABLE)
+    cfg = settings()
+    return tasks_models(cfg.TASKS_TABLE, cfg.AWS_CALL_BUDGET)
 
 
 def audit() -> AuditTableModels:
     from serval.adapters.dynamo_models import audit_models
 
-    return audit_models(settings().AUDIT_TABLE)
+    cfg = settings()
+    return audit_models(cfg.AUDIT_TABLE, cfg.AWS_CALL_BUDGET)
 
 
 # ---- sizes, as DynamoDB counts them ---------------------------------------------------------
@@ -195,7 +201,8 @@ class Tx:
             action["ExpressionAttributeValues"] = {k: serialize(v) for k, v in values.items()}
 
     def commit(self, token: str | None = None, attempts: int = 6) -> None:
-        """Run the transaction, retrying only TransactionConflict (with jittered backoff).
+        """Run the transaction, retrying only TransactionConflict (with jittered backoff): botocore
+        retries throttling, and a second loop around it would multiply the retries.
 
         A failed condition raises :class:`TransactionCancelled` naming the failed actions.
         """
@@ -239,14 +246,7 @@ class Tx:
                         time.sleep(random.uniform(0, 0.02 * 2**attempt))
                         continue
                     raise Throttled("the change conflicted with another; retry", details=codes) from exc
-                if code in {
-                    "ThrottlingException",
-                    "ProvisionedThroughputExceededException",
-                    "TransactionInProgressException",
-                }:
-                    if attempt < attempts - 1:
-                        time.sleep(random.uniform(0, 0.05 * 2**attempt))
-                        continue
+                if code in THROTTLING_CODES:  # botocore's standard mode has retried these already
                     raise Throttled("the table is busy; retry shortly") from exc
                 if code == "ValidationException":
                     raise refused(exc, "DynamoDB refused the change") from exc

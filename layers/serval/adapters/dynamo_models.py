@@ -25,6 +25,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from serval import keys
+from serval.adapters.clients import BUDGETS, install_deadline_hook
 from serval.domain.limits import stored_json
 
 
@@ -36,24 +37,27 @@ class Utf8JSONAttribute(JSONAttribute):
         return None if value is None else stored_json(value)
 
 
-def _meta(table_name: str, index_name: str | None = None) -> type:
+def _meta(table_name: str, budget: str, index_name: str | None = None) -> type:
+    install_deadline_hook()  # before pynamodb creates its botocore sessions
+    calls = BUDGETS[budget]
     attrs: dict[str, Any] = {
         "table_name": table_name,
         "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        "max_retry_attempts": 8,
-        "base_backoff_ms": 25,
+        "connect_timeout_seconds": calls.connect_timeout_s,
+        "read_timeout_seconds": calls.read_timeout_s,
+        "max_retry_attempts": calls.max_attempts - 1,  # pynamodb counts the retries
     }
     if index_name:
         attrs |= {"index_name": index_name, "projection": AllProjection()}
     return type("Meta", (), attrs)
 
 
-def _index(table_name: str, name: str, pk: str, sk: str) -> GlobalSecondaryIndex[Any]:
+def _index(table_name: str, budget: str, name: str, pk: str, sk: str) -> GlobalSecondaryIndex[Any]:
     cls = type(
         f"{name}Index",
         (GlobalSecondaryIndex,),
         {
-            "Meta": _meta(table_name, name),
+            "Meta": _meta(table_name, budget, name),
             pk: UnicodeAttribute(hash_key=True),
             sk: UnicodeAttribute(range_key=True),
         },
@@ -64,9 +68,9 @@ def _index(table_name: str, name: str, pk: str, sk: str) -> GlobalSecondaryIndex
 class TaskTableModels:
     """The item classes of one tasks table."""
 
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, budget: str = "worker") -> None:
         self.table_name = table_name
-        meta = _meta(table_name)
+        meta = _meta(table_name, budget)
 
         class Item(Model):
             Meta = meta  # type: ignore[assignment]  # built per table name
@@ -77,8 +81,8 @@ class TaskTableModels:
             GSI1SK = UnicodeAttribute(null=True)
             GSI2PK = UnicodeAttribute(null=True)
             GSI2SK = UnicodeAttribute(null=True)
-            by_status = _index(table_name, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
-            by_time = _index(table_name, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
+            by_status = _index(table_name, budget, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
+            by_time = _index(table_name, budget, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
 
         class ProjectItem(Item, discriminator="project"):
             project_id = UnicodeAttribute()
@@ -270,11 +274,11 @@ class AuditTableModels:
     """The audit table's records. Chain heads (``PK=CHAIN#<scope>``, ``SK=HEAD``) share the
     table but are written and read by ``adapters.audit_chain`` with the low-level client."""
 
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, budget: str = "worker") -> None:
         self.table_name = table_name
 
         class AuditItem(Model):
-            Meta = _meta(table_name)  # type: ignore[assignment]  # built per table name
+            Meta = _meta(table_name, budget)  # type: ignore[assignment]  # built per table name
             PK = UnicodeAttribute(hash_key=True)
             SK = UnicodeAttribute(range_key=True)
             entity = UnicodeAttribute(default="audit")
@@ -285,9 +289,9 @@ class AuditTableModels:
             # GSI3 (chain order) is set by the chainer only: sparse, chained records only
             GSI3PK = UnicodeAttribute(null=True)
             GSI3SK = UnicodeAttribute(null=True)
-            by_actor = _index(table_name, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
-            by_target = _index(table_name, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
-            by_chain = _index(table_name, keys.GSI3, keys.GSI3PK, keys.GSI3SK)
+            by_actor = _index(table_name, budget, keys.GSI1, keys.GSI1PK, keys.GSI1SK)
+            by_target = _index(table_name, budget, keys.GSI2, keys.GSI2PK, keys.GSI2SK)
+            by_chain = _index(table_name, budget, keys.GSI3, keys.GSI3PK, keys.GSI3SK)
             audit_id = UnicodeAttribute()
             project_id = UnicodeAttribute(null=True)
             actor_id = UnicodeAttribute()
@@ -315,10 +319,10 @@ class AuditTableModels:
 
 
 @lru_cache(maxsize=8)
-def tasks_models(table_name: str) -> TaskTableModels:
-    return TaskTableModels(table_name)
+def tasks_models(table_name: str, budget: str = "worker") -> TaskTableModels:
+    return TaskTableModels(table_name, budget)
 
 
 @lru_cache(maxsize=8)
-def audit_models(table_name: str) -> AuditTableModels:
-    return AuditTableModels(table_name)
+def audit_models(table_name: str, budget: str = "worker") -> AuditTableModels:
+    return AuditTableModels(table_name, budget)

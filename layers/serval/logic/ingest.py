@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from serval import ids
+from serval import ids, keys
 from serval.adapters import audit, dynamo, imports, mapping, projects, queues, storage, tasks
 from serval.domain import manifest, media
 from serval.domain.actor import Actor
@@ -285,10 +285,6 @@ def _refused_line(refused: tasks.Refused) -> LineError:
     return LineError(line=source.line if source and source.line else 0, error=refused.reason[:1000], raw="")
 
 
-def _error_report_key(project_id: str, import_id: str) -> str:
-    return f"reports/{project_id}/imports/{import_id}/errors.jsonl"
-
-
 def ingest_manifest(
     project: Project, obj: S3Object, time_left: Callable[[], float], request_id: str | None
 ) -> Outcome:
@@ -338,7 +334,7 @@ def ingest_manifest(
             errors.write(refused.model_dump_json().encode() + b"\n")
         report_key = None
         if error_count:
-            report_key = _error_report_key(project.project_id, import_id)
+            report_key = keys.import_error_report_key(project.project_id, import_id)
             errors.seek(0)
             storage.upload(errors, cfg.DATA_BUCKET, report_key, "application/x-ndjson")
     status = ImportStatus.COMPLETED_WITH_ERRORS if error_count else ImportStatus.COMPLETED

@@ -292,3 +292,22 @@ def test_cors_preflight_is_answered_for_the_configured_origins(setup: Setup) -> 
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8000"
     assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+
+
+def test_the_gateways_own_refusals_carry_cors_headers_for_the_frontend_origin(setup: Setup) -> None:
+    # Given requests from the local frontend's origin that the gateway itself refuses
+    frontend = {"Origin": "http://127.0.0.1:8000"}
+    refusals = [
+        request(f"{setup.url}/projects", headers=frontend),  # no token: 401
+        request(f"{setup.url}/health", method="POST", headers=frontend),  # no such method: 403
+        request(
+            f"{setup.url}/projects?crash=1", headers=setup.bearer() | frontend
+        ),  # the function failed: 502
+    ]
+    # Then the browser can read each refusal, as with API Gateway's gateway responses
+    assert [r.status for r in refusals] == [401, 403, 502]
+    for response in refusals:
+        assert response.headers.get("Access-Control-Allow-Origin") == "http://127.0.0.1:8000"
+    # And a refusal for another origin carries none
+    foreign = request(f"{setup.url}/projects", headers={"Origin": "https://evil.example"})
+    assert foreign.status == 401 and "Access-Control-Allow-Origin" not in foreign.headers
