@@ -20,7 +20,7 @@ if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
     sys.path.insert(0, str(LAYER_SRC))
 
 from infra.config import EnvConfig  # noqa: E402
-from serval import keys  # noqa: E402
+from serval import errors, keys  # noqa: E402
 from serval.domain.access import PASSWORD_MIN_LENGTH  # noqa: E402
 from serval.settings import METRICS_NAMESPACE, RuntimeSettings  # noqa: E402
 
@@ -228,17 +228,11 @@ class GatewayError:
     code: str
 
 
-# API Gateway's own answers, by gateway response type, in the API's error envelope.
+# API Gateway's own answers, by gateway response type, in the API's error envelope: the codes of
+# serval.errors.GATEWAY_ERRORS, which the local gateway answers with too.
 GATEWAY_ERRORS: dict[str, GatewayError] = {
-    "UNAUTHORIZED": GatewayError(401, "unauthorized"),
-    "EXPIRED_TOKEN": GatewayError(401, "unauthorized"),
-    "ACCESS_DENIED": GatewayError(403, "forbidden"),
-    "MISSING_AUTHENTICATION_TOKEN": GatewayError(403, "forbidden"),  # a method no route has
-    "THROTTLED": GatewayError(429, "throttled"),
-    "REQUEST_TOO_LARGE": GatewayError(413, "payload_too_large"),
-    "INTEGRATION_TIMEOUT": GatewayError(504, "gateway_timeout"),
-    "DEFAULT_4XX": GatewayError(None, "bad_request"),
-    "DEFAULT_5XX": GatewayError(None, "internal_error"),
+    response_type: GatewayError(None if response_type in errors.GATEWAY_KEEPS_STATUS else e.status, e.code)
+    for response_type, e in errors.GATEWAY_ERRORS.items()
 }
 
 

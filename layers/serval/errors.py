@@ -224,15 +224,19 @@ class GatewayError:
 
 GATEWAY_ERRORS: dict[str, GatewayError] = {
     "UNAUTHORIZED": GatewayError(401, Unauthorized.code, "a valid Cognito token is required"),
+    "EXPIRED_TOKEN": GatewayError(401, Unauthorized.code, "the token has expired; sign in again"),
     "ACCESS_DENIED": GatewayError(403, Forbidden.code, "access denied"),
     "MISSING_AUTHENTICATION_TOKEN": GatewayError(403, Forbidden.code, "no such route, or no token"),
     "REQUEST_TOO_LARGE": GatewayError(413, PayloadTooLarge.code, "the request is larger than 10 MB"),
     "THROTTLED": GatewayError(429, Throttled.code, "too many requests; retry with backoff"),
     "QUOTA_EXCEEDED": GatewayError(429, Throttled.code, "the request quota is used up; retry later"),
     "INTEGRATION_TIMEOUT": GatewayError(504, GATEWAY_TIMEOUT_CODE, "the request timed out; retry"),
-    # any other 5xx keeps API Gateway's own status (500, 502, 503); the local gateway answers 502
+    # any other 4xx or 5xx keeps API Gateway's own status (GATEWAY_KEEPS_STATUS); these are the
+    # statuses the local gateway answers with
+    "DEFAULT_4XX": GatewayError(400, BadRequest.code, "the request was refused"),
     "DEFAULT_5XX": GatewayError(502, ServalError.code, "something went wrong on our side"),
 }
+GATEWAY_KEEPS_STATUS = frozenset({"DEFAULT_4XX", "DEFAULT_5XX"})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

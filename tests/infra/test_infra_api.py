@@ -102,6 +102,7 @@ EXPECTED_GATEWAY_ERRORS = {
     "ACCESS_DENIED": ("403", "forbidden"),
     "MISSING_AUTHENTICATION_TOKEN": ("403", "forbidden"),
     "THROTTLED": ("429", "throttled"),
+    "QUOTA_EXCEEDED": ("429", "throttled"),
     "REQUEST_TOO_LARGE": ("413", "payload_too_large"),
     "INTEGRATION_TIMEOUT": ("504", "gateway_timeout"),
     "DEFAULT_4XX": (None, "bad_request"),
