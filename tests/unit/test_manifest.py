@@ -255,6 +255,26 @@ def test_invalid_json_gives_a_line_error_and_parsing_goes_on() -> None:
     assert isinstance(parsed[2][1], TaskCreate)
 
 
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ('{"source": "a", "metadata": {"score": NaN}}', "non_finite_number"),
+        ('{"source": "a", "metadata": {"score": -Infinity}}', "non_finite_number"),
+        ('{"source": "a", "metadata": {"n": ' + "9" * 4400 + "}}", "number_out_of_range"),
+        ('{"source": "a", "metadata": {"x": ' + "[" * 40 + "]" * 40 + "}}", "json_too_deep"),
+    ],
+)
+def test_numbers_json_does_not_allow_and_deep_nesting_are_line_errors(line: str, code: str) -> None:
+    # Given a line with NaN, Infinity, a 4,400-digit integer or 40 nested arrays, between good lines
+    parsed = jsonl({"source": "ok"}, line, {"source": "ok too"})
+
+    # Then that line is a line error naming the reason, and the good lines are tasks
+    error = parsed[1][1]
+    assert isinstance(error, LineError) and error.line == 2
+    assert error.error.startswith(f"invalid JSON ({code})")
+    assert isinstance(parsed[0][1], TaskCreate) and isinstance(parsed[2][1], TaskCreate)
+
+
 @pytest.mark.parametrize("line", ["[1, 2]", '"text"', "42", "null", "true"])
 def test_non_object_lines_are_line_errors(line: str) -> None:
     parsed = jsonl({"source": "ok"}, line)

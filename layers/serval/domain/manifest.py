@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,8 +37,9 @@ from urllib.parse import unquote
 
 from pydantic import ValidationError
 
-from serval.domain import media
+from serval.domain import json_input, media
 from serval.domain.models import DataRef, LineError, S3Ref, TaskCreate, TextRef
+from serval.errors import ServalError
 
 CSV_DATA_COLUMNS = frozenset({"image", "audio", "video", "document", "text", "source-ref", "source", "url"})
 TASK_FIELDS = frozenset({"data", "metadata", "meta", "tags", "priority", "external_id", "id", "predictions"})
@@ -242,12 +242,14 @@ def parse_jsonl(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedL
         try:
             if len(line) > MAX_LINE_BYTES // 4 and len(line.encode()) > MAX_LINE_BYTES:
                 raise ValueError(f"line is longer than {MAX_LINE_BYTES} bytes")
-            yield number, task_from_object(ctx, json.loads(line))
+            yield number, task_from_object(ctx, json_input.loads(line))
+        except ServalError as exc:  # not JSON, nested too deep, NaN/Infinity, a number DynamoDB can't hold
+            yield (
+                number,
+                LineError(line=number, error=f"invalid JSON ({exc.code}): {exc.message}", raw=line[:2000]),
+            )
         except (ValueError, ValidationError, TypeError) as exc:
-            reason = f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else explain(exc)
-            yield number, LineError(line=number, error=reason, raw=line[:2000])
-        except RecursionError:
-            yield number, LineError(line=number, error="invalid JSON: nested too deeply", raw=line[:2000])
+            yield number, LineError(line=number, error=explain(exc), raw=line[:2000])
 
 
 def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
