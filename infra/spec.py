@@ -477,9 +477,10 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             bucket_access={
                 # uploads (presigned PUT, multipart); import error reports (presigned GET)
                 "data": ObjectAccess(write=(f"{UPLOAD_PREFIX}*",), read=("reports/*",)),
-                # bulk id lists and bulk audit id lists; finished exports (presigned GET)
+                # bulk id lists and the audit evidence of bulk changes; finished exports (presigned GET)
                 "exports": ObjectAccess(
-                    write=("bulk/*", "audit/*"), read=("audit-exports/*", "dataset-exports/*")
+                    write=("bulk/*", f"{keys.AUDIT_EVIDENCE_PREFIX}*"),
+                    read=("audit-exports/*", "dataset-exports/*"),
                 ),
             },
             manages_users=True,

@@ -108,8 +108,11 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "api",
         ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
-        # presigned uploads; bulk id lists and bulk audit id lists
-        (["s3:PutObject"], ["bucket:data/projects/*", "bucket:exports/bulk/*", "bucket:exports/audit/*"]),
+        # presigned uploads; bulk id lists and the audit evidence of bulk changes
+        (
+            ["s3:PutObject"],
+            ["bucket:data/projects/*", "bucket:exports/bulk/*", "bucket:exports/audit-evidence/*"],
+        ),
         # presigned GETs of import error reports and finished exports
         (
             ["s3:GetObject"],
