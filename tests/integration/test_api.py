@@ -49,7 +49,7 @@ def test_project_lifecycle_create_list_get_update_archive(aws: Aws, admin: Actor
     assert archived.body["status"] == "archived"
     refused = call("PATCH", f"/projects/{project_id}", admin, {"name": "x"})
     assert refused.status == 409
-    assert refused.body["error"]["code"] == "conflict"
+    assert refused.body["error"]["code"] == "project_archived"
 
 
 def test_only_admins_and_managers_create_projects(aws: Aws, annotator: Actor) -> None:
