@@ -405,14 +405,6 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-executions-dlq",
             max_receive_count=10,
         ),
-        # Every domain event, routed from the bus; the webhook dispatcher consumes it.
-        "webhooks": QueueSpec(
-            id="webhooks",
-            name=f"{prefix}-webhooks",
-            visibility_timeout_s=6 * 60,
-            dlq_name=f"{prefix}-webhooks-dlq",
-            max_receive_count=10,
-        ),
     }
     bus = f"{prefix}-events"
     event_rules = (
@@ -421,11 +413,8 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             queue="executions",
             pattern='{"source": ["serval"], "detail-type": ["task.created"]}',
         ),
-        EventRuleSpec(
-            name=f"{prefix}-events-to-webhooks",
-            queue="webhooks",
-            pattern='{"source": [{"prefix": ""}]}',  # every event on the Serval bus
-        ),
+        # No rule routes events to webhooks yet: a queue without its consumer would only fill up.
+        # The webhooks issue adds the rule together with the dispatcher that drains it.
     )
     auth = AuthSpec(user_pool_name=f"{prefix}-users", client_name=f"{prefix}-web")
     secrets = {

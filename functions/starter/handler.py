@@ -7,6 +7,7 @@ message is logged and dropped; any other failure retries just that message.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from serval.domain.models import Project
 from serval.errors import ValidationFailed
 from serval.logic import workflow
 from serval.settings import METRICS_NAMESPACE
@@ -25,7 +27,7 @@ metrics = Metrics(service="starter", namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, projects: dict[str, Project | None]) -> None:
     try:
         request = workflow.parse_start_message(record.body)
     except ValidationFailed as exc:
@@ -33,7 +35,7 @@ def record_handler(record: SQSRecord) -> None:
             "dropped a malformed executions message", message_id=record.message_id, reason=exc.message
         )
         return
-    started = workflow.start(request)
+    started = workflow.start(request, projects)
     logger.info("executions started", project_id=request.project_id, task_id=request.task_id, started=started)
     if started:
         metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=started)
@@ -42,6 +44,10 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    projects: dict[str, Project | None] = {}  # read once per project and invocation
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event,
+        record_handler=functools.partial(record_handler, projects=projects),
+        processor=processor,
+        context=context,
     )

@@ -7,6 +7,7 @@ handlers) at it through ``AWS_ENDPOINT_URL`` with dummy credentials.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import urllib.request
@@ -72,6 +73,8 @@ class MotoServer:
         environment = process_environment(self.port)
         self._previous_env = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
+        # werkzeug writes a line per request to stderr (thousands a second under load): warnings only
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
         self._server.start()
         self.configure({"stepfunctions": {"execute_state_machine": True}})

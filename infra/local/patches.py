@@ -28,6 +28,15 @@
    Sequence numbers go on where they were (``StreamShard.add``/``get`` and
    ``ShardIterator.__init__`` count the dropped records).
 
+8. **moto's request path.** The server's dispatcher finds each request's backend under one
+   global lock by listing moto's package folder from disk; the answer per host is cached. SQS's
+   ``Queue.attributes`` counts every message of the queue to answer any one attribute (each
+   ``SendMessage`` asks for one), so attributes are computed when read. Step Functions parses
+   the state machine's definition with ANTLR at every execution and builds a new boto3 client
+   for every Lambda step, and jsonpath_ng builds a new parser for every path it evaluates (in
+   each step and for each event target); the programs, clients and parsed paths are reused, and
+   so are parsed DynamoDB update expressions (their users read them or validate a deep copy).
+
 Every hooked moto internal is checked before it is replaced: a moto upgrade that
 renames or reshapes one fails loudly in :func:`install`, not silently later.
 """
@@ -38,24 +47,37 @@ import base64
 import copy
 import datetime
 import decimal
+import functools
 import inspect
 import json
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol, cast
 
+from jsonpath_ng import ext as jsonpath_ext
 from moto.awslambda.models import LambdaFunction
+from moto.core.models import botocore_stubber
 from moto.core.responses import ActionResult, BaseResponse
+from moto.core.utils import camelcase_to_underscores
 from moto.dynamodb.exceptions import ItemSizeTooLarge, MockValidationException
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.sqs.models import Queue
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
 
 from infra.local import ddb_index, lambda_runtime
 
@@ -123,6 +145,7 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (BaseResponse, "serialized"): ("action_result",),
     (DynamoHandler, "transact_write_items"): (),
     (DynamoHandler, "batch_write_item"): (),
+    (DomainDispatcherApplication, "get_backend_for_host"): ("host",),
 }
 
 
@@ -137,6 +160,19 @@ def check_moto_internals() -> None:
         params = tuple(inspect.signature(function).parameters)[1:]
         if params != expected:
             problems.append(f"{owner.__qualname__}.{name}{params} != {expected}")
+    if not _state.installed:
+        if not isinstance(vars(Queue).get("attributes"), property) or not all(
+            isinstance(getattr(Queue, n, None), list)
+            for n in ("BASE_ATTRIBUTES", "FIFO_ATTRIBUTES", "KMS_ATTRIBUTES")
+        ):
+            problems.append("sqs Queue.attributes is no longer the property built from *_ATTRIBUTES")
+        for function, params in (
+            (AmazonStateLanguageParser.parse, ("definition",)),
+            (lambda_eval_utils.boto_client_for, ("region", "service", "state_credentials")),
+            (UpdateExpressionParser.make, ("expression_str",)),
+        ):
+            if tuple(inspect.signature(function).parameters) != params:
+                problems.append(f"{function.__qualname__} no longer takes {params}")
     if "__deepcopy__" in vars(Table) and not _state.installed:
         problems.append("Table now defines __deepcopy__ itself")
     if problems:
@@ -156,7 +192,7 @@ class _State:
     installed: bool = False
     generation: int = 0  # bumped on every install: indexes built before are stale
     limits: bool = False  # install() installed the size limits (so uninstall() removes them)
-    saved: dict[tuple[type, str], Any] = field(default_factory=dict)
+    saved: dict[tuple[type | ModuleType, str], Any] = field(default_factory=dict)
     runtime: LambdaRuntime | None = None  # None: run handlers in this process
 
 
@@ -170,7 +206,7 @@ _local = threading.local()  # moto_semantics() and the transaction in progress, 
 _dynamodb_lock = threading.RLock()
 
 
-def _original(owner: type, name: str) -> Any:
+def _original(owner: type | ModuleType, name: str) -> Any:
     """What ``owner.name`` was before :func:`install` (what it is, when not installed)."""
     saved = next((s.saved for s in (_state, _limits) if (owner, name) in s.saved), None)
     if saved is None:
@@ -179,7 +215,7 @@ def _original(owner: type, name: str) -> Any:
     return getattr(owner.__mro__[1], name, None) if previous is _MISSING else previous
 
 
-def _replace(owner: type, name: str, replacement: Any, state: _State = _state) -> None:
+def _replace(owner: type | ModuleType, name: str, replacement: Any, state: _State = _state) -> None:
     state.saved[(owner, name)] = owner.__dict__.get(name, _MISSING)
     setattr(owner, name, replacement)
 
@@ -193,7 +229,7 @@ def _restore_all(state: _State = _state) -> None:
     state.saved.clear()
 
 
-def _call_original(owner: type, name: str, *args: Any, **kwargs: Any) -> Any:
+def _call_original(owner: type | ModuleType, name: str, *args: Any, **kwargs: Any) -> Any:
     return _original(owner, name)(*args, **kwargs)
 
 
@@ -517,6 +553,142 @@ def stream_consumed(stream_arn: str, consumer: str, sequence_number: int) -> int
         return dropped
 
 
+# --------------------------------------------------------------------------- 8. moto's request path
+
+
+def _backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """``get_backend_for_host``, answered once per host (it lists moto's folder from disk)."""
+    cache: dict[str | None, Any] = self.__dict__.setdefault("_serval_backends", {})
+    if host not in cache:
+        cache[host] = _call_original(DomainDispatcherApplication, "get_backend_for_host", self, host)
+    return cache[host]
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """``Queue.attributes`` as moto builds it, each value computed only when it is read.
+
+    moto's property computes all of them, and the message counts walk every message of the
+    queue, for each ``SendMessage`` (which asks only whether deduplication is content-based).
+    """
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        names = list(Queue.BASE_ATTRIBUTES)  # Policy and RedrivePolicy among them
+        if queue.fifo_queue:
+            names += Queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:  # type: ignore[attr-defined]
+            names += Queue.KMS_ATTRIBUTES
+        self._names = dict.fromkeys(names)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        if name == "RedrivePolicy" and value:
+            return json.dumps(value)
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _queue_attributes(self: Queue) -> Mapping[str, Any]:
+    return _QueueAttributes(self)
+
+
+_asl_programs: dict[str, tuple[Any, Any]] = {}  # definition -> (program, tree): a handful
+_sfn_clients: dict[tuple[str, str, str, bool], Any] = {}
+_sfn_clients_lock = threading.Lock()
+
+
+def _parse_asl(definition: str) -> tuple[Any, Any]:
+    """``AmazonStateLanguageParser.parse``, once per definition.
+
+    The evaluation components are immutable descriptions of the states (an execution's
+    progress lives in its ``Environment``), so every execution of a state machine can share
+    them, as the reference implementation's components are designed to be. Building them
+    (ANTLR lexing, parsing and the preprocessor's visit) was most of the cost of starting
+    an execution. Each component's lazily drawn heap key is drawn here, before the program is
+    shared, so two threads never draw different ones.
+    """
+    parsed = _asl_programs.get(definition)
+    if parsed is None:
+        parsed = _original(AmazonStateLanguageParser, "parse")(definition)
+        _draw_heap_keys(parsed[0])
+        if len(_asl_programs) < 64:
+            _asl_programs[definition] = parsed
+    return parsed
+
+
+def _draw_heap_keys(program: Any) -> None:
+    seen: set[int] = set()
+    pending = [program]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, EvalComponent):
+            _ = value.heap_key
+            pending.extend(vars(value).values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_path(path: str) -> Any:
+    """jsonpath_ng's ``parse`` builds a new yacc parser (reading its tables) for every call;
+    moto parses the same few paths at every step and every event target. The parsed
+    expressions are immutable, so one per path is shared."""
+    return _JSONPATH_PARSE(path)
+
+
+_JSONPATH_PARSE = jsonpath_ext.parse
+
+
+def _sfn_boto_client(region: str, service: str, state_credentials: Any = None) -> Any:
+    """One boto3 client per service and server for the executor's steps (clients are thread-safe)."""
+    key = (region, service, os.environ.get("MOTO_PORT", ""), bool(botocore_stubber.enabled))
+    with _sfn_clients_lock:
+        client = _sfn_clients.get(key)
+        if client is None:
+            client = _sfn_clients[key] = _SFN_BOTO_CLIENT_FOR(region, service, state_credentials)
+        return client
+
+
+_SFN_BOTO_CLIENT_FOR = lambda_eval_utils.boto_client_for
+
+
+_update_asts: dict[str, Any] = {}
+
+
+def _update_expression_ast(cls: type, expression: str) -> Any:
+    """``UpdateExpressionParser.make``, once per expression string. Its callers only read the
+    tree (the validator works on a deep copy of it), and Serval's expressions are a few
+    templates with placeholders, so tokenizing and parsing each one again was wasted."""
+    ast = _update_asts.get(expression)
+    if ast is None:
+        ast = _original(UpdateExpressionParser, "make").__func__(cls, expression)
+        if len(_update_asts) < 4096:
+            _update_asts[expression] = ast
+    return ast
+
+
+def _install_request_path() -> None:
+    _replace(DomainDispatcherApplication, "get_backend_for_host", _backend_for_host)
+    _replace(Queue, "attributes", property(_queue_attributes))
+    _replace(AmazonStateLanguageParser, "parse", staticmethod(_parse_asl))
+    _replace(lambda_eval_utils, "boto_client_for", _sfn_boto_client)
+    _replace(UpdateExpressionParser, "make", classmethod(_update_expression_ast))
+    _replace(jsonpath_ext, "parse", _json_path)  # moto's events import it at each call
+    _replace(sfn_json_path, "parse", _json_path)
+
+
 # --------------------------------------------------------------------------- 6. size limits
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -608,6 +780,7 @@ def install() -> None:
         _replace(handler, "call_action", _serialized(handler.call_action))
     for fast_handler in FAST_ACTIONS:
         _replace(fast_handler, "serialized", _fast_serialized(fast_handler))
+    _install_request_path()
     _state.limits = install_limits(checked=True)
     _state.installed = True
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -36,8 +38,21 @@ def serve(requests: Connection, answers: Connection, handlers: HandlerCache) -> 
         except EOFError:
             return
         context = LambdaContext(**request["context"])
+        started = time.perf_counter()
         payload, errored = run_handler(handler_name, request["event"], context, handlers)
+        report(context, time.perf_counter() - started)
         answers.send_bytes(json.dumps({"payload": payload, "errored": errored}).encode())
+
+
+def report(context: LambdaContext, seconds: float) -> None:
+    """The platform's line after each invocation, as Lambda writes it to the function's log."""
+    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(
+        f"REPORT RequestId: {context.aws_request_id}\tDuration: {seconds * 1000:.2f} ms\t"
+        f"Memory Size: {context.memory_limit_in_mb} MB\tMax Memory Used: {max_rss_mb} MB",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -28,8 +28,17 @@ def _stream_records(aws: Aws) -> list[dict[str, Any]]:
 
 
 def _bus_queue(aws: Aws) -> str:
-    """The queue the spec's bus rule routes every Serval event to (the webhooks queue)."""
-    return str(aws.sqs.get_queue_url(QueueName=aws.spec.queues["webhooks"].name)["QueueUrl"])
+    """A queue fed by an observer rule on the bus that matches every Serval event."""
+    url = str(aws.sqs.create_queue(QueueName="bus-observer")["QueueUrl"])
+    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(
+        Name="bus-observer", EventBusName=aws.spec.event_bus_name, EventPattern='{"source": ["serval"]}'
+    )
+    events.put_targets(
+        Rule="bus-observer", EventBusName=aws.spec.event_bus_name, Targets=[{"Id": "q", "Arn": arn}]
+    )
+    return url
 
 
 def test_task_and_import_changes_become_events_with_stable_ids(aws: Aws, admin: Actor) -> None:

@@ -12,7 +12,7 @@ from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
 from serval.errors import ValidationFailed
 from serval.logic import queue, workflow
-from tests.integration.api_client import call
+from tests.integration.api_client import LambdaContextStub, call
 from tests.integration.conftest import Aws
 from tests.integration.test_api import _create_project
 
@@ -154,3 +154,39 @@ def test_a_refill_starts_backlog_tasks_into_free_slots_and_reads_little_when_the
     with metered() as calls:
         assert workflow.start(workflow.StartRequest(project, None)) == 0
     assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:Query": 1}
+
+
+def test_a_batch_of_task_created_messages_reads_its_project_once(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 10 task.created messages of one project, as the bus routes them to the starter
+    project = _create_project(admin)
+    task_ids = _tasks(admin, project, 10)
+    started: list[str] = []
+    monkeypatch.setattr(machine, "start", lambda arn, task_id, payload: started.append(task_id) or True)
+    records = [
+        {
+            "messageId": f"m{i}",
+            "receiptHandle": f"r{i}",
+            "body": json.dumps(
+                {
+                    "detail-type": "task.created",
+                    "detail": {"project_id": project, "data": {"task_id": task_id}},
+                }
+            ),
+            "attributes": {},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }
+        for i, task_id in enumerate(task_ids)
+    ]
+    from starter.handler import handler
+
+    # When the starter handles the batch
+    with metered() as calls:
+        result = handler({"Records": records}, LambdaContextStub(function_name="serval-local-starter"))
+
+    # Then every task started, with one read of the project and one slot transaction per task
+    assert result == {"batchItemFailures": []}
+    assert started == task_ids
+    assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:TransactWriteItems": 10}

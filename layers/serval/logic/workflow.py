@@ -67,15 +67,24 @@ def execution_input(project: Project, task_id: str) -> dict[str, Any]:
     }
 
 
-def start(request: StartRequest) -> int:
-    """Start the task's execution, or fill the project's free slots; returns executions started."""
+def start(request: StartRequest, seen: dict[str, Project | None] | None = None) -> int:
+    """Start the task's execution, or fill the project's free slots; returns executions started.
+
+    ``seen`` carries the projects already read in this invocation (a batch of ``task.created``
+    messages is mostly one project's): one read per project and batch, not one per task.
+    """
     size = settings().ACTIVE_WINDOW
     candidates = [request.task_id] if request.task_id else _refill_candidates(request.project_id, size)
     if not candidates:
         return 0  # a refill with no free slot or an empty backlog reads nothing more
-    try:
-        project = projects.get(request.project_id)
-    except NotFound:
+    seen = {} if seen is None else seen
+    if request.project_id not in seen:
+        try:
+            seen[request.project_id] = projects.get(request.project_id)
+        except NotFound:
+            seen[request.project_id] = None
+    project = seen[request.project_id]
+    if project is None:
         return 0  # the project is gone: nothing to start
     started = 0
     for task_id in candidates:

@@ -183,14 +183,16 @@ def test_function_output_goes_to_its_log_file_and_only_warnings_to_the_console(
         patches.use_runtime(None)
         the_runtime.close()  # the worker's output closes, and its copy finishes
     for _ in range(100):
-        if len(logs.path("pr-chatty").read_text().splitlines()) >= 3:
+        if len(logs.path("pr-chatty").read_text().splitlines()) >= 4:
             break
         time.sleep(0.05)
 
-    # Then the log file holds every line, and the console only the warning, named by its function
+    # Then the log file holds every line, then the platform's REPORT line as Lambda writes it,
+    # and the console only the warning, named by its function
     assert payload == "said"
-    lines = logs.path("pr-chatty").read_text().splitlines()
+    *lines, report = logs.path("pr-chatty").read_text().splitlines()
     assert [json.loads(line).get("level") for line in lines] == ["INFO", "WARNING", None]
+    assert report.startswith("REPORT RequestId: ") and "\tDuration: " in report and "Max Memory Used: " in report
     shown = console.getvalue().splitlines()
     assert len(shown) == 1
     assert shown[0].startswith("pr-chatty: ") and "look at this" in shown[0]
