@@ -192,7 +192,9 @@ def test_function_output_goes_to_its_log_file_and_only_warnings_to_the_console(
     assert payload == "said"
     *lines, report = logs.path("pr-chatty").read_text().splitlines()
     assert [json.loads(line).get("level") for line in lines] == ["INFO", "WARNING", None]
-    assert report.startswith("REPORT RequestId: ") and "\tDuration: " in report and "Max Memory Used: " in report
+    assert (
+        report.startswith("REPORT RequestId: ") and "\tDuration: " in report and "Max Memory Used: " in report
+    )
     shown = console.getvalue().splitlines()
     assert len(shown) == 1
     assert shown[0].startswith("pr-chatty: ") and "look at this" in shown[0]
