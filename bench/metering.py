@@ -1,4 +1,12 @@
-"""Count AWS API calls made by any botocore client in this process (boto3 and pynamodb alike)."""
+"""Count AWS API calls: those of any botocore client in this process (boto3 and pynamodb alike),
+and those the local stack's function workers report after each invocation.
+
+With the local stack's process runtime, every function runs in worker processes of its own;
+each worker counts its handler's requests and reports them with the invocation's answer
+(:class:`infra.local.workers.FunctionUsage`). The calls of this process (the bench driver, the
+pollers, handlers run in-process by ``mock_aws`` tests) are counted here. A call is counted
+once, where it is made.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.client import BaseClient
+
+from infra.local import patches
+from infra.local.workers import FunctionUsage
 
 
 def _caller() -> str:
@@ -21,32 +32,73 @@ def _caller() -> str:
 
 class CallLog:
     def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self.by_function: Counter[tuple[str, str]] = Counter()
+        self._here: Counter[str] = Counter()
+        self._here_by_function: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self._runtime: Any = None  # the process runtime while metering, if one is in use
+        self._baseline: dict[str, FunctionUsage] = {}
+        self._workers: dict[str, FunctionUsage] = {}  # frozen at the end of metering
+
+    def _attach(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._baseline = runtime.usage() if runtime is not None else {}
+
+    def _detach(self) -> None:
+        self._workers = self.worker_usage()
+        self._runtime = None
+
+    def worker_usage(self) -> dict[str, FunctionUsage]:
+        """What each function's workers used while metering (by Powertools service name)."""
+        if self._runtime is None:
+            return self._workers
+        usage: dict[str, FunctionUsage] = {}
+        for service, now in self._runtime.usage().items():
+            before = self._baseline.get(service, FunctionUsage())
+            usage[service] = FunctionUsage(
+                now.invocations - before.invocations,
+                now.cpu_s - before.cpu_s,
+                now.duration_s - before.duration_s,
+                now.calls - before.calls,
+            )
+        return usage
+
+    @property
+    def calls(self) -> Counter[str]:
+        with self._lock:
+            total = Counter(self._here)
+        for usage in self.worker_usage().values():
+            total.update(usage.calls)
+        return total
+
+    @property
+    def by_function(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            total = Counter(self._here_by_function)
+        for service, usage in self.worker_usage().items():
+            total.update({(service, name): n for name, n in usage.calls.items()})
+        return total
 
     def add(self, service: str, operation: str) -> None:
         name = f"{service}:{operation}"
         caller = _caller()
         with self._lock:
-            self.calls[name] += 1
-            self.by_function[(caller, name)] += 1
+            self._here[name] += 1
+            self._here_by_function[(caller, name)] += 1
 
     def of_function(self, function: str) -> Counter[str]:
         """The calls one function (by its Powertools service name) made."""
-        with self._lock:
-            return Counter({name: n for (caller, name), n in self.by_function.items() if caller == function})
+        return Counter({name: n for (caller, name), n in self.by_function.items() if caller == function})
 
     def count(self, operation: str) -> int:
         """Calls of an operation, e.g. ``BatchWriteItem`` or ``dynamodb:Query``."""
+        calls = self.calls
         if ":" in operation:
-            return self.calls[operation]
-        return sum(n for name, n in self.calls.items() if name.split(":", 1)[1] == operation)
+            return calls[operation]
+        return sum(n for name, n in calls.items() if name.split(":", 1)[1] == operation)
 
     def by_functions_total(self) -> int:
         """Calls made inside a Lambda function (not by the bench driver or the pollers)."""
-        with self._lock:
-            return sum(n for (caller, _), n in self.by_function.items() if caller != "-")
+        return sum(n for (caller, _), n in self.by_function.items() if caller != "-")
 
     @property
     def total(self) -> int:
@@ -54,8 +106,10 @@ class CallLog:
 
     def clear(self) -> None:
         with self._lock:
-            self.calls.clear()
-            self.by_function.clear()
+            self._here.clear()
+            self._here_by_function.clear()
+        if self._runtime is not None:
+            self._baseline = self._runtime.usage()
 
 
 @contextmanager
@@ -69,7 +123,9 @@ def metered() -> Iterator[CallLog]:
         return original(self, operation_name, api_params)
 
     BaseClient._make_api_call = counting  # type: ignore[attr-defined]
+    log._attach(patches.current_runtime())
     try:
         yield log
     finally:
         BaseClient._make_api_call = original  # type: ignore[attr-defined]
+        log._detach()

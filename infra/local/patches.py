@@ -259,6 +259,11 @@ def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, 
     return lambda_runtime.invoke(self, event) if runtime is None else runtime.invoke(self, event)
 
 
+def current_runtime() -> LambdaRuntime | None:
+    """The runtime invocations run in (None: in this process)."""
+    return _state.runtime
+
+
 def use_runtime(runtime: LambdaRuntime | None) -> None:
     """Run invocations with ``runtime`` (a :class:`infra.local.workers.ProcessRuntime`), or in-process."""
     _state.runtime = runtime

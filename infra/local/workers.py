@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
@@ -211,6 +212,25 @@ def worker_base_environment(process_env: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass
+class FunctionUsage:
+    """What a function's invocations used, as the workers report it after each one."""
+
+    invocations: int = 0
+    cpu_s: float = 0.0
+    duration_s: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def add(self, usage: Mapping[str, Any]) -> None:
+        self.invocations += 1
+        self.cpu_s += float(usage.get("cpu_s", 0.0))
+        self.duration_s += float(usage.get("duration_s", 0.0))
+        self.calls.update(usage.get("calls") or {})
+
+    def copy(self) -> FunctionUsage:
+        return FunctionUsage(self.invocations, self.cpu_s, self.duration_s, Counter(self.calls))
+
+
+@dataclass
 class ProcessRuntime:
     """Runs each invocation in a warm worker process of its function."""
 
@@ -219,6 +239,7 @@ class ProcessRuntime:
     functions_dir: str = str(FUNCTIONS_SRC)
     logs: FunctionLogs | None = None
     _pools: dict[str, FunctionPool] = field(default_factory=dict)
+    _usage: dict[str, FunctionUsage] = field(default_factory=dict)  # by Powertools service name
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
 
@@ -269,7 +290,18 @@ class ProcessRuntime:
             return finish(fn, request_id, started, payload, True)
         worker.invocations += 1
         pool.release(worker)
+        self._record_usage(fn, answer.get("usage") or {})
         return finish(fn, request_id, started, str(answer["payload"]), bool(answer["errored"]))
+
+    def _record_usage(self, fn: MotoFunction, usage: Mapping[str, Any]) -> None:
+        service = str(fn.environment_vars.get("POWERTOOLS_SERVICE_NAME") or fn.function_name)
+        with self._lock:
+            self._usage.setdefault(service, FunctionUsage()).add(usage)
+
+    def usage(self) -> dict[str, FunctionUsage]:
+        """Each function's usage so far (a copy), by its Powertools service name."""
+        with self._lock:
+            return {service: usage.copy() for service, usage in self._usage.items()}
 
     def _start(self, fn: MotoFunction) -> Worker:
         return start_worker(fn, self.base_env, self.functions_dir, self.logs)

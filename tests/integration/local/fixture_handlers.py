@@ -177,3 +177,13 @@ def overlap_probe(event: dict[str, Any], context: Any) -> dict[str, int]:
     with _inside_lock:
         counts[0] -= 1
     return {"most": counts[1]}
+
+
+def lister(event: Any, context: Any) -> int:
+    """Makes ``event["n"]`` AWS requests (ListQueues), then burns a little CPU."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    for _ in range(int(event["n"])):
+        sqs.list_queues()
+    return sum(i * i for i in range(200_000))

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from bench.metering import metered
 from infra.local import patches
 from infra.local.console import FunctionLogs
 from infra.local.moto_server import MotoServer, process_environment
@@ -198,3 +199,25 @@ def test_function_output_goes_to_its_log_file_and_only_warnings_to_the_console(
     shown = console.getvalue().splitlines()
     assert len(shown) == 1
     assert shown[0].startswith("pr-chatty: ") and "look at this" in shown[0]
+
+
+def test_workers_report_each_invocations_aws_requests_and_cpu(
+    runtime: ProcessRuntime, spec: ServalSpec
+) -> None:
+    # Given a function (Powertools service "lister") whose handler makes 3 AWS requests
+    environment = spec.functions["api"].environment | {"POWERTOOLS_SERVICE_NAME": "lister"}
+    create_function("pr-lister", "lister", environment=environment)
+
+    # When it is invoked twice, metered as the bench meters the live stack
+    with metered() as calls:
+        invoke("pr-lister", {"n": 3})
+        invoke("pr-lister", {"n": 3})
+
+    # Then the runtime knows the requests and CPU of the worker, counted once, by service
+    usage = calls.worker_usage()["lister"]
+    assert usage.invocations == 2
+    assert usage.calls == {"sqs:ListQueues": 6}
+    assert usage.cpu_s > 0 and usage.duration_s > 0
+    assert calls.of_function("lister") == {"sqs:ListQueues": 6}
+    # And this process made only the two Invoke requests itself
+    assert calls.of_function("-") == {"lambda:Invoke": 2}
