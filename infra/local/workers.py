@@ -49,6 +49,10 @@ log = logging.getLogger("serval.local.workers")
 # Lambda gives the init phase 10 s of its own; a loaded developer machine gets more.
 INIT_TIMEOUT_S = 60.0
 CLOSE_WAIT_S = 10.0  # how long stopping waits for killed invocations to answer
+# An environment idle this long is stopped (Lambda reclaims idle ones after minutes; here
+# sooner, so that an idle local stack holds no more memory than its busy functions need).
+IDLE_TTL_S = 60.0
+REAP_EVERY_S = 5.0
 DEFAULT_CONCURRENCY = 2  # functions the spec gives no concurrency (tests' ad-hoc functions)
 # What a worker inherits from the launcher besides the function's own environment.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "TZ")
@@ -72,6 +76,7 @@ class Worker:
     fingerprint: tuple[Any, ...]
     invocations: int = 0
     initialized: bool = False
+    idle_since: float = 0.0  # time.monotonic() of its last release
 
     def wait_ready(self) -> bool:
         """Wait for the init phase (the handler's import); False if the worker died or took too long."""
@@ -169,8 +174,20 @@ class FunctionPool:
             if self._closed:
                 worker.kill()
                 return
-            self._idle.append(worker)
+            worker.idle_since = time.monotonic()
+            self._idle.append(worker)  # the most recent last: acquire() takes it, the others age
             self._changed.notify()
+
+    def reap(self, idle_ttl_s: float, now: float | None = None) -> int:
+        """Stop the environments idle for longer than ``idle_ttl_s``, as Lambda reclaims idle
+        execution environments; the next invocation starts a fresh one. Returns how many."""
+        now = time.monotonic() if now is None else now
+        with self._changed:
+            expired = [w for w in self._idle if now - w.idle_since > idle_ttl_s]
+            self._idle = [w for w in self._idle if w not in expired]
+        for worker in expired:
+            worker.kill()
+        return len(expired)
 
     def discard(self, worker: Worker) -> None:
         worker.kill()
@@ -240,8 +257,22 @@ class ProcessRuntime:
     logs: FunctionLogs | None = None
     _pools: dict[str, FunctionPool] = field(default_factory=dict)
     _usage: dict[str, FunctionUsage] = field(default_factory=dict)  # by Powertools service name
+    idle_ttl_s: float = IDLE_TTL_S
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _reaper: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._reaper = threading.Thread(target=self._reap_idle, name="workers-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap_idle(self) -> None:
+        while not self._stopping.wait(min(REAP_EVERY_S, self.idle_ttl_s)):
+            with self._lock:
+                pools = list(self._pools.values())
+            for pool in pools:
+                pool.reap(self.idle_ttl_s)
 
     def pool(self, function_name: str) -> FunctionPool:
         with self._lock:
@@ -308,6 +339,7 @@ class ProcessRuntime:
 
     def close(self) -> None:
         """Stop every worker; invocations after this fail with ``Runtime.Unavailable``."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             pools = list(self._pools.values())

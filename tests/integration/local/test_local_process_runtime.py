@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 import pytest
 
 from bench.metering import metered
@@ -221,3 +222,27 @@ def test_workers_report_each_invocations_aws_requests_and_cpu(
     assert calls.of_function("lister") == {"sqs:ListQueues": 6}
     # And this process made only the two Invoke requests itself
     assert calls.of_function("-") == {"lambda:Invoke": 2}
+
+
+def test_an_environment_idle_past_its_ttl_is_reclaimed_and_the_next_invocation_starts_fresh(
+    moto_server: MotoServer,
+) -> None:
+    # Given a runtime that reclaims environments idle for 0.2 s
+    the_runtime = ProcessRuntime(
+        base_env=worker_base_environment(process_environment(moto_server.port)), idle_ttl_s=0.2
+    )
+    patches.use_runtime(the_runtime)
+    try:
+        create_function("pr-idle", "whoami")
+        _, first = invoke("pr-idle", {})
+        process = psutil.Process(first["pid"])
+        # When it stays idle past the TTL
+        process.wait(timeout=30)
+        # Then its environment was stopped, and the pool holds none
+        assert the_runtime.workers_started("pr-idle") == 0
+        # And the next invocation runs in a fresh environment (a cold start)
+        _, second = invoke("pr-idle", {})
+        assert second["pid"] != first["pid"] and second["invocations_here"] == 1
+    finally:
+        patches.use_runtime(None)
+        the_runtime.close()
