@@ -386,7 +386,7 @@ class StreamPoller:
             iterators[shard_id] = response["NextShardIterator"]
             more = [stream_record(r, self.source.stream_arn) for r in response.get("Records", [])]
             gathered += more
-            if not more and self._stopping.wait(0.1):
+            if not more and self._stopping.wait(0.25):  # Lambda polls a shard 4 times a second
                 break
         return gathered
 
