@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serval.domain.models import Project
 from serval.errors import ValidationFailed
 from serval.logic import workflow
 from serval.settings import METRICS_NAMESPACE
@@ -27,7 +26,7 @@ metrics = Metrics(service="starter", namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord, projects: dict[str, Project | None]) -> None:
+def record_handler(record: SQSRecord, batch: workflow.StartBatch) -> None:
     try:
         request = workflow.parse_start_message(record.body)
     except ValidationFailed as exc:
@@ -35,7 +34,7 @@ def record_handler(record: SQSRecord, projects: dict[str, Project | None]) -> No
             "dropped a malformed executions message", message_id=record.message_id, reason=exc.message
         )
         return
-    started = workflow.start(request, projects)
+    started = workflow.start(request, batch)
     logger.info("executions started", project_id=request.project_id, task_id=request.task_id, started=started)
     if started:
         metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=started)
@@ -44,10 +43,9 @@ def record_handler(record: SQSRecord, projects: dict[str, Project | None]) -> No
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    projects: dict[str, Project | None] = {}  # read once per project and invocation
     return process_partial_response(
         event=event,
-        record_handler=functools.partial(record_handler, projects=projects),
+        record_handler=functools.partial(record_handler, batch=workflow.StartBatch()),
         processor=processor,
         context=context,
     )

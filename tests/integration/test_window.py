@@ -156,15 +156,9 @@ def test_a_refill_starts_backlog_tasks_into_free_slots_and_reads_little_when_the
     assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:Query": 1}
 
 
-def test_a_batch_of_task_created_messages_reads_its_project_once(
-    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given 10 task.created messages of one project, as the bus routes them to the starter
-    project = _create_project(admin)
-    task_ids = _tasks(admin, project, 10)
-    started: list[str] = []
-    monkeypatch.setattr(machine, "start", lambda arn, task_id, payload: started.append(task_id) or True)
-    records = [
+def _created_messages(project: str, task_ids: list[str]) -> list[dict[str, object]]:
+    """``task.created`` events as the bus routes them to the starter's queue."""
+    return [
         {
             "messageId": f"m{i}",
             "receiptHandle": f"r{i}",
@@ -180,13 +174,31 @@ def test_a_batch_of_task_created_messages_reads_its_project_once(
         }
         for i, task_id in enumerate(task_ids)
     ]
+
+
+@pytest.mark.parametrize(("window_size", "starts", "transactions"), [(100, 10, 10), (3, 3, 4)])
+def test_a_batch_of_task_created_messages_reads_its_project_once_and_stops_at_a_full_window(
+    aws: Aws, admin: Actor, monkeypatch: pytest.MonkeyPatch, window_size: int, starts: int, transactions: int
+) -> None:
+    # Given 10 task.created messages of one project, and a window of 100 or of 3
+    monkeypatch.setenv("ACTIVE_WINDOW", str(window_size))
+    project = _create_project(admin)
+    task_ids = _tasks(admin, project, 10)
+    started: list[str] = []
+    monkeypatch.setattr(machine, "start", lambda arn, task_id, payload: started.append(task_id) or True)
     from starter.handler import handler
 
     # When the starter handles the batch
     with metered() as calls:
-        result = handler({"Records": records}, LambdaContextStub(function_name="serval-local-starter"))
+        result = handler(
+            {"Records": _created_messages(project, task_ids)},
+            LambdaContextStub(function_name="serval-local-starter"),
+        )
 
-    # Then every task started, with one read of the project and one slot transaction per task
+    # Then the tasks that fit started, with one read of the project; a slot transaction per
+    # start, and once the window is full one refused attempt and no more for that batch
     assert result == {"batchItemFailures": []}
-    assert started == task_ids
-    assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:TransactWriteItems": 10}
+    assert started == task_ids[:starts]
+    assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:TransactWriteItems": transactions}
+    # And the rest wait in the backlog for the refill
+    assert set(window.backlog(project, 100)) == set(task_ids[starts:])

@@ -12,7 +12,7 @@ through the API (submit, review), which calls ``SendTaskSuccess`` with the store
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from serval.adapters import projects, queues, tasks, window
@@ -67,30 +67,45 @@ def execution_input(project: Project, task_id: str) -> dict[str, Any]:
     }
 
 
-def start(request: StartRequest, seen: dict[str, Project | None] | None = None) -> int:
+@dataclass
+class StartBatch:
+    """What one starter invocation learnt so far: the projects it read, and the projects whose
+    window it found full (their further ``task.created`` messages wait in the backlog without
+    another slot attempt; the refill after a slot frees up starts them)."""
+
+    projects: dict[str, Project | None] = field(default_factory=dict)
+    full: set[str] = field(default_factory=set)
+
+
+def start(request: StartRequest, batch: StartBatch | None = None) -> int:
     """Start the task's execution, or fill the project's free slots; returns executions started.
 
-    ``seen`` carries the projects already read in this invocation (a batch of ``task.created``
-    messages is mostly one project's): one read per project and batch, not one per task.
+    ``batch`` is shared by the messages of one invocation (mostly one project's): one project
+    read per project and batch, and no slot attempts once its window was found full.
     """
+    batch = StartBatch() if batch is None else batch
+    if request.task_id and request.project_id in batch.full:
+        return 0
     size = settings().ACTIVE_WINDOW
     candidates = [request.task_id] if request.task_id else _refill_candidates(request.project_id, size)
     if not candidates:
         return 0  # a refill with no free slot or an empty backlog reads nothing more
-    seen = {} if seen is None else seen
-    if request.project_id not in seen:
+    if request.project_id not in batch.projects:
         try:
-            seen[request.project_id] = projects.get(request.project_id)
+            batch.projects[request.project_id] = projects.get(request.project_id)
         except NotFound:
-            seen[request.project_id] = None
-    project = seen[request.project_id]
+            batch.projects[request.project_id] = None
+    project = batch.projects[request.project_id]
     if project is None:
         return 0  # the project is gone: nothing to start
     started = 0
     for task_id in candidates:
         claim = window.take_slot(project.project_id, task_id, size)
-        if claim in (window.Claim.FULL, window.Claim.GONE):
-            continue  # a full window leaves the task in the backlog; a refill starts it later
+        if claim is window.Claim.FULL:
+            batch.full.add(project.project_id)
+            break  # a full window leaves the tasks in the backlog; a refill starts them later
+        if claim is window.Claim.GONE:
+            continue
         machine.start(settings().STATE_MACHINE_ARN, task_id, execution_input(project, task_id))
         started += 1
     return started
