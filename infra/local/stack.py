@@ -5,11 +5,17 @@ Start order matters:
    every invocation to warm worker processes of its function (:mod:`infra.local.workers`);
 2. create every spec resource (streams and upload notifications still off);
 3. restore the saved state (so restoring triggers nothing);
-4. switch on table streams and upload notifications;
-5. start the local API gateway and the event-source pollers;
+4. switch on table streams and upload notifications, and queue a resume request for every
+   task the state shows waiting in Label or Review (moto kept no executions;
+   :mod:`infra.local.executions`);
+5. start the local API gateway and the event-source pollers (the starter re-creates those
+   executions);
 6. seed the demo users, and on an empty state the demo project.
 
 Stop runs it backwards: pollers, gateway, save the state, the workers, moto.
+
+Besides the functions' warnings (:mod:`infra.local.console`), the console gets one short line
+per API request and per pipeline step (:mod:`infra.local.activity`), through ``say``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from types import TracebackType
 from infra.config import load
 from infra.local import patches
 from infra.local import seed as seeding
+from infra.local.activity import Activity
 from infra.local.console import FunctionLogs
+from infra.local.executions import request_resumes
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.gateway import LocalApiGateway, frontend_root
 from infra.local.moto_server import ACCOUNT_ID, REGION, MotoServer, process_environment
@@ -45,6 +53,11 @@ def local_concurrency(spec: ServalSpec) -> dict[str, int]:
     """Worker processes per function: its concurrency, at most two per core of this machine."""
     ceiling = max(2, 2 * (os.cpu_count() or 1))
     return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
+
+
+def function_log_level(verbose: bool | None) -> str:
+    """The functions' Powertools log level: INFO records only when the console shows them."""
+    return "INFO" if verbose else "WARNING"
 
 
 def logs_dir(data_dir: Path) -> Path:
@@ -71,6 +84,7 @@ class LocalStack:
     resources: LocalResources | None = field(default=None, init=False)
     restored: StateSummary = field(default_factory=StateSummary, init=False)
     demo_project_id: str | None = field(default=None, init=False)
+    activity: Activity | None = field(default=None, init=False)
     _state: LocalState | None = field(default=None, init=False)
     _pollers: list[Poller] = field(default_factory=list, init=False)
     _runtime: ProcessRuntime | None = field(default=None, init=False)
@@ -106,8 +120,11 @@ class LocalStack:
         self.moto = MotoServer(port_moto)
         self.moto.start()
         data_dir = data_dir or data_dir_from_env()
+        environment = process_environment(self.moto.port) | {
+            "POWERTOOLS_LOG_LEVEL": function_log_level(self.verbose)
+        }
         self._runtime = ProcessRuntime(
-            base_env=worker_base_environment(process_environment(self.moto.port)),
+            base_env=worker_base_environment(environment),
             concurrency=local_concurrency(self.spec),
             logs=None if self.verbose is None else FunctionLogs(logs_dir(data_dir), verbose=self.verbose),
         )
@@ -117,6 +134,12 @@ class LocalStack:
         if restore:
             self.restored = self._state.restore(self.spec, resources)
         self.resources = resources = connect_event_sources(self.spec, resources)
+        if not self.restored.is_empty:
+            resumed = request_resumes(self.spec, resources)
+            if resumed:
+                self.say(f"Resuming the executions of {resumed} tasks that waited in Label or Review")
+        self.activity = activity = Activity(self.say)
+        activity.start()
         self.gateway = LocalApiGateway(
             self.spec.api,
             resources,
@@ -124,11 +147,12 @@ class LocalStack:
             allowed_origins=self.spec.config.cors_allowed_origins,
             port=port_api,
             static_root=static_root or frontend_root(),
+            report=activity.request,
         )
         self.gateway.start()
-        self._pollers = pollers_for(self.spec, resources, **self.poller_options)
-        for poller in self._pollers:
+        for poller in pollers_for(self.spec, resources, observe=activity.changes, **self.poller_options):
             poller.start()
+            self._pollers.append(poller)  # only started ones: a stop during start joins those
         if seed:
             self.demo_project_id = seeding.seed(
                 self.spec,
@@ -165,6 +189,9 @@ class LocalStack:
         if self._runtime is not None:
             self._runtime.close()
         self.stop_pollers()
+        if self.activity is not None:
+            self.activity.stop()  # says what the last changes added up to
+            self.activity = None
         if self._runtime is not None:
             patches.use_runtime(None)
             self._runtime = None
