@@ -95,7 +95,10 @@ def main() -> None:
         signal.signal(signal.SIGTERM, request_stop)
         assert stack.resources is not None
         print(banner(stack, stack.resources, data_dir), flush=True)
-        stopping.wait()
+        # Waiting in slices: a signal that the kernel hands to another thread runs its handler
+        # only when the main thread next runs Python code, which an endless wait never does
+        while not stopping.wait(0.5):
+            pass
         print("Stopping: pollers, gateway, saving state ...", flush=True)
     except KeyboardInterrupt:
         print("Interrupted while starting: stopping ...", flush=True)

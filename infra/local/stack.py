@@ -12,7 +12,9 @@ Start order matters:
    executions);
 6. seed the demo users, and on an empty state the demo project.
 
-Stop runs it backwards: pollers, gateway, save the state, the workers, moto.
+Stop runs it backwards within seconds: the pollers and the gateway take nothing new, the
+workers are killed (an invocation in flight fails at once), the pollers are joined, the state
+is saved, moto stops.
 
 Besides the functions' warnings (:mod:`infra.local.console`), the console gets one short line
 per API request and per pipeline step (:mod:`infra.local.activity`), through ``say``.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +32,7 @@ from types import TracebackType
 from infra.config import load
 from infra.local import patches
 from infra.local import seed as seeding
-from infra.local.activity import Activity
+from infra.local.activity import Activity, count
 from infra.local.console import FunctionLogs
 from infra.local.executions import request_resumes
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
@@ -55,9 +58,17 @@ def local_concurrency(spec: ServalSpec) -> dict[str, int]:
     return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
 
 
-def function_log_level(verbose: bool | None) -> str:
-    """The functions' Powertools log level: INFO records only when the console shows them."""
-    return "INFO" if verbose else "WARNING"
+def console_line(line: str) -> None:
+    """Print a line to stdout in one write, so lines printed by several threads never mix."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def worker_environment(moto_port: int, verbose: bool | None) -> dict[str, str]:
+    """What every function's workers get besides the function's own variables: the moto
+    endpoint, and the Powertools log level (INFO records only when the console shows them)."""
+    base = process_environment(moto_port) | {"POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING"}
+    return worker_base_environment(base)
 
 
 def logs_dir(data_dir: Path) -> Path:
@@ -72,7 +83,7 @@ def data_dir_from_env() -> Path:
 @dataclass
 class LocalStack:
     spec: ServalSpec = field(default_factory=local_spec)
-    say: seeding.Say = print
+    say: seeding.Say = console_line
     save_state: bool = True
     poller_options: dict[str, dict[str, float]] = field(default_factory=dict)
     # Functions' output: True shows every line on the console; False keeps it in
@@ -120,11 +131,8 @@ class LocalStack:
         self.moto = MotoServer(port_moto)
         self.moto.start()
         data_dir = data_dir or data_dir_from_env()
-        environment = process_environment(self.moto.port) | {
-            "POWERTOOLS_LOG_LEVEL": function_log_level(self.verbose)
-        }
         self._runtime = ProcessRuntime(
-            base_env=worker_base_environment(environment),
+            base_env=worker_environment(self.moto.port, self.verbose),
             concurrency=local_concurrency(self.spec),
             logs=None if self.verbose is None else FunctionLogs(logs_dir(data_dir), verbose=self.verbose),
         )
@@ -137,7 +145,9 @@ class LocalStack:
         if not self.restored.is_empty:
             resumed = request_resumes(self.spec, resources)
             if resumed:
-                self.say(f"Resuming the executions of {resumed} tasks that waited in Label or Review")
+                self.say(
+                    f"Resuming the executions of {count(resumed, 'task')} that waited in Label or Review"
+                )
         self.activity = activity = Activity(self.say)
         activity.start()
         self.gateway = LocalApiGateway(
