@@ -14,6 +14,8 @@ What AWS does between the client and the api Lambda, it does here:
   or a malformed response is a 502, a run past the 29 s integration timeout a 504;
 - its own answers (401, 403, 413, 502, 504) carry the error envelope of
   :data:`serval.errors.GATEWAY_ERRORS`, as the CDK gateway responses make API Gateway do;
+- every API request it answers is reported (``report``: method, path, status, time, the
+  caller's email), for the local console's line;
 - requests over 10 MB are refused with 413; CORS preflights are answered for the
   configured origins, as ``default_cors_preflight_options`` does, and the gateway's own
   answers carry ``Access-Control-Allow-Origin``, as its gateway responses do.
