@@ -1,8 +1,10 @@
 """Starter Lambda: starts task executions from the executions queue, within each project's window.
 
-Messages are ``task.created`` events routed from the bus, or refill requests sent when an
-execution ends. The function's low concurrency throttles StartExecution. A malformed
-message is logged and dropped; any other failure retries just that message.
+Messages are ``task.created`` events routed from the bus, refill requests sent when an
+execution ends, or resume requests for tasks whose execution ended while they waited in Label
+or Review (the local stack sends them on start). The function's low concurrency throttles
+StartExecution. A malformed message is logged and dropped; any other failure retries just that
+message.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from serval.domain import executions
 from serval.errors import ValidationFailed
 from serval.logic import workflow
 from serval.settings import METRICS_NAMESPACE
@@ -28,11 +31,23 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord, batch: workflow.StartBatch) -> None:
     try:
-        request = workflow.parse_start_message(record.body)
+        request = executions.parse_start_message(record.body)
     except ValidationFailed as exc:
         logger.warning(
             "dropped a malformed executions message", message_id=record.message_id, reason=exc.message
         )
+        return
+    if isinstance(request, executions.ResumeRequest):
+        step = workflow.resume(request)
+        logger.info(
+            "execution resumed" if step else "nothing to resume",
+            project_id=request.project_id,
+            task_id=request.task_id,
+            execution=request.execution,
+            step=step,
+        )
+        if step:
+            metrics.add_metric(name="ExecutionsResumed", unit=MetricUnit.Count, value=1)
         return
     started = workflow.start(request, batch)
     logger.info("executions started", project_id=request.project_id, task_id=request.task_id, started=started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import threading
@@ -72,22 +73,38 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore"):  # a line per moto request or per client is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # moto's Step Functions logs every error a state raises, even those the machine catches
+    # (TaskDeleted, and each step that fails while the stack stops); RecordFailure records the rest
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     data_dir = args.data_dir or data_dir_from_env()
     stopping = threading.Event()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # while starting: abandon the start, then stop what runs
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(verbose=args.verbose)
     try:
         stack.start(args.moto_port, args.api_port, data_dir, seed=not args.no_seed, restore=not args.fresh)
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
         assert stack.resources is not None
         print(banner(stack, stack.resources, data_dir), flush=True)
-        stopping.wait()
+        # Waiting in slices: a signal that the kernel hands to another thread runs its handler
+        # only when the main thread next runs Python code, which an endless wait never does
+        while not stopping.wait(0.5):
+            pass
         print("Stopping: pollers, gateway, saving state ...", flush=True)
+    except KeyboardInterrupt:
+        print("Interrupted while starting: stopping ...", flush=True)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the save short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         saved = stack.stop()
         if saved is not None:
             print(f"Saved to {data_dir}: {saved.describe()}", flush=True)

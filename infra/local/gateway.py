@@ -14,6 +14,8 @@ What AWS does between the client and the api Lambda, it does here:
   or a malformed response is a 502, a run past the 29 s integration timeout a 504;
 - its own answers (401, 403, 413, 502, 504) carry the error envelope of
   :data:`serval.errors.GATEWAY_ERRORS`, as the CDK gateway responses make API Gateway do;
+- every API request it answers is reported (``report``: method, path, status, time, the
+  caller's email), for the local console's line;
 - requests over 10 MB are refused with 413; CORS preflights are answered for the
   configured origins, as ``default_cors_preflight_options`` does, and the gateway's own
   answers carry ``Access-Control-Allow-Origin``, as its gateway responses do.
@@ -34,7 +36,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
 
+from infra.local.activity import ApiRequest
 from infra.local.authorizer import CognitoAuthorizer
 from infra.local.moto_server import ensure_port_free
 from infra.local.resources import LocalResources
@@ -136,8 +139,10 @@ class LocalApiGateway:
         port: int = DEFAULT_PORT,
         static_root: Path | None = None,
         authorizer: CognitoAuthorizer | None = None,
+        report: Callable[[ApiRequest], None] | None = None,
     ) -> None:
         self.api = api
+        self.report = report  # told of every API request answered (the console's line)
         self.resources = resources
         self.function_name = function_name
         self.port = port
@@ -194,15 +199,13 @@ class LocalApiGateway:
         if request.method == "OPTIONS" and "Origin" in request.headers:
             return self._preflight(request)
         started = time.monotonic()
-        response = self._with_cors(request, self._api(request))
-        elapsed_ms = (time.monotonic() - started) * 1000
-        log.info(
-            "%s %s -> %d (%.0f ms)",
-            request.method,
-            request.full_path.rstrip("?"),
-            response.status_code,
-            elapsed_ms,
-        )
+        answer, claims = self._api(request)
+        response = self._with_cors(request, answer)
+        if self.report is not None:
+            who = (claims.get("email") or claims.get("cognito:username")) if claims else None
+            elapsed_ms = (time.monotonic() - started) * 1000
+            path = request.full_path.rstrip("?")
+            self.report(ApiRequest(request.method, path, response.status_code, elapsed_ms, who))
         return response
 
     def _is_page_navigation(self, request: Request) -> bool:
@@ -241,26 +244,24 @@ class LocalApiGateway:
             headers["Vary"] = "Origin"
         return Response(status=204, headers=headers)
 
-    def _api(self, request: Request) -> Response:
+    def _api(self, request: Request) -> tuple[Response, dict[str, str] | None]:
+        """The answer to an API request, and the caller's verified claims (None: none)."""
         request_id = str(uuid.uuid4())
         error_headers = {"x-amzn-RequestId": request_id}
         if (request.content_length or 0) > MAX_REQUEST_BYTES:
-            return _gateway_error("REQUEST_TOO_LARGE", error_headers)
+            return _gateway_error("REQUEST_TOO_LARGE", error_headers), None
         route = self.routes.route(request.method, request.path)
         if route is None:
-            return _gateway_error(
-                "MISSING_AUTHENTICATION_TOKEN",
-                error_headers | {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
-            )
+            error_type = {"x-amzn-ErrorType": "MissingAuthenticationTokenException"}
+            return _gateway_error("MISSING_AUTHENTICATION_TOKEN", error_headers | error_type), None
         claims = None
         if not route.public:
             claims = self.authorizer.claims(request.headers.get("Authorization"))
             if claims is None:
-                return _gateway_error(
-                    "UNAUTHORIZED", error_headers | {"x-amzn-ErrorType": "UnauthorizedException"}
-                )
+                error_type = {"x-amzn-ErrorType": "UnauthorizedException"}
+                return _gateway_error("UNAUTHORIZED", error_headers | error_type), None
         event = self.proxy_event(request, route, request_id, claims)
-        return self._invoke(event, request_id)
+        return self._invoke(event, request_id), claims
 
     def proxy_event(
         self, request: Request, route: Route, request_id: str, claims: dict[str, str] | None

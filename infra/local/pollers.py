@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import boto3
@@ -307,6 +308,9 @@ def _arrival(record: dict[str, Any]) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+Observer = Callable[[list[dict[str, Any]]], None]
+
+
 class StreamPoller:
     def __init__(
         self,
@@ -316,8 +320,10 @@ class StreamPoller:
         idle_poll_max_s: float = 2.0,
         retry_base_s: float = 0.5,
         retry_max_s: float = 10.0,
+        observe: Observer | None = None,
     ) -> None:
         self.source = source
+        self._observe = observe  # sees every batch read, once (the local console's activity)
         # Polls slow down while the stream is idle: every moto GetRecords call keeps a new iterator.
         self._poll_interval_s = poll_interval_s
         self._idle_poll_max_s = max(idle_poll_max_s, poll_interval_s)
@@ -360,6 +366,7 @@ class StreamPoller:
                 if records:
                     records += self._gather(shard_id, iterators, self.source.batch_size - len(records))
                     idle = False
+                    self._show(records)
                     if self._deliver(shard_id, records):  # processed (or given up): moto may drop them
                         patches.stream_consumed(
                             self.source.stream_arn, self.source.function_name, int(_sequence(records[-1]))
@@ -369,6 +376,14 @@ class StreamPoller:
                 interval = min(interval * 2, self._idle_poll_max_s)
             else:
                 interval = self._poll_interval_s
+
+    def _show(self, records: list[dict[str, Any]]) -> None:
+        if self._observe is None:
+            return
+        try:
+            self._observe(records)
+        except Exception:  # what the console says never stops the stream
+            log.exception("observing records of %s failed", self.source.stream_arn)
 
     def _gather(self, shard_id: str, iterators: dict[str, str], room: int) -> list[dict[str, Any]]:
         """More records of a shard, for up to the batching window (as Lambda's
@@ -484,9 +499,17 @@ def function_arn(resources: LocalResources, name: str) -> str:
     return f"arn:aws:lambda:{resources.region}:{resources.account_id}:function:{name}"
 
 
-def pollers_for(spec: ServalSpec, resources: LocalResources, **options: Any) -> list[Poller]:
-    """One poller per function trigger of the spec (API triggers have none)."""
+def pollers_for(
+    spec: ServalSpec,
+    resources: LocalResources,
+    *,
+    observe: Callable[[str, list[dict[str, Any]]], None] | None = None,
+    **options: Any,
+) -> list[Poller]:
+    """One poller per function trigger of the spec (API triggers have none). ``observe`` sees
+    every table's stream records once, with the table's id (from the first poller of its stream)."""
     pollers: list[Poller] = []
+    observed: set[str] = set()
     for fn in spec.functions.values():
         trigger = fn.trigger
         if isinstance(trigger, SqsTrigger):
@@ -517,5 +540,9 @@ def pollers_for(spec: ServalSpec, resources: LocalResources, **options: Any) -> 
                 batching_window_s=trigger.max_batching_window_s,
                 on_failure_queue_url=resources.queue_urls[on_failure] if on_failure else None,
             )
-            pollers.append(StreamPoller(stream_source, **options.get("stream", {})))
+            watcher: Observer | None = None
+            if observe is not None and trigger.table not in observed:
+                observed.add(trigger.table)
+                watcher = partial(observe, trigger.table)
+            pollers.append(StreamPoller(stream_source, observe=watcher, **options.get("stream", {})))
     return pollers

@@ -5,11 +5,19 @@ Start order matters:
    every invocation to warm worker processes of its function (:mod:`infra.local.workers`);
 2. create every spec resource (streams and upload notifications still off);
 3. restore the saved state (so restoring triggers nothing);
-4. switch on table streams and upload notifications;
-5. start the local API gateway and the event-source pollers;
+4. switch on table streams and upload notifications, and queue a resume request for every
+   task the state shows waiting in Label or Review (moto kept no executions;
+   :mod:`infra.local.executions`);
+5. start the local API gateway and the event-source pollers (the starter re-creates those
+   executions);
 6. seed the demo users, and on an empty state the demo project.
 
-Stop runs it backwards: pollers, gateway, save the state, the workers, moto.
+Stop runs it backwards within seconds: the pollers and the gateway take nothing new, the
+workers are killed (an invocation in flight fails at once), the pollers are joined, the state
+is saved, moto stops.
+
+Besides the functions' warnings (:mod:`infra.local.console`), the console gets one short line
+per API request and per pipeline step (:mod:`infra.local.activity`), through ``say``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from types import TracebackType
 from infra.config import load
 from infra.local import patches
 from infra.local import seed as seeding
+from infra.local.activity import Activity, count
 from infra.local.console import FunctionLogs
+from infra.local.executions import request_resumes
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.gateway import LocalApiGateway, frontend_root
 from infra.local.moto_server import ACCOUNT_ID, REGION, MotoServer, process_environment
@@ -50,6 +60,19 @@ def local_concurrency(spec: ServalSpec) -> dict[str, int]:
     return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
 
 
+def console_line(line: str) -> None:
+    """Print a line to stdout in one write, so lines printed by several threads never mix."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def worker_environment(moto_port: int, verbose: bool | None) -> dict[str, str]:
+    """What every function's workers get besides the function's own variables: the moto
+    endpoint, and the Powertools log level (INFO records only when the console shows them)."""
+    base = process_environment(moto_port) | {"POWERTOOLS_LOG_LEVEL": "INFO" if verbose else "WARNING"}
+    return worker_base_environment(base)
+
+
 def logs_dir(data_dir: Path) -> Path:
     """Where each function's output is kept, one file per function (its log group)."""
     return data_dir / "logs"
@@ -62,7 +85,7 @@ def data_dir_from_env() -> Path:
 @dataclass
 class LocalStack:
     spec: ServalSpec = field(default_factory=local_spec)
-    say: seeding.Say = print
+    say: seeding.Say = console_line
     save_state: bool = True
     poller_options: dict[str, dict[str, float]] = field(default_factory=dict)
     # Functions' output: True shows every line on the console; False keeps it in
@@ -74,6 +97,7 @@ class LocalStack:
     resources: LocalResources | None = field(default=None, init=False)
     restored: StateSummary = field(default_factory=StateSummary, init=False)
     demo_project_id: str | None = field(default=None, init=False)
+    activity: Activity | None = field(default=None, init=False)
     _state: LocalState | None = field(default=None, init=False)
     _pollers: list[Poller] = field(default_factory=list, init=False)
     _runtime: ProcessRuntime | None = field(default=None, init=False)
@@ -117,7 +141,7 @@ class LocalStack:
         self.moto.start()
         data_dir = data_dir or data_dir_from_env()
         self._runtime = ProcessRuntime(
-            base_env=worker_base_environment(process_environment(self.moto.port)),
+            base_env=worker_environment(self.moto.port, self.verbose),
             concurrency=local_concurrency(self.spec),
             logs=None if self.verbose is None else FunctionLogs(logs_dir(data_dir), verbose=self.verbose),
         )
@@ -127,6 +151,14 @@ class LocalStack:
         if restore:
             self.restored = self._state.restore(self.spec, resources)
         self.resources = resources = connect_event_sources(self.spec, resources)
+        if not self.restored.is_empty:
+            resumed = request_resumes(self.spec, resources)
+            if resumed:
+                self.say(
+                    f"Resuming the executions of {count(resumed, 'task')} that waited in Label or Review"
+                )
+        self.activity = activity = Activity(self.say)
+        activity.start()
         self.gateway = LocalApiGateway(
             self.spec.api,
             resources,
@@ -134,11 +166,12 @@ class LocalStack:
             allowed_origins=self.spec.config.cors_allowed_origins,
             port=port_api,
             static_root=static_root or frontend_root(),
+            report=activity.request,
         )
         self.gateway.start()
-        self._pollers = pollers_for(self.spec, resources, **self.poller_options)
-        for poller in self._pollers:
+        for poller in pollers_for(self.spec, resources, observe=activity.changes, **self.poller_options):
             poller.start()
+            self._pollers.append(poller)  # only started ones: a stop during start joins those
         if seed:
             self.demo_project_id = seeding.seed(
                 self.spec,
@@ -175,6 +208,9 @@ class LocalStack:
         if self._runtime is not None:
             self._runtime.close()
         self.stop_pollers()
+        if self.activity is not None:
+            self.activity.stop()  # says what the last changes added up to
+            self.activity = None
         if self._runtime is not None:
             patches.use_runtime(None)
             self._runtime = None

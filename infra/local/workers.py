@@ -115,6 +115,9 @@ def start_worker(
         stdin=subprocess.DEVNULL,
         stdout=None if logs is None else subprocess.PIPE,
         stderr=None if logs is None else subprocess.STDOUT,
+        # A process group of its own: Ctrl-C in the terminal reaches the launcher, which stops
+        # the workers itself (no worker dies mid-invocation before the stop has begun).
+        process_group=0,
     )
     os.close(request_read)
     os.close(answer_write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -216,6 +217,15 @@ def test_state_survives_a_restart(tmp_path: Any) -> None:
         second.stop()
 
 
+def test_ctrl_c_while_the_stack_starts_stops_it_at_once_with_its_state_saved(tmp_path: Any) -> None:
+    # Given a stack still starting: it waits for its demo media to be ingested
+    starting = start_dev_stack(tmp_path, ready_line="waiting for ingest")
+    # When it gets Ctrl-C, Then it abandons the start and stops by itself, saving what it has
+    assert starting.stop() == 0
+    assert "Interrupted while starting" in starting.text()
+    assert "Ctrl-C stops the stack" not in starting.text()
+
+
 def test_login_helper_prints_a_token_the_api_accepts(dev_stack: DevStack) -> None:
     import subprocess
     import sys
@@ -238,17 +248,68 @@ def test_login_helper_prints_a_token_the_api_accepts(dev_stack: DevStack) -> Non
     assert (status, me["groups"]) == (200, ["reviewer"])
 
 
-def test_the_console_is_calm_and_function_logs_are_kept_in_files(dev_stack: DevStack) -> None:
-    # Given a stack that has served requests and ingested its demo media
-    token = _token(dev_stack, "annotator")
-    assert _http(dev_stack, "GET", "/projects", token)[0] == 200
+def _records_shown(console: str) -> list[dict[str, Any]]:
+    """The function log records on the console (each line prefixed with its function's name)."""
+    shown = []
+    for line in console.splitlines():
+        name, _, rest = line.partition(": ")
+        if name.startswith("serval-local-") and rest.startswith("{"):
+            shown.append(json.loads(rest))
+    return shown
 
-    # Then the console carries no routine function records and no metrics
+
+def test_the_console_says_a_line_per_request_and_pipeline_step_and_keeps_function_logs_in_files(
+    dev_stack: DevStack,
+) -> None:
+    # Given a stack that ingested its demo media and the manifests of the tests before, has
+    # started their executions, and runs a dataset export of the demo project
+    admin = _token(dev_stack, "admin")
+    _, projects = _http(dev_stack, "GET", "/projects", admin)
+    demo = next(p for p in projects["items"] if p["name"].startswith("Demo"))
+    pid = demo["project_id"]
+    status, job = _http(dev_stack, "POST", f"/projects/{pid}/exports", admin, {"format": "jsonl"})
+    assert status == 202, job
+
+    def finished() -> dict[str, Any] | None:
+        view = _http(dev_stack, "GET", f"/projects/{pid}/exports/{job['job_id']}", admin)[1]
+        return view if view["status"] in ("succeeded", "failed") else None
+
+    view = _wait(finished)
+    assert view["status"] == "succeeded", view
+    _wait(lambda: f"export: job {job['job_id']} " in dev_stack.text(), what="the export's line")
     console = dev_stack.text()
-    assert '"level":"INFO"' not in console and '"level": "INFO"' not in console
+
+    # Then each API request was one short line: method, path, status, time, caller
+    assert re.search(rf"^POST /projects/{pid}/exports 202 \d+ ms admin@serval\.local$", console, re.M)
+    assert re.search(r"^GET /projects 200 \d+ ms annotator@serval\.local$", console, re.M)
+    # And each pipeline step one line: the uploaded media, each manifest, the executions, the export
+    assert re.search(r"^ingest: [\d,]+ tasks? from uploaded files$", console, re.M)
+    lines = len(
+        [line for line in (SHARED / "manifests" / "text.jsonl").read_text().splitlines() if line.strip()]
+    )
+    assert re.search(rf"^ingest: {lines:,} tasks from text\.jsonl in [\d.]+ s$", console, re.M)
+    assert re.search(
+        r"^ingest: [\d,]+ tasks? from broken\.jsonl in [\d.]+ s \([\d,]+ line errors?\)$", console, re.M
+    )
+    assert re.search(r"^workflow: [\d,]+ executions? started", console, re.M)
+    done = view["counts"]["done"]
+    assert re.search(
+        rf"^export: job {job['job_id']} done \(jsonl, {done:,} tasks?\) in [\d.]+ s$", console, re.M
+    )
+    # And the per-task steps were summed up: far fewer ingest lines than tasks
+    assert len(re.findall(r"^ingest: ", console, re.M)) < demo_tasks(dev_stack, admin, pid)
+    # And no routine function records nor metrics reach the console: warnings and errors only
+    assert all(r.get("level") in ("WARNING", "ERROR", "CRITICAL") for r in _records_shown(console))
     assert '"_aws"' not in console
-    # And each function's full output is in its log file (the api's records and metrics included)
-    api_log = dev_stack.data_dir / "logs" / "serval-local-api.log"
-    assert api_log.is_file()
-    assert '"_aws"' in api_log.read_text()
+    # And each function's whole output is in its log file: the api's metrics, and no INFO
+    # records, as the functions log at WARNING locally (--verbose: INFO)
+    api_log = (dev_stack.data_dir / "logs" / "serval-local-api.log").read_text()
+    assert '"_aws"' in api_log
+    assert '"level":"INFO"' not in api_log
     assert (dev_stack.data_dir / "logs" / "serval-local-ingest.log").is_file()
+
+
+def demo_tasks(stack: DevStack, token: str, project_id: str) -> int:
+    status, stats = _http(stack, "GET", f"/projects/{project_id}/stats", token)
+    assert status == 200, stats
+    return int(stats["tasks"])

@@ -161,3 +161,77 @@ def test_review_decisions_route_to_export_to_counted_rework_or_straight_back_to_
     assert _choose(choice, "requeue") == "Label"
     # And anything else is recorded as a failure
     assert _choose(choice, "maybe") == "RecordFailure"
+
+
+_MISSING = object()
+
+
+def _value(document: dict[str, Any], path: str) -> Any:
+    """A ``$.a.b`` JSONPath's value in ``document`` (_MISSING when absent)."""
+    value: Any = document
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _holds(rule: dict[str, Any], document: dict[str, Any]) -> bool:
+    """A Choice rule of the forms the Entry choice uses: And, IsPresent, StringEquals. As in
+    AWS, And stops at its first false rule (a comparison on an absent path is never reached)."""
+    if "And" in rule:
+        return all(_holds(r, document) for r in rule["And"])
+    value = _value(document, rule["Variable"])
+    if "IsPresent" in rule:
+        return (value is not _MISSING) is rule["IsPresent"]
+    assert set(rule) == {"Variable", "StringEquals"}, rule
+    assert value is not _MISSING, f"{rule['Variable']} compared unguarded"
+    return bool(value == rule["StringEquals"])
+
+
+def _enter(document: dict[str, Any]) -> str:
+    """Where the task machine's first state sends an execution with input ``document``."""
+    definition = _definition("task")
+    entry = definition["States"][definition["StartAt"]]
+    assert entry["Type"] == "Choice"
+    return next((c["Next"] for c in entry["Choices"] if _holds(c, document)), entry["Default"])
+
+
+def _project() -> Any:
+    from serval.domain.models import Project, ProjectSettings
+
+    return Project.model_construct(project_id="p_1", settings=ProjectSettings(max_rework_rounds=2))
+
+
+def test_a_new_execution_starts_at_the_beginning_and_a_re_created_one_at_its_wait():
+    from serval.domain.lifecycle import WaitStep
+    from serval.logic.workflow import execution_input, resume_input
+
+    # Given the input of a new execution (no step to resume at), or none at all (a manual start)
+    # Then the machine starts at the beginning, comparing no absent field
+    assert _enter(execution_input(_project(), "t_1")) == "AutoLabelPassThrough"
+    assert _enter({"project_id": "p_1", "task_id": "t_1"}) == "AutoLabelPassThrough"
+    # And an unknown step to resume at also starts at the beginning
+    assert _enter({"resume_at": "Export"}) == "AutoLabelPassThrough"
+    # And a re-created execution goes straight into the wait it resumes, a waitForTaskToken state
+    states = _definition("task")["States"]
+    for step in WaitStep:
+        document = resume_input(_project(), "t_1", step, rework=1)
+        assert _enter(document) == step.value
+        assert states[step.value]["Resource"].endswith(".waitForTaskToken")
+        # which finds every input field it reads, with the rework rounds carried over
+        payload = states[step.value]["Parameters"]["Payload"]
+        for name, path in payload.items():
+            if name.endswith(".$") and path.startswith("$."):
+                assert _value(document, path) is not _MISSING, (step, path)
+        assert _value(document, "$.rework.n") == 1 and _value(document, "$.max_rework") == 2
+
+
+def test_the_waits_record_the_execution_that_issued_their_token():
+    # Given the Label and Review waits, Then each hands its step the token and the execution's
+    # name (which a resume request names), from the context object: never an absent input field
+    states = _definition("task")["States"]
+    for step in ("Label", "Review"):
+        payload = states[step]["Parameters"]["Payload"]
+        assert payload["token.$"] == "$$.Task.Token"
+        assert payload["execution.$"] == "$$.Execution.Name"

@@ -9,6 +9,7 @@ import pytest
 from bench.metering import metered
 from serval.adapters import window
 from serval.adapters import workflow as machine
+from serval.domain import executions
 from serval.domain.actor import Actor
 from serval.errors import ValidationFailed
 from serval.logic import queue, workflow
@@ -50,11 +51,13 @@ def test_slots_are_taken_once_per_task_and_given_back_once(aws: Aws, admin: Acto
 
 def test_executions_queue_messages_are_task_created_events_or_refills() -> None:
     event = {"detail-type": "task.created", "detail": {"project_id": "p_1", "data": {"task_id": "t_1"}}}
-    assert workflow.parse_start_message(json.dumps(event)) == workflow.StartRequest("p_1", "t_1")
-    assert workflow.parse_start_message(json.dumps({"refill": "p_1"})) == workflow.StartRequest("p_1", None)
+    assert executions.parse_start_message(json.dumps(event)) == executions.StartRequest("p_1", "t_1")
+    assert executions.parse_start_message(json.dumps({"refill": "p_1"})) == executions.StartRequest(
+        "p_1", None
+    )
     for bad in ("not json", "[]", json.dumps({"detail-type": "task.deleted", "detail": {}})):
         with pytest.raises(ValidationFailed):
-            workflow.parse_start_message(bad)
+            executions.parse_start_message(bad)
 
 
 def test_deleting_a_task_with_an_open_execution_gives_its_slot_back(
@@ -135,24 +138,24 @@ def test_a_refill_starts_backlog_tasks_into_free_slots_and_reads_little_when_the
     first, second, third = _tasks(admin, project, 3)
     started: list[str] = []
     monkeypatch.setattr(machine, "start", lambda arn, task_id, payload: started.append(task_id) or True)
-    assert workflow.start(workflow.StartRequest(project, first)) == 1
-    assert workflow.start(workflow.StartRequest(project, second)) == 1
-    assert workflow.start(workflow.StartRequest(project, third)) == 0  # full: it waits in the backlog
+    assert workflow.start(executions.StartRequest(project, first)) == 1
+    assert workflow.start(executions.StartRequest(project, second)) == 1
+    assert workflow.start(executions.StartRequest(project, third)) == 0  # full: it waits in the backlog
 
     # When a refill comes while the window is full, it reads only the window
     with metered() as calls:
-        assert workflow.start(workflow.StartRequest(project, None)) == 0
+        assert workflow.start(executions.StartRequest(project, None)) == 0
     assert calls.calls == {"dynamodb:GetItem": 1}
 
     # When an execution ends and gives its slot back, a refill starts the backlog task
     assert window.release_slot(project, first) is True
-    assert workflow.start(workflow.StartRequest(project, None)) == 1
+    assert workflow.start(executions.StartRequest(project, None)) == 1
     assert started == [first, second, third]
 
     # And with a free slot but an empty backlog, a refill reads the window and the backlog only
     assert window.release_slot(project, second) is True
     with metered() as calls:
-        assert workflow.start(workflow.StartRequest(project, None)) == 0
+        assert workflow.start(executions.StartRequest(project, None)) == 0
     assert calls.calls == {"dynamodb:GetItem": 1, "dynamodb:Query": 1}
 
 

@@ -10,9 +10,11 @@ from serval.domain.lifecycle import (
     INITIAL,
     TRANSITIONS,
     TaskStatus,
+    WaitStep,
     can_transition,
     check_transition,
     sources_of,
+    waiting_step,
 )
 from serval.errors import Conflict, InvalidTransition
 
@@ -129,3 +131,19 @@ def test_rework_and_reexport_paths() -> None:
     assert can_transition(S.EXPORTED, S.EXPORTED)
     assert can_transition(S.SUBMITTED, S.QUEUED)  # overlap > 1
     assert can_transition(S.LEASED, S.QUEUED)  # release / expiry
+
+
+def test_a_task_waits_in_the_step_whose_token_it_holds_in_that_steps_statuses() -> None:
+    # Given a task's status and the step tokens it holds
+    # Then it waits in Label while queued, leased (or archived there) with a Label token
+    for status in (S.QUEUED, S.LEASED, S.ARCHIVED):
+        assert waiting_step(status, label_token=True, review_token=False) is WaitStep.LABEL
+    # And in Review while in review (or archived there), even with a used Label token left over
+    for status in (S.IN_REVIEW, S.ARCHIVED):
+        assert waiting_step(status, label_token=True, review_token=True) is WaitStep.REVIEW
+    # And in no step between steps (a submitted round, a rejected task) or without a token
+    assert waiting_step(S.SUBMITTED, label_token=True, review_token=False) is None
+    assert waiting_step(S.REJECTED, label_token=False, review_token=True) is None
+    assert waiting_step(S.QUEUED, label_token=False, review_token=True) is None
+    for status in TaskStatus:
+        assert waiting_step(status, label_token=False, review_token=False) is None

@@ -121,6 +121,7 @@ class TaskTableModels:
             # queue and review (serval.adapters.queue): never mapped to the API's Task
             label_token = UnicodeAttribute(null=True)
             review_token = UnicodeAttribute(null=True)
+            execution_name = UnicodeAttribute(null=True)  # the execution that issued the token
             queue_key = UnicodeAttribute(null=True)  # the GSI1SK the task holds while queued
             lease_owner = UnicodeAttribute(null=True)
             lease_until = NumberAttribute(null=True)  # epoch seconds

@@ -257,6 +257,31 @@ def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> No
             raise
 
 
+def replace_token(project_id: str, task_id: str, attribute: str, old: str, new: str, execution: str) -> bool:
+    """Give the step the task waits in the token of another execution (a re-created one), in
+    place of ``old``; False when the task no longer holds ``old``."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.dynamodb().update_item(
+            TableName=settings().TASKS_TABLE,
+            Key={keys.PK: {"S": keys.project_pk(project_id)}, keys.SK: {"S": keys.task_sk(task_id)}},
+            UpdateExpression="SET #t = :new, #e = :execution",
+            ConditionExpression="#t = :old",
+            ExpressionAttributeNames={"#t": attribute, "#e": "execution_name"},
+            ExpressionAttributeValues={
+                ":old": {"S": old},
+                ":new": {"S": new},
+                ":execution": {"S": execution},
+            },
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
 def set_assignee(
     project_id: str,
     task_id: str,

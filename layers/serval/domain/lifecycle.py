@@ -59,3 +59,28 @@ def check_transition(current: TaskStatus, target: TaskStatus) -> None:
 def sources_of(target: TaskStatus) -> frozenset[TaskStatus]:
     """Every status a task may come from to reach ``target`` (for conditional updates)."""
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+class WaitStep(StrEnum):
+    """The workflow's human waits, named as the task state machine names their states."""
+
+    LABEL = "Label"
+    REVIEW = "Review"
+
+
+# The statuses a task has while its execution waits in each step (an archived task keeps its wait).
+WAITING_STATUSES: dict[WaitStep, frozenset[TaskStatus]] = {
+    WaitStep.LABEL: frozenset({S.QUEUED, S.LEASED, S.ARCHIVED}),
+    WaitStep.REVIEW: frozenset({S.IN_REVIEW, S.ARCHIVED}),
+}
+
+
+def waiting_step(status: TaskStatus, label_token: bool, review_token: bool) -> WaitStep | None:
+    """The step a task's execution waits in, from its status and the step tokens it holds; None
+    when it waits in neither (between steps, or done). Review comes after Label: when a task
+    holds both tokens (a used Label token not yet cleared), it waits in Review."""
+    if review_token and status in WAITING_STATUSES[WaitStep.REVIEW]:
+        return WaitStep.REVIEW
+    if label_token and status in WAITING_STATUSES[WaitStep.LABEL]:
+        return WaitStep.LABEL
+    return None

@@ -27,10 +27,10 @@ from serval.adapters import activity, dynamo, mapping, members, projects, tasks,
 from serval.adapters import annotations as annotation_store
 from serval.adapters import quality as quality_store
 from serval.adapters import queue as store
-from serval.domain import agreement
+from serval.domain import agreement, lifecycle
 from serval.domain import queue as domain
 from serval.domain.actor import Actor
-from serval.domain.lifecycle import TaskStatus, check_transition
+from serval.domain.lifecycle import TaskStatus, WaitStep, check_transition
 from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource, Prediction, Project, utcnow
 from serval.domain.permissions import PROJECT_ACTIONS, Action
 from serval.domain.results import Result, validate_results
@@ -64,17 +64,22 @@ def _time_key(item: Any) -> str:
 # ---- called by the workflow's steps ---------------------------------------------------------------
 
 
-def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
-    """Label step: queue the task for labelling and keep the step's token. The same token again: no-op.
+def enter_label(project_id: str, task_id: str, token: str, rework: int, execution: str | None = None) -> None:
+    """Label step: queue the task for labelling and keep the step's token (and the name of the
+    ``execution`` that issued it). The same token again: no-op.
 
     On rework the task is offered first to its last annotator (it is reserved for them, for
     ``RESERVATION_SECONDS``, if they may still label in the project); a task requeued from
-    review (see :func:`requeue`) comes from ``in_review`` and is free for anyone.
+    review (see :func:`requeue`) comes from ``in_review`` and is free for anyone. A task that
+    already waits in Label under another token (its execution was re-created, see
+    :func:`serval.logic.workflow.resume`) keeps its place, lease and round: only the token changes.
     """
     item = tasks.get_item(project_id, task_id)
     if item.label_token == token:
         return
     status = S(item.status)
+    if _take_over(item, WaitStep.LABEL, token, execution):
+        return
     check_transition(status, S.QUEUED)
     project = projects.get(project_id)
     task = mapping.task_from_item(item)
@@ -90,6 +95,7 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
     last = _strings(item.annotators)[-1:] if rework > 0 and status is S.REJECTED else []
     sets: dict[str, Any] = {
         "label_token": token,
+        "execution_name": execution or task_id,
         "rework": rework,
         "queue_key": key,
         "annotators": [],
@@ -120,10 +126,14 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int) -> None:
             raise Conflict(f"task {task_id} changed while it was being queued") from None
 
 
-def enter_review(project_id: str, task_id: str, token: str) -> None:
-    """Review step: put the task into the review queue and keep the step's token (idempotent)."""
+def enter_review(project_id: str, task_id: str, token: str, execution: str | None = None) -> None:
+    """Review step: put the task into the review queue and keep the step's token and the name of
+    the ``execution`` that issued it (idempotent). A task that already waits in Review under
+    another token (a re-created execution) keeps its review lease: only the token changes."""
     item = tasks.get_item(project_id, task_id)
     if item.review_token == token:
+        return
+    if _take_over(item, WaitStep.REVIEW, token, execution):
         return
     status = S(item.status)
     change = store.Transition(
@@ -134,7 +144,7 @@ def enter_review(project_id: str, task_id: str, token: str) -> None:
         keys.lease_sk(0, task_id),
         _system(),
         "task.review",
-        set={"review_token": token},
+        set={"review_token": token, "execution_name": execution or task_id},
         remove=("lease_owner", "lease_until", "reviewer"),
         condition="#ver = :ver",
         names={"#ver": "version"},
@@ -145,6 +155,28 @@ def enter_review(project_id: str, task_id: str, token: str) -> None:
     except store.Lost:
         if tasks.get_item(project_id, task_id).review_token != token:
             raise Conflict(f"task {task_id} changed while it entered review") from None
+
+
+TOKEN_ATTRIBUTE = {WaitStep.LABEL: "label_token", WaitStep.REVIEW: "review_token"}
+
+
+def waits_in(item: Any) -> WaitStep | None:
+    """The step the task's execution waits in (by its status and the tokens it holds), if any."""
+    return lifecycle.waiting_step(S(item.status), bool(item.label_token), bool(item.review_token))
+
+
+def _take_over(item: Any, step: WaitStep, token: str, execution: str | None) -> bool:
+    """If the task already waits in ``step`` under another token, hand the wait to ``token``:
+    a re-created execution entering the step its task was left waiting in. False otherwise."""
+    if waits_in(item) is not step:
+        return False
+    attribute = TOKEN_ATTRIBUTE[step]
+    project_id, task_id = str(item.project_id), str(item.task_id)
+    old = str(getattr(item, attribute))
+    replaced = store.replace_token(project_id, task_id, attribute, old, token, execution or task_id)
+    if not replaced and getattr(tasks.get_item(project_id, task_id), attribute) != token:
+        raise Conflict(f"task {task_id} changed while its {step.value} step was taken over")
+    return True
 
 
 def mark_exported(project_id: str, task_id: str) -> None:

@@ -1,12 +1,19 @@
 """The task workflow: starting executions within each project's window, and the steps they run.
 
-One Standard execution per task runs ``infra/statemachine/task.asl.json``:
-AutoLabelPassThrough → Route → Label (waits) → LabelChoice: annotators agreed (overlap >= 2,
+One Standard execution per task runs ``infra/statemachine/task.asl.json``: Entry (a re-created
+execution resumes, below) → AutoLabelPassThrough → Route → Label (waits) → LabelChoice: annotators agreed (overlap >= 2,
 agreement at or above the project's threshold): AcceptConsensus → ExportRecord; otherwise
 Review (waits) → approved: ExportRecord → EmitCompleted; rejected: back to Label with a rework
 count, up to the project's maximum, then Escalate; requeue (a manager's bulk requeue): back to
 Label without counting a rework round. The Lambda steps land in :func:`run_step`; humans complete the waits
 through the API (submit, review), which calls ``SendTaskSuccess`` with the stored token.
+
+An execution that ended while its task waited in Label or Review (the local stack keeps no
+executions over a restart) leaves a token nothing answers. :func:`resume` re-creates it: a new
+execution of the same machine whose ``resume_at`` input sends it straight back into that wait
+(the machine's ``Entry`` choice), where it hands the wait its own token. Resume requests go
+through the executions queue like starts (:mod:`serval.domain.executions`), so the starter
+throttles them.
 """
 
 from __future__ import annotations
@@ -19,12 +26,19 @@ from serval.adapters import projects, queues, tasks, window
 from serval.adapters import queue as queue_store
 from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
-from serval.domain.lifecycle import TaskStatus
+from serval.domain.executions import (
+    REFILL,
+    ResumeRequest,
+    StartRequest,
+    current_execution,
+    refill_message,
+    successor,
+)
+from serval.domain.lifecycle import TaskStatus, WaitStep
 from serval.domain.models import Project, utcnow
 from serval.errors import NotFound, Throttled, ValidationFailed
 from serval.settings import settings
 
-REFILL = "refill"
 # The error a deleted task's execution ends with (state machine: Catch -> Deleted). Steps that
 # find their task gone raise it too (functions/workflow/handler.py).
 TASK_DELETED = "TaskDeleted"
@@ -33,37 +47,15 @@ TASK_DELETED = "TaskDeleted"
 # ---- starting executions -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StartRequest:
-    project_id: str
-    task_id: str | None  # None: fill the project's free slots from its backlog
-
-
-def parse_start_message(body: str) -> StartRequest:
-    """A message of the executions queue: a ``task.created`` event from the bus, or a refill."""
-    try:
-        message = json.loads(body)
-    except ValueError as exc:
-        raise ValidationFailed("the message is not JSON") from exc
-    if not isinstance(message, dict):
-        raise ValidationFailed("the message is not an object")
-    if message.get(REFILL):
-        return StartRequest(project_id=str(message[REFILL]), task_id=None)
-    detail = message.get("detail")
-    if message.get("detail-type") == "task.created" and isinstance(detail, dict):
-        data = detail.get("data") or {}
-        if detail.get("project_id") and data.get("task_id"):
-            return StartRequest(project_id=str(detail["project_id"]), task_id=str(data["task_id"]))
-    raise ValidationFailed("the message is neither a task.created event nor a refill request")
-
-
 def execution_input(project: Project, task_id: str) -> dict[str, Any]:
-    """The execution's input: ids only (Step Functions payloads are small), and the rework bound."""
+    """The execution's input: ids only (Step Functions payloads are small), the rework bound, and
+    no step to resume at (the machine's Entry choice then starts at the beginning)."""
     return {
         "project_id": project.project_id,
         "task_id": task_id,
         "max_rework": project.settings.max_rework_rounds,
         "rework": {"n": 0},
+        "resume_at": None,
     }
 
 
@@ -111,6 +103,37 @@ def start(request: StartRequest, batch: StartBatch | None = None) -> int:
     return started
 
 
+def resume_input(project: Project, task_id: str, step: WaitStep, rework: int) -> dict[str, Any]:
+    """A re-created execution's input: a new one's, with the step to resume at and the rework
+    rounds the task has been through."""
+    return execution_input(project, task_id) | {"resume_at": step.value, "rework": {"n": rework}}
+
+
+def resume(request: ResumeRequest) -> WaitStep | None:
+    """Re-create the task's execution, straight into the step it waits in; the step it resumed,
+    or None when there is nothing to resume.
+
+    Nothing is started for a task that is gone, waits in no step, whose execution ended
+    (its window slot was given back), or whose wait was taken over by an execution other than
+    ``request.execution`` already (a repeated request). The new execution holds the slot the old
+    one held: the window's count does not change, and the slot is given back once, when it ends.
+    """
+    from serval.logic import queue
+
+    try:
+        item = tasks.get_item(request.project_id, request.task_id)
+        project = projects.get(request.project_id)
+    except NotFound:
+        return None
+    step = queue.waits_in(item)
+    current = current_execution(request.task_id, item.execution_name)
+    if step is None or item.execution_ended_at or current != request.execution:
+        return None
+    payload = resume_input(project, request.task_id, step, int(item.rework or 0))
+    started = machine.start(settings().STATE_MACHINE_ARN, successor(request.task_id, current), payload)
+    return step if started else None  # not started: a repeated request found its successor
+
+
 def _refill_candidates(project_id: str, size: int) -> list[str]:
     """Backlog tasks for the window's free slots: one read of the window, then (only when a
     slot is free) one Query of the backlog."""
@@ -119,7 +142,7 @@ def _refill_candidates(project_id: str, size: int) -> list[str]:
 
 
 def request_refill(project_id: str) -> None:
-    queues.send(settings().EXECUTIONS_QUEUE_URL, json.dumps({REFILL: project_id}), {"kind": REFILL})
+    queues.send(settings().EXECUTIONS_QUEUE_URL, refill_message(project_id), {"kind": REFILL})
 
 
 def end_deleted(project_id: str, deleted: tasks.Deleted, refill: bool = True) -> None:
@@ -144,11 +167,13 @@ def run_step(event: dict[str, Any]) -> dict[str, Any]:
     project_id, task_id = str(event["project_id"]), str(event["task_id"])
     if action == "route":
         return {"next": "label"}  # routing by prediction confidence arrives with auto-labeling
+    execution = str(event["execution"]) if event.get("execution") else None
     if action == "label":
-        queue.enter_label(project_id, task_id, str(event["token"]), int(event.get("rework") or 0))
+        rework = int(event.get("rework") or 0)
+        queue.enter_label(project_id, task_id, str(event["token"]), rework, execution)
         return {}
     if action == "review":
-        queue.enter_review(project_id, task_id, str(event["token"]))
+        queue.enter_review(project_id, task_id, str(event["token"]), execution)
         return {}
     if action == "accept_consensus":
         queue.accept_consensus(project_id, task_id)

@@ -71,6 +71,16 @@ def chatty(event: Any, context: Any) -> str:
     return "said"
 
 
+def powertools_levels(event: Any, context: Any) -> str:
+    """Logs an INFO and a WARNING record through Powertools, at the environment's log level."""
+    from aws_lambda_powertools import Logger
+
+    logger = Logger(service="levels")
+    logger.info("routine")
+    logger.warning("look at this")
+    return "logged"
+
+
 def crash(event: Any, context: Any) -> None:
     """Ends the execution environment abruptly, as a segfault or an OOM kill would."""
     os._exit(3)

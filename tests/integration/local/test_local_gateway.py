@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from moto.utilities.utils import load_resource
 
+from infra.local.activity import ApiRequest
 from infra.local.gateway import LocalApiGateway
 from infra.local.moto_server import free_port
 from infra.local.resources import LocalResources
@@ -84,6 +85,7 @@ class Setup:
     gateway: LocalApiGateway
     resources: LocalResources
     tokens: dict[str, str]
+    reported: list[ApiRequest]
 
     @property
     def url(self) -> str:
@@ -104,6 +106,7 @@ def setup(
     static = tmp_path_factory.mktemp("frontend")
     (static / "index.html").write_text("<html>serval</html>")
     (static / "app.js").write_text("console.log('serval')")
+    reported: list[ApiRequest] = []
     gateway = LocalApiGateway(
         spec.api,
         resources,
@@ -111,9 +114,10 @@ def setup(
         allowed_origins=spec.config.cors_allowed_origins,
         port=free_port(),
         static_root=Path(static),
+        report=reported.append,
     )
     gateway.start()
-    yield Setup(gateway, resources, tokens)
+    yield Setup(gateway, resources, tokens, reported)
     gateway.stop()
 
 
@@ -311,3 +315,20 @@ def test_the_gateways_own_refusals_carry_cors_headers_for_the_frontend_origin(se
     # And a refusal for another origin carries none
     foreign = request(f"{setup.url}/projects", headers={"Origin": "https://evil.example"})
     assert foreign.status == 401 and "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_every_api_request_is_reported_with_its_status_and_caller_and_pages_are_not(setup: Setup) -> None:
+    # Given the requests reported so far
+    setup.reported.clear()
+    # When the user calls the API, someone calls it without a token, and a page is loaded
+    assert request(f"{setup.url}/projects/p-1/tasks?limit=5", headers=setup.bearer()).status == 200
+    assert request(f"{setup.url}/projects").status == 401
+    assert request(f"{setup.url}/app.js").status == 200
+
+    # Then each API request was reported once, with its path, status and caller (the console's line)
+    seen = [(r.method, r.path, r.status, r.who) for r in setup.reported]
+    assert seen == [
+        ("GET", "/projects/p-1/tasks?limit=5", 200, "lead@serval.local"),
+        ("GET", "/projects", 401, None),
+    ]
+    assert all(r.elapsed_ms >= 0 for r in setup.reported)

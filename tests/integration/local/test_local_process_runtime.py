@@ -19,6 +19,7 @@ from bench.metering import metered
 from infra.local import patches
 from infra.local.console import FunctionLogs
 from infra.local.moto_server import MotoServer, process_environment
+from infra.local.stack import worker_environment
 from infra.local.workers import ProcessRuntime, worker_base_environment
 from infra.spec import ServalSpec
 from tests.integration.local.helpers import create_function, invoke
@@ -246,3 +247,35 @@ def test_an_environment_idle_past_its_ttl_is_reclaimed_and_the_next_invocation_s
     finally:
         patches.use_runtime(None)
         the_runtime.close()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_functions_log_at_warning_locally_and_at_info_when_verbose(
+    moto_server: MotoServer, tmp_path: Path, verbose: bool
+) -> None:
+    # Given the local stack's function environment, quiet or verbose
+    console = io.StringIO()
+    logs = FunctionLogs(tmp_path / "logs", verbose=verbose, console=console)
+    the_runtime = ProcessRuntime(base_env=worker_environment(moto_server.port, verbose), logs=logs)
+    patches.use_runtime(the_runtime)
+    name = f"pr-levels-{'verbose' if verbose else 'quiet'}"
+    try:
+        create_function(name, "powertools_levels")
+        # When a function logs an INFO and a WARNING record through Powertools
+        _, payload = invoke(name, {})
+    finally:
+        patches.use_runtime(None)
+        the_runtime.close()
+    expected = ["INFO", "WARNING"] if verbose else ["WARNING"]
+    for _ in range(100):
+        if len(logs.path(name).read_text().splitlines()) >= len(expected) + 1:  # and the REPORT line
+            break
+        time.sleep(0.05)
+
+    # Then quiet, only the warning is logged (and shown); verbose, both are, on the console too
+    # (besides the platform's REPORT line after the invocation, which is not a log record)
+    assert payload == "logged"
+    records = [line for line in logs.path(name).read_text().splitlines() if not line.startswith("REPORT ")]
+    assert [json.loads(line)["level"] for line in records] == expected
+    shown = [line.removeprefix(f"{name}: ") for line in console.getvalue().splitlines()]
+    assert [json.loads(line)["level"] for line in shown if not line.startswith("REPORT ")] == expected
