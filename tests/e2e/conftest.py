@@ -85,8 +85,11 @@ def start_dev_stack(data_dir: Path, timeout_s: float = 180, extra: tuple[str, ..
     return stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """One stack for the e2e modules that only add their own projects and read what they made
+    (test_dev_stack, test_fuzz, test_workflow); stopped when the last of them is done. A module
+    that counts the stack's records or changes its users starts its own (test_authz_matrix)."""
     stack = start_dev_stack(tmp_path_factory.mktemp("serval-state"))
     yield stack
     if stack.process.poll() is None:

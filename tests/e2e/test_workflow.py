@@ -8,14 +8,14 @@ complete the waits through the API with real Cognito ID tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from infra.local.seed import DEMO_USERS
-from tests.e2e.conftest import DevStack, http, start_dev_stack, wait_for
+from tests.e2e.conftest import DevStack, http, wait_for
 from tests.e2e.conftest import aws_client as _aws
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +28,9 @@ POSITIVE = {"results": [{"control": "sentiment", "type": "classification", "labe
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    running = start_dev_stack(tmp_path_factory.mktemp("workflow-state"))
-    try:
-        yield running
-    finally:
-        running.stop()
+def stack(dev_stack: DevStack) -> DevStack:
+    """The e2e modules' shared stack: every flow makes its own project and task."""
+    return dev_stack
 
 
 class Api:
@@ -104,11 +101,8 @@ class Flow:
         """The states the task's execution entered, once it ended in ``status``."""
         sfn = _aws(self.stack, "stepfunctions")
         machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-task"))
-        arn = next(
-            e["executionArn"]
-            for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-            if e["name"] == self.tid
-        )
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+        arn = next(e["executionArn"] for page in pages for e in page["executions"] if e["name"] == self.tid)
         _wait(
             f"the execution to end {status}",
             lambda: sfn.describe_execution(executionArn=arn)["status"] == status,
