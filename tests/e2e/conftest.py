@@ -20,8 +20,8 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.local.moto_server import free_port
 from tests.conftest import ROOT
+from tests.ports import free_port
 
 READY = "Ctrl-C stops the stack"
 
