@@ -10,6 +10,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export UV_PYTHON_DOWNLOADS := never
+# The suite runs on TEST_WORKERS pytest-xdist processes, one test module (or one group of modules
+# sharing a session fixture, tests/conftest.py) per worker at a time. TEST_WORKERS=0 runs it in
+# this one process: make test TEST_WORKERS=0
+TEST_WORKERS ?= auto
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help setup dev test test-fast lint synth bench deploy destroy openapi events-doc layer-requirements clean
 
@@ -32,11 +37,11 @@ setup: .venv/.synced node_modules/.installed ## Install Python and npm dependenc
 dev: setup ## Run the whole platform locally on moto, seeded with demo data
 	$(PY) -m infra.local
 
-test: setup lint ## Lint, then run the whole test suite (unit, integration, infra, e2e)
-	$(PY) -m pytest
+test: setup lint ## Lint, then run the whole test suite (unit, integration, infra, e2e) in parallel
+	$(PYTEST)
 
 test-fast: setup ## Unit and integration tests only
-	$(PY) -m pytest tests/unit tests/integration
+	$(PYTEST) tests/unit tests/integration
 
 lint: setup ## ruff + mypy
 	.venv/bin/ruff check .

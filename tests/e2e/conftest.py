@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.local.moto_server import free_port
 from tests.conftest import ROOT
+from tests.ports import free_port
 
 READY = "Ctrl-C stops the stack"
 SAVED = "Saved to"
@@ -111,8 +111,11 @@ def start_dev_stack(
     return stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """One stack for the e2e modules that only add their own projects and read what they made
+    (test_dev_stack, test_fuzz, test_workflow); stopped when the last of them is done. A module
+    that counts the stack's records or changes its users starts its own (test_authz_matrix)."""
     stack = start_dev_stack(tmp_path_factory.mktemp("serval-state"))
     yield stack
     # After a busy module too, Ctrl-C stops it within STOP_TIMEOUT_S, its state saved

@@ -8,12 +8,11 @@ complete the waits through the API with real Cognito ID tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DevStack, start_dev_stack
+from tests.e2e.conftest import DevStack
 from tests.e2e.flows import new_flow as _flow
 from tests.e2e.flows import wait as _wait
 
@@ -21,12 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    running = start_dev_stack(tmp_path_factory.mktemp("workflow-state"))
-    try:
-        yield running
-    finally:
-        running.stop()
+def stack(dev_stack: DevStack) -> DevStack:
+    """The e2e modules' shared stack: every flow makes its own project and task."""
+    return dev_stack
 
 
 def test_a_task_goes_label_reject_relabel_approve_exported(stack: DevStack) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from infra import config, spec
 from infra.local import patches, resources
@@ -17,6 +18,20 @@ from serval.domain.actor import Actor
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+
+_valid_definitions: set[str] = set()
+_validate_definition = StepFunctionsParserBackend._validate_definition
+
+
+def _validate_definition_once(definition: str) -> None:
+    """moto validates a new state machine by parsing its ASL (a fifth of the `aws` fixture's
+    setup); every test creates the same machines, so a definition that parsed is not parsed again."""
+    if definition not in _valid_definitions:
+        _validate_definition(definition)
+        _valid_definitions.add(definition)
+
+
+StepFunctionsParserBackend._validate_definition = staticmethod(_validate_definition_once)  # type: ignore[method-assign]
 
 
 @dataclass

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from infra.local import patches
-from infra.local.moto_server import MotoServer, free_port
+from infra.local.moto_server import MotoServer
 from infra.local.resources import LocalResources, connect_event_sources, provision
 from infra.local.stack import local_spec
 from infra.spec import ServalSpec
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")

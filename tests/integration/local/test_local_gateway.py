@@ -20,10 +20,10 @@ from moto.utilities.utils import load_resource
 
 from infra.local.activity import ApiRequest
 from infra.local.gateway import LocalApiGateway
-from infra.local.moto_server import free_port
 from infra.local.resources import LocalResources
 from infra.spec import ServalSpec
 from tests.integration.local.helpers import create_function
+from tests.ports import free_port
 
 PASSWORD = "Serval-Gateway-2026!"
 JAVA_DATE = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4}$")

@@ -15,11 +15,11 @@ import boto3
 import pytest
 
 from infra.local import patches
-from infra.local.moto_server import free_port
 from infra.local.seed import DEMO_USERS, id_token
 from infra.local.stack import LocalStack
 from infra.local.state import LocalState
 from tests.integration.local.helpers import create_function, invoke
+from tests.ports import free_port
 
 
 def status_of(url: str) -> int:

@@ -10,13 +10,14 @@ import boto3
 import pytest
 
 from infra.local.gateway import LocalApiGateway
-from infra.local.moto_server import MotoServer, free_port
+from infra.local.moto_server import MotoServer
 from infra.local.resources import LocalResources, connect_event_sources, provision
 from infra.local.seed import DEMO_USERS, id_token, seed, suitable_manifest
 from infra.local.state import LocalState
 from infra.spec import ServalSpec
 from tests.integration.local.fixture_handlers import SEED_CALLS
 from tests.integration.local.helpers import create_function
+from tests.ports import free_port
 
 PASSWORD = "Serval-Restore-2026!"
 
