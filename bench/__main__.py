@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import flow, imports, ingest, live, query_flatness
+from bench import cloud_model, flow, imports, ingest, live, query_flatness
 
 
 def main() -> int:
@@ -26,6 +26,9 @@ def main() -> int:
         print(table.render(), flush=True)
     print("\n== Label -> review -> export on the local stack ==", flush=True)
     for table in flow.run():
+        print(table.render(), flush=True)
+    print("\n== Cloud cost and capacity model (measured inputs, published prices and quotas) ==", flush=True)
+    for table in cloud_model.run():
         print(table.render(), flush=True)
     return 0
 

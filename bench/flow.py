@@ -44,7 +44,7 @@ from typing import Any
 import boto3
 import psutil
 
-from bench.metering import CallLog, metered
+from bench.metering import CallLog, Observer, metered
 from bench.report import Table, percentile
 from infra.local.moto_server import ACCOUNT_ID, REGION, free_port
 from infra.local.pollers import SqsPoller, pollers_for
@@ -580,8 +580,27 @@ def _settled(calls: CallLog, quiet_s: float = 3.0, timeout_s: float = 600) -> No
         time.sleep(0.2)
 
 
-def _lifecycle(stack: LocalStack, admin: Person, annotator: Person, reviewer: Person) -> tuple[Table, Table]:
-    n = LIFECYCLE_TASKS
+@dataclass
+class LifecycleRun:
+    """What one lifecycle run measured: every call (the bench's status polls noted apart)."""
+
+    calls: CallLog
+    polls: Polls
+    tasks: int
+    seconds: float
+    project_id: str
+
+
+def lifecycle_run(
+    stack: LocalStack,
+    admin: Person,
+    annotator: Person,
+    reviewer: Person,
+    n: int,
+    observer: Observer | None = None,
+) -> LifecycleRun:
+    """``n`` text tasks through their whole life: a manifest upload (ingest), the real state
+    machine, lease and submit, review lease and approve, export and a JSONL export job."""
     project_id = _project(
         stack, admin.token, "text", TEXT_LABELS, [(annotator, "annotator"), (reviewer, "reviewer")]
     )
@@ -589,7 +608,7 @@ def _lifecycle(stack: LocalStack, admin: Person, annotator: Person, reviewer: Pe
         json.dumps({"data": {"text": f"review number {i}: fine"}}) for i in range(n)
     ).encode()
     s3 = boto3.client("s3")
-    with metered() as calls:
+    with metered(observer) as calls:
         polls = Polls(calls)
         start = time.perf_counter()
         s3.put_object(
@@ -625,7 +644,12 @@ def _lifecycle(stack: LocalStack, admin: Person, annotator: Person, reviewer: Pe
         assert job["counts"]["done"] == n, job
         _settled(calls)
         seconds = time.perf_counter() - start
-    return _lifetime_tables(calls, polls, n, seconds)
+    return LifecycleRun(calls, polls, n, seconds, project_id)
+
+
+def _lifecycle(stack: LocalStack, admin: Person, annotator: Person, reviewer: Person) -> tuple[Table, Table]:
+    run = lifecycle_run(stack, admin, annotator, reviewer, LIFECYCLE_TASKS)
+    return _lifetime_tables(run.calls, run.polls, run.tasks, run.seconds)
 
 
 def _lifetime_tables(calls: CallLog, polls: Polls, n: int, seconds: float) -> tuple[Table, Table]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,15 +112,28 @@ class CallLog:
             self._baseline = self._runtime.usage()
 
 
+# Sees every call as it is made: (caller, service, operation, parameters, response or None if it failed).
+Observer = Callable[[str, str, str, dict[str, Any], Any], None]
+
+
 @contextmanager
-def metered() -> Iterator[CallLog]:
-    """Every API call made while the block runs, by operation name."""
+def metered(observer: Observer | None = None) -> Iterator[CallLog]:
+    """Every API call made while the block runs, by operation name (and each one, with its
+    parameters and response, to ``observer``)."""
     log = CallLog()
     original = BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def counting(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-        log.add(self.meta.service_model.service_name, operation_name)
-        return original(self, operation_name, api_params)
+        service = self.meta.service_model.service_name
+        log.add(service, operation_name)
+        if observer is None:
+            return original(self, operation_name, api_params)
+        response = None
+        try:
+            response = original(self, operation_name, api_params)
+            return response
+        finally:
+            observer(_caller(), service, operation_name, api_params, response)
 
     BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     log._attach(patches.current_runtime())

@@ -39,6 +39,16 @@ class EnvConfig(BaseModel):
     ingest_batch_size: int = Field(default=10, ge=1, le=10)
     ingest_max_concurrency: int = Field(default=10, ge=2, le=1000)
     ingest_max_receive_count: int = Field(default=5, ge=1, le=1000)
+    ingest_range_bytes: int = Field(
+        default=16 * 2**20,
+        ge=64 * 2**10,
+        le=1024 * 2**20,
+        description="A manifest larger than this is split into byte ranges of this size (at most "
+        "10,000, larger when the manifest needs more), each processed by its own invocation.",
+    )
+    ingest_range_concurrency: int = Field(
+        default=20, ge=2, le=1000, description="Byte ranges of large manifests processed at once."
+    )
     api_rate_limit: int = 200
     api_burst_limit: int = 400
     # Per-client limits (a WAF web ACL on the stage), so one client cannot use up the stage's limit.

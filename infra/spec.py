@@ -363,6 +363,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-ingest-dlq",
             max_receive_count=config.ingest_max_receive_count,
         ),
+        # Byte ranges of manifests larger than config.ingest_range_bytes, one message each.
+        "ingest-ranges": QueueSpec(
+            id="ingest-ranges",
+            name=f"{prefix}-ingest-ranges",
+            visibility_timeout_s=6 * 900,
+            dlq_name=f"{prefix}-ingest-ranges-dlq",
+            max_receive_count=config.ingest_max_receive_count,
+        ),
         "events-dlq": QueueSpec(
             id="events-dlq",
             name=f"{prefix}-events-failed",
@@ -439,6 +447,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         AUTH_CACHE_SECONDS=config.auth_cache_seconds,
         ACTIVE_WINDOW=config.active_window,
         EXPORT_SHARD_TASKS=config.export_shard_tasks,
+        INGEST_RANGE_BYTES=config.ingest_range_bytes,
     ).model_dump(exclude=PER_FUNCTION_SETTINGS)
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
@@ -494,10 +503,38 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             table_access={"tasks": "write", "audit": "append"},
             bucket_access={"data": "write"},
             secrets=("audit-seal",),
-            # poison records go to the DLQ with their reason; imports near the deadline continue
+            # poison records go to the DLQ with their reason; a large manifest fans out into
+            # byte ranges, and a one-range import near the deadline continues, on the ranges queue
             sends_to={
                 "INGEST_DLQ_URL": QueueRef("ingest", dead_letter=True),
-                "INGEST_QUEUE_URL": QueueRef("ingest"),
+                "INGEST_RANGES_QUEUE_URL": QueueRef("ingest-ranges"),
+            },
+        ),
+        "ingest-ranges": FunctionSpec(
+            id="ingest-ranges",
+            name=f"{prefix}-ingest-ranges",
+            handler="ingest.handler.ranges",
+            description="Imports one byte range of a large manifest (a ranged S3 GET), idempotently",
+            memory_mb=1024,
+            timeout_s=900,
+            # one range per invocation, so the ranges of a manifest run side by side
+            trigger=SqsTrigger(
+                queue="ingest-ranges",
+                batch_size=1,
+                max_concurrency=config.ingest_range_concurrency,
+                max_batching_window_s=0,
+            ),
+            environment=fenv("ingest-ranges"),
+            table_access={"tasks": "write", "audit": "append"},
+            # reads manifests (and the uploader's signed metadata); writes the error reports
+            bucket_access={
+                "data": ObjectAccess(read=(f"{UPLOAD_PREFIX}*", "reports/*"), write=("reports/*",))
+            },
+            secrets=("audit-seal",),
+            # a range near the deadline continues in a new message; poison ranges go to the DLQ
+            sends_to={
+                "INGEST_RANGES_QUEUE_URL": QueueRef("ingest-ranges"),
+                "INGEST_RANGES_DLQ_URL": QueueRef("ingest-ranges", dead_letter=True),
             },
         ),
         "events": FunctionSpec(

@@ -1,7 +1,9 @@
-"""Ingest Lambda: SQS batches of S3 events -> tasks. Partial-batch failures are reported."""
+"""Ingest Lambdas: SQS batches of S3 events -> tasks (``handler``), and the byte ranges of large
+manifests, one per invocation (``ranges``). Partial-batch failures are reported."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,24 +21,46 @@ metrics = Metrics(service="ingest", namespace=METRICS_NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    context = lambda_context
-    outcomes = ingest.process_message(
-        record.body,
-        record.message_id,
-        time_left=lambda: context.get_remaining_time_in_millis() / 1000.0,
-        request_id=context.aws_request_id,
-    )
+def _report(outcomes: list[ingest.Outcome]) -> None:
     for outcome in outcomes:
         logger.info("ingest outcome", outcome=outcome.kind, **outcome.detail)
         if outcome.kind == "task_created":
             metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
-        elif outcome.kind == "import_completed":
-            metrics.add_metric(
-                name="TasksCreated", unit=MetricUnit.Count, value=outcome.detail["tasks_created"]
-            )
+        elif outcome.kind in ("range_done", "import_completed", "import_closed"):
+            # each range counts its own tasks once, when it is done
+            created = outcome.detail.get("range_tasks_created", 0)
+            metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=created)
+            if outcome.kind == "import_completed":
+                metrics.add_metric(name="ImportsCompleted", unit=MetricUnit.Count, value=1)
+        elif outcome.kind == "import_split":
+            metrics.add_metric(name="ImportRanges", unit=MetricUnit.Count, value=outcome.detail["ranges"])
         elif outcome.kind == "poison":
             metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
+
+
+def _time_left(context: LambdaContext) -> Callable[[], float]:
+    return lambda: context.get_remaining_time_in_millis() / 1000.0
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    _report(
+        ingest.process_message(
+            record.body,
+            record.message_id,
+            time_left=_time_left(lambda_context),
+            request_id=lambda_context.aws_request_id,
+        )
+    )
+
+
+def range_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    outcome = ingest.process_range_message(
+        record.body,
+        record.message_id,
+        time_left=_time_left(lambda_context),
+        request_id=lambda_context.aws_request_id,
+    )
+    _report([outcome])
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -44,4 +68,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def ranges(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=range_handler, processor=processor, context=context
     )

@@ -7,10 +7,12 @@ from infra.spec import ServalSpec
 from infra.stacks.base import ServalStack
 
 INGEST_QUEUE = "ingest"
+RANGES_QUEUE = "ingest-ranges"
 
 
 class IngestStack(ServalStack):
-    """S3 upload -> SQS (with DLQ) -> ingest function."""
+    """S3 upload -> SQS (with DLQ) -> ingest function; a large manifest's byte ranges -> SQS
+    (with DLQ) -> ingest-ranges function."""
 
     concern = "Ingest"
 
@@ -29,5 +31,5 @@ class IngestStack(ServalStack):
 
     @staticmethod
     def owned_queues(spec: ServalSpec) -> tuple[str, ...]:
-        """The queue S3 upload notifications go to."""
-        return (INGEST_QUEUE,)
+        """The queue S3 upload notifications go to, and the byte ranges of large manifests."""
+        return (INGEST_QUEUE, RANGES_QUEUE)

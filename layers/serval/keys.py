@@ -9,6 +9,7 @@ Tasks table (single-table design, see docs/data-model.md):
 | tag link    | PROJECT#<pid>       | TAG#<tag>#<tid>           |                                  |                              |
 | annotation  | PROJECT#<pid>       | ANNOTATION#<tid>#<aid>    |                                  |                              |
 | import      | PROJECT#<pid>       | IMPORT#<iid>              |                                  | PROJECT#<pid>#IMPORTS / <c>#<iid> |
+| import range| PROJECT#<pid>       | IMPORT#<iid>#RANGE#<n>    |                                  |                              |
 | counter     | PROJECT#<pid>       | COUNTER#<shard>           |                                  |                              |
 | job         | PROJECT#<pid>       | JOB#<job id>              |                                  | PROJECT#<pid>#JOBS / <c>#<jid> |
 | activity    | PROJECT#<pid>       | ACTIVITY#<day>#<user id>  |                                  |                              |
@@ -84,6 +85,15 @@ def annotation_sk(task_id: str, annotation_id: str) -> str:
 
 def import_sk(import_id: str) -> str:
     return f"IMPORT#{import_id}"
+
+
+def import_range_sk_prefix(import_id: str) -> str:
+    return f"{import_sk(import_id)}#RANGE#"
+
+
+def import_range_sk(import_id: str, index: int) -> str:
+    """One byte range of a manifest import (ranges sort in file order)."""
+    return f"{import_range_sk_prefix(import_id)}{index:05d}"
 
 
 def imports_gsi2pk(project_id: str) -> str:
@@ -171,6 +181,11 @@ AUDIT_EVIDENCE_PREFIX = "audit-evidence/"
 def import_error_report_key(project_id: str, import_id: str) -> str:
     """S3 key (data bucket) of an import's error report, one JSON line per refused manifest line."""
     return f"reports/{project_id}/imports/{import_id}/errors.jsonl"
+
+
+def import_range_errors_key(project_id: str, import_id: str, index: int) -> str:
+    """S3 key (data bucket) of one byte range's error lines, gathered into the report at the end."""
+    return f"reports/{project_id}/imports/{import_id}/ranges/{index:05d}.jsonl"
 
 
 def audit_bulk_ids_key(scope: str, audit_id: str) -> str:

@@ -32,8 +32,11 @@ class RuntimeSettings(BaseModel):
     DATA_BUCKET: str
     EXPORT_BUCKET: str
     EVENT_BUS: str
-    INGEST_QUEUE_URL: str = ""
     INGEST_DLQ_URL: str = ""
+    # Byte ranges of large manifests: their queue (and its DLQ), and the size of one range.
+    INGEST_RANGES_QUEUE_URL: str = ""
+    INGEST_RANGES_DLQ_URL: str = ""
+    INGEST_RANGE_BYTES: int = Field(default=16 * 2**20, ge=1)
     JOBS_QUEUE_URL: str = ""
     JOBS_DEAD_URL: str = ""
     EXECUTIONS_QUEUE_URL: str = ""

@@ -129,7 +129,20 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
         (BUCKET_READ_WRITE, bucket("data")),
         (SQS_CONSUME, ["queue:ingest"]),
-        (["sqs:SendMessage"], ["queue:ingest", "queue:ingest-dlq"]),
+        # poison records; a large manifest's ranges (and a one-range import's continuation)
+        (["sqs:SendMessage"], ["queue:ingest-dlq", "queue:ingest-ranges"]),
+        SEAL_KEY,
+    ),
+    "ingest-ranges": grants(
+        "ingest-ranges",
+        ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
+        ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
+        # manifests (ranged GETs) and the ranges' error lines; the import's error report
+        (["s3:GetObject"], ["bucket:data/projects/*", "bucket:data/reports/*"]),
+        (["s3:PutObject"], ["bucket:data/reports/*"]),
+        (SQS_CONSUME, ["queue:ingest-ranges"]),
+        # a range near the deadline continues; a poison range goes to the DLQ
+        (["sqs:SendMessage"], ["queue:ingest-ranges", "queue:ingest-ranges-dlq"]),
         SEAL_KEY,
     ),
     "jobs": grants(
@@ -240,7 +253,7 @@ def test_every_spec_function_has_an_expected_grant_set():
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize(
     "function_id",
-    ["events", "api", "ingest", "jobs", "jobs-dlq", "chainer", "workflow", "starter"],
+    ["events", "api", "ingest", "ingest-ranges", "jobs", "jobs-dlq", "chainer", "workflow", "starter"],
 )
 def test_each_role_allows_exactly_its_expected_actions_on_its_expected_resources(synth, env, function_id):
     # Given the synthesized role of one function
@@ -274,7 +287,7 @@ def test_only_the_audit_writers_and_the_chainer_touch_the_audit_table(synth, env
         )
     }
     # Then the functions that write audit records, and the chainer, are the only ones
-    assert touching == {"api", "ingest", "jobs", "jobs-dlq", "workflow", "chainer"}
+    assert touching == {"api", "ingest", "ingest-ranges", "jobs", "jobs-dlq", "workflow", "chainer"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -188,14 +188,15 @@ def test_thousand_line_manifest_makes_exactly_thousand_tasks_with_batched_writes
     with metered() as calls:
         first = ingest.process_message(body, "m1", _forever)[0]
     # Then there are exactly 1,000 tasks, written in 40 BatchWriteItem calls of 25, plus the
-    # import's claim, two checkpoints (every 500 tasks) and its completion
+    # import's opening (with its one range's lease), two checkpoints (every 500 tasks) and its
+    # completion (the range's and the import's, together)
     assert first.detail["tasks_created"] == 1000
     assert calls.count("BatchWriteItem") == 40
     assert calls.count("TransactWriteItems") == 4
-    assert calls.count("dynamodb:GetItem") == 2  # the project, and the finished import
+    assert calls.count("dynamodb:GetItem") == 1  # the project
     assert calls.count("s3:GetObject") == 1  # streamed once
-    assert calls.count("s3:HeadObject") == 1  # who uploaded it (its signed metadata)
-    assert calls.total == 40 + 4 + 2 + 1 + 1
+    assert calls.count("s3:HeadObject") == 1  # its size, and who uploaded it (its signed metadata)
+    assert calls.total == 40 + 4 + 1 + 1 + 1
     # When the same event is delivered again
     with metered() as calls:
         second = ingest.process_message(body, "m2", _forever)[0]
@@ -276,44 +277,50 @@ def test_import_near_the_deadline_checkpoints_and_continues(aws: Aws, admin: Any
     budget = iter([900.0] * 600 + [1.0] * 10_000)
     # When the first invocation runs out of time
     [outcome] = ingest.process_message(body, "m1", lambda: next(budget))
-    # Then it re-enqueued itself, and the continuation finishes the import exactly
+    # Then it sent its range on to the ranges queue, and the continuation finishes the import exactly
     assert outcome.kind == "continue"
     messages = aws.sqs.receive_message(
-        QueueUrl=aws.env["INGEST_QUEUE_URL"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        QueueUrl=aws.env["INGEST_RANGES_QUEUE_URL"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
     )["Messages"]
     continuation = next(m["Body"] for m in messages if "continuation-of" in m.get("MessageAttributes", {}))
-    [done] = ingest.process_message(continuation, "m2", _forever)
+    done = ingest.process_range_message(continuation, "m2", _forever)
     assert done.kind == "import_completed"
     assert done.detail["tasks_created"] == 1200
     assert _task_count(project_id) == 1200
 
 
-def test_a_second_worker_cannot_take_a_live_import_and_resumes_an_abandoned_one(aws: Aws, admin: Any) -> None:
-    # Given an import claimed by a first worker
-    from serval.adapters import imports as import_store
+def test_a_second_worker_cannot_take_a_live_range_and_resumes_an_abandoned_one(aws: Aws, admin: Any) -> None:
+    # Given a range of an import claimed by a first worker
+    from serval.adapters import import_ranges
     from serval.domain.actor import Actor
-    from serval.domain.models import ImportSource
+    from serval.domain.byte_ranges import ByteRange
     from serval.errors import ImportBusy
 
     project_id = _project(admin, ["text"])
     worker = Actor.system("ingest")
-    first = import_store.claim(
-        project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600
+    piece = ByteRange(0, 0, 100)
+    opened = import_ranges.open_import(
+        project_id, "imp_x", "b", "k", worker, 2, 100, piece, lease_seconds=600
     )
-    assert first is not None and not first.resumed
+    first = opened.claim
+    assert opened.created and first is not None and not first.resumed
     # When a second worker tries while the lease is live
-    # Then it is told the import is busy (its message is retried later)
+    # Then it is told the range is busy (its message is retried later)
     with pytest.raises(ImportBusy):
-        import_store.claim(project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600)
+        import_ranges.claim(project_id, "imp_x", piece, lease_seconds=600)
     # When the first worker's lease has lapsed (it crashed)
-    import_store.release(first)
-    second = import_store.claim(
-        project_id, "imp_x", ImportSource.MANIFEST, "b", "k", worker, lease_seconds=600
-    )
-    # Then the second worker resumes it, and the first can no longer checkpoint
+    import_ranges.release(first)
+    second = import_ranges.claim(project_id, "imp_x", piece, lease_seconds=600)
+    # Then the second worker resumes it, and the first can no longer checkpoint or complete it
     assert second is not None and second.resumed
     with pytest.raises(ImportBusy):
-        import_store.checkpoint(first, 10, 10, 0, {"new": 10}, lease_seconds=600)
+        import_ranges.checkpoint(first, 10, 10, 0, {"new": 10}, lease_seconds=600)
+    with pytest.raises(ImportBusy):
+        import_ranges.complete(first, lines=1, parsed=1, errors=0, error_part_key=None)
+    # And once the second completes it, the range is never claimed again
+    import_ranges.complete(second, lines=1, parsed=1, errors=0, error_part_key=None)
+    assert import_ranges.claim(project_id, "imp_x", piece, lease_seconds=600) is None
+    assert import_ranges.state(project_id, "imp_x").ranges_done == 1
     assert _task_count(project_id) == 0
 
 

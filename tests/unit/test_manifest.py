@@ -1,6 +1,7 @@
 """Manifest parsing: JSONL and CSV lines to tasks, and every broken line to a LineError.
 
-Lines are fed the way the S3 reader yields them: decoded, without line terminators.
+Lines are fed the way the S3 reader yields them: without line terminators, each with the byte
+offset where it starts (here: lines of a "\n"-joined text), then decoded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import pytest
 from serval.domain.manifest import (
     MAX_LINE_BYTES,
     ManifestContext,
+    RawLine,
+    TextLine,
+    csv_record_starts,
     decode_lines,
     parse,
     parse_csv,
@@ -28,9 +32,24 @@ JSONL_CTX = ManifestContext(BUCKET, PREFIX, "projects/p_1/imports/batch.jsonl")
 CSV_CTX = ManifestContext(BUCKET, PREFIX, "projects/p_1/imports/batch.csv")
 
 
+def raw_lines(*lines: bytes) -> list[RawLine]:
+    """Lines of ``b"\\n".join(lines)``, with their offsets."""
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    return [RawLine(offset, line) for offset, line in zip(offsets, lines, strict=False)]
+
+
+def text_lines(*lines: str) -> list[TextLine]:
+    return [
+        TextLine(raw.offset, line)
+        for raw, line in zip(raw_lines(*(x.encode() for x in lines)), lines, strict=True)
+    ]
+
+
 def jsonl(*objs: Any) -> list[tuple[int, TaskCreate | LineError]]:
     lines = [o if isinstance(o, str) else json.dumps(o) for o in objs]
-    return list(parse_jsonl(JSONL_CTX, lines))
+    return [(p.number, p.result) for p in parse_jsonl(JSONL_CTX, text_lines(*lines))]
 
 
 def one_task(*objs: Any) -> TaskCreate:
@@ -48,7 +67,7 @@ def one_error(*objs: Any) -> LineError:
 
 
 def csv_rows(*lines: str) -> list[tuple[int, TaskCreate | LineError]]:
-    return list(parse_csv(CSV_CTX, list(lines)))
+    return [(p.number, p.result) for p in parse_csv(CSV_CTX, text_lines(*lines))]
 
 
 def s3(task: TaskCreate, key: str) -> S3Ref:
@@ -442,9 +461,9 @@ def test_csv_unreadable_row_is_a_line_error_and_parsing_goes_on() -> None:
     ],
 )
 def test_parse_picks_the_format_by_extension(key: str, lines: list[str]) -> None:
-    parsed = list(parse(ManifestContext(BUCKET, PREFIX, key), lines))
+    parsed = list(parse(ManifestContext(BUCKET, PREFIX, key), text_lines(*lines)))
     assert len(parsed) == 1
-    assert isinstance(parsed[0][1], TaskCreate)
+    assert isinstance(parsed[0].result, TaskCreate)
 
 
 def task_with(data: dict[str, Any]) -> TaskCreate:
@@ -674,11 +693,11 @@ def test_an_undecodable_jsonl_line_is_a_line_error_and_the_others_parse() -> Non
     ]
 
     # When it is decoded line by line and parsed
-    parsed = list(parse_jsonl(JSONL_CTX, decode_lines(raw)))
+    parsed = list(parse_jsonl(JSONL_CTX, decode_lines(raw_lines(*raw))))
 
     # Then only line 2 is an error, and it says why
-    assert [(n, type(p)) for n, p in parsed] == [(1, TaskCreate), (2, LineError), (3, TaskCreate)]
-    error = parsed[1][1]
+    assert [(p.number, type(p.result)) for p in parsed] == [(1, TaskCreate), (2, LineError), (3, TaskCreate)]
+    error = parsed[1].result
     assert isinstance(error, LineError)
     assert "not UTF-8" in error.error
     assert error.raw == '{"source": "caf\\xe9"}'
@@ -688,12 +707,58 @@ def test_an_undecodable_csv_row_is_a_line_error_and_the_others_parse() -> None:
     # Given a CSV whose quoted cell spans lines 3-4, line 4 not UTF-8
     raw = [b"text,tags", b"fine,a", b'"two', b'lines \xff"', b"last,b"]
 
-    parsed = list(parse_csv(CSV_CTX, decode_lines(raw)))
+    parsed = list(parse_csv(CSV_CTX, decode_lines(raw_lines(*raw))))
 
     # Then the row ending on line 4 is an error; rows 2 and 5 are tasks
-    assert [(n, type(p)) for n, p in parsed] == [(2, TaskCreate), (4, LineError), (5, TaskCreate)]
+    assert [(p.number, type(p.result)) for p in parsed] == [(2, TaskCreate), (4, LineError), (5, TaskCreate)]
 
 
 def test_an_undecodable_csv_header_is_one_header_error() -> None:
-    parsed = list(parse_csv(CSV_CTX, decode_lines([b"te\xffxt", b"a"])))
-    assert [(n, type(p)) for n, p in parsed] == [(1, LineError)]
+    parsed = list(parse_csv(CSV_CTX, decode_lines(raw_lines(b"te\xffxt", b"a"))))
+    assert [(p.number, type(p.result)) for p in parsed] == [(1, LineError)]
+
+
+# --- offsets: what names a line, however the manifest is split ------------------------------
+
+
+def test_each_parsed_line_and_error_carries_the_offset_where_it_starts() -> None:
+    # Given JSONL lines with a blank one, and one broken
+    lines = text_lines('{"source": "a"}', "", "{broken", '{"source": "b"}')
+    # When they are parsed
+    parsed = list(parse_jsonl(JSONL_CTX, lines))
+    # Then each result names its line's offset, and the error says it too
+    assert [(p.number, p.offset) for p in parsed] == [(1, 0), (3, 17), (4, 25)]
+    error = parsed[1].result
+    assert isinstance(error, LineError) and (error.line, error.offset) == (3, 17)
+
+
+def test_a_csv_row_is_named_by_its_first_line_and_numbered_by_its_last() -> None:
+    # Given a header, a row over lines 2-3 (a quoted line break), and a row on line 4
+    lines = text_lines("text,tags", '"two', 'lines",a', "one,b")
+    # When it is parsed
+    parsed = list(parse_csv(CSV_CTX, lines))
+    # Then the first row starts at line 2's offset and has number 3
+    assert [(p.number, p.offset) for p in parsed] == [(3, 10), (4, 24)]
+
+
+def test_csv_record_starts_skip_line_breaks_inside_quoted_cells() -> None:
+    # Given a header, a row over lines 2-4, a blank row and a row
+    lines = text_lines("text,tags", '"a', "b", 'c",x', "", "d,y")
+    # When the places a split may start are listed
+    # Then they are the starts of lines 2, 5 and 6: never inside the quoted cell
+    assert list(csv_record_starts(lines)) == [10, 20, 21]
+
+
+def test_csv_record_starts_are_none_for_an_unusable_header() -> None:
+    # Given a header without a data column / Then the manifest cannot be split (it is one error)
+    assert list(csv_record_starts(text_lines("a,b", "1,2", "3,4"))) == []
+
+
+def test_an_overlong_line_is_an_error_for_its_length_even_when_cut_inside_a_character() -> None:
+    # Given a line the reader cut at MAX_LINE_BYTES + 1 bytes, in the middle of a UTF-8 character
+    cut = ("\u00e9" * MAX_LINE_BYTES).encode()[: MAX_LINE_BYTES + 1]
+    # When it is decoded and parsed
+    [parsed] = list(parse_jsonl(JSONL_CTX, decode_lines([RawLine(0, cut, truncated=True)])))
+    # Then it is refused for its length, not as undecodable
+    assert isinstance(parsed.result, LineError)
+    assert "longer than" in parsed.result.error

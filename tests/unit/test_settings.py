@@ -35,7 +35,8 @@ def test_settings_read_os_environ_with_defaults(environ: pytest.MonkeyPatch) -> 
     current = settings()
     assert current.TASKS_TABLE == "tasks"
     assert current.LEASE_SECONDS == 1800
-    assert current.INGEST_QUEUE_URL == ""
+    assert current.INGEST_RANGES_QUEUE_URL == ""
+    assert current.INGEST_RANGE_BYTES == 16 * 2**20
 
 
 def test_settings_follow_changes_to_os_environ(environ: pytest.MonkeyPatch) -> None:

@@ -177,6 +177,12 @@ class TaskTableModels:
             refused = NumberAttribute(default=0)
             refused_lines = ListAttribute(of=UnicodeAttribute, null=True)
             error_report_key = UnicodeAttribute(null=True)
+            # a manifest's byte ranges (adapters.import_ranges): how many, how many are done,
+            # whether every range's message was sent, and their size
+            ranges_total = NumberAttribute(default=1)
+            ranges_done = NumberAttribute(default=0)
+            ranges_queued = BooleanAttribute(null=True)
+            range_bytes = NumberAttribute(null=True)  # the range size the import was planned with
             lease_until = NumberAttribute(default=0)
             lease_owner = UnicodeAttribute(null=True)
             created_by = UnicodeAttribute(null=True)
@@ -184,6 +190,32 @@ class TaskTableModels:
             updated_at = UnicodeAttribute()
             completed_at = UnicodeAttribute(null=True)
             request_fingerprint = UnicodeAttribute(null=True)  # an API create's body (Idempotency-Key)
+
+        class ImportRangeItem(Item, discriminator="import_range"):
+            """One byte range of a manifest import: its lease, its checkpoint and its counts."""
+
+            project_id = UnicodeAttribute()
+            import_id = UnicodeAttribute()
+            index = NumberAttribute()
+            start = NumberAttribute()
+            end = NumberAttribute()
+            status = UnicodeAttribute()  # running | done
+            # the offset of the last line whose task is committed (-1: none yet)
+            committed = NumberAttribute(default=-1)
+            tasks_created = NumberAttribute(default=0)
+            duplicates = NumberAttribute(default=0)
+            refused = NumberAttribute(default=0)
+            refused_lines = ListAttribute(of=UnicodeAttribute, null=True)
+            # set when the range is done: its lines (blank ones too, for line numbers), the
+            # lines parsed, the errors among them, and where its error lines are
+            lines = NumberAttribute(default=0)
+            parsed = NumberAttribute(default=0)
+            errors = NumberAttribute(default=0)
+            error_part_key = UnicodeAttribute(null=True)
+            lease_until = NumberAttribute(default=0)
+            lease_owner = UnicodeAttribute(null=True)
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
 
         class MemberItem(Item, discriminator="member"):
             """A user's role in a project; GSI1 lists a user's projects."""
@@ -263,6 +295,7 @@ class TaskTableModels:
         self.TagLinkItem = TagLinkItem
         self.AnnotationItem = AnnotationItem
         self.ImportItem = ImportItem
+        self.ImportRangeItem = ImportRangeItem
         self.CounterItem = CounterItem
         self.MemberItem = MemberItem
         self.UserItem = UserItem

@@ -1,4 +1,5 @@
-"""Import records: a lease-guarded claim, checkpoints that carry counters, completion."""
+"""Import records: reads, and the lease-guarded claim, checkpoints and completion of an API
+bulk create. A manifest import's record is written by :mod:`serval.adapters.import_ranges`."""
 
 from __future__ import annotations
 
@@ -211,22 +212,6 @@ def checkpoint(
         refused=c.refused + len(refused),
         refused_lines=c.refused_lines + kept,
     )
-
-
-def release(c: Claim) -> None:
-    """Give the lease back so a continuation can claim the import at once."""
-    tx = dynamo.Tx()
-    tx.update(
-        settings().TASKS_TABLE,
-        _key(c.record.project_id, c.record.import_id),
-        "SET lease_until = :zero",
-        values={":zero": 0, ":owner": c.owner},
-        condition="lease_owner = :owner",
-    )
-    try:
-        tx.commit()
-    except dynamo.TransactionCancelled as exc:
-        raise ImportBusy(f"lost the lease on import {c.record.import_id}") from exc
 
 
 def complete(

@@ -157,6 +157,8 @@ IMPORT_FIELDS = (
     "duplicates",
     "errors",
     "error_report_key",
+    "ranges_total",
+    "ranges_done",
     "created_by",
     "created_at",
     "updated_at",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from serval.adapters import clients
+from serval.domain.manifest import MAX_LINE_BYTES, RawLine
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -82,6 +83,73 @@ def iter_byte_lines(bucket: str, key: str, version_id: str | None = None) -> Ite
         yield pending.rstrip(b"\r")
 
 
+def iter_range_lines(
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None,
+    etag: str,
+    start: int,
+    end: int,
+    size: int,
+    max_line: int = MAX_LINE_BYTES,
+) -> Iterator[RawLine]:
+    """The lines that start in ``[start, end)`` of the object, with their offsets: one ranged GET.
+
+    The partial first line is skipped unless ``start`` is 0 or follows a newline; the last line
+    is finished past ``end``. A line longer than ``max_line`` is cut to its first
+    ``max_line + 1`` bytes (``truncated``), so the GET reads at most ``max_line + 1`` bytes past
+    ``end`` and memory stays bounded. The object is the one ingested: its version, or else its
+    ETag (a changed object is a PoisonRecord).
+    """
+    if start >= min(end, size):
+        return
+    first, last = max(start - 1, 0), min(size, end + max_line + 1) - 1
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={first}-{last}"}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    elif etag:
+        kwargs["IfMatch"] = f'"{etag}"'
+    try:
+        body = clients.s3().get_object(**kwargs)["Body"]
+    except _client_error() as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in {"NoSuchKey", "NoSuchVersion", "404"}:
+            raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
+        if code in {"PreconditionFailed", "412"}:
+            raise PoisonRecord(f"s3://{bucket}/{key} changed while it was being imported") from exc
+        raise
+    position = first  # the offset of the next byte read
+    line_start: int | None = 0 if start == 0 else None  # None: still skipping the partial line
+    line = bytearray()
+    cut = False
+    try:
+        for chunk in body.iter_chunks(READ_CHUNK):
+            at = 0
+            while at < len(chunk):
+                newline = chunk.find(b"\n", at)
+                stop = len(chunk) if newline < 0 else newline
+                if line_start is not None:
+                    room = max_line + 1 - len(line)
+                    line += chunk[at : min(stop, at + max(room, 0))]
+                    cut = cut or stop - at > room
+                position += stop - at
+                if newline < 0:
+                    break
+                position += 1  # the newline
+                at = newline + 1
+                if line_start is not None:
+                    yield RawLine(line_start, bytes(line) if cut else bytes(line).rstrip(b"\r"), cut)
+                if position >= end:
+                    return
+                line_start, line, cut = position, bytearray(), False
+    finally:
+        body.close()
+    if line_start is not None and (line or cut) and line_start < end:
+        # no newline before the window's end: the object's last line, or one too long to finish
+        yield RawLine(line_start, bytes(line) if cut else bytes(line).rstrip(b"\r"), cut or position < size)
+
+
 def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator[str]:
     """Stream an object's lines (UTF-8, BOM stripped); text that is not UTF-8 is a PoisonRecord."""
     for number, line in enumerate(iter_byte_lines(bucket, key, version_id), start=1):
@@ -89,6 +157,20 @@ def iter_lines(bucket: str, key: str, version_id: str | None = None) -> Iterator
             yield line.removeprefix(codecs.BOM_UTF8).decode() if number == 1 else line.decode()
         except UnicodeDecodeError as exc:
             raise PoisonRecord(f"s3://{bucket}/{key} is not UTF-8 text (line {number}): {exc}") from exc
+
+
+def put_bytes(body: bytes, bucket: str, key: str, content_type: str) -> None:
+    clients.s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def read_bytes(bucket: str, key: str) -> bytes:
+    """A small object's whole content (an import range's error lines)."""
+    try:
+        return clients.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except _client_error() as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
+        raise
 
 
 def upload(fileobj: IO[bytes], bucket: str, key: str, content_type: str) -> None:

@@ -32,7 +32,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from pydantic import ValidationError
@@ -198,7 +198,21 @@ def explain(exc: Exception) -> str:
     return str(exc)
 
 
-ParsedLine = tuple[int, TaskCreate | LineError]
+class RawLine(NamedTuple):
+    """A manifest line as the S3 reader yields it: where it starts and its bytes (no terminator)."""
+
+    offset: int
+    data: bytes
+    truncated: bool = False  # longer than MAX_LINE_BYTES: ``data`` holds its first MAX_LINE_BYTES + 1 bytes
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """A decoded manifest line and the byte offset where it starts in its manifest."""
+
+    offset: int
+    text: str
+    truncated: bool = False  # longer than MAX_LINE_BYTES (``text`` is its beginning)
 
 
 @dataclass(frozen=True)
@@ -207,49 +221,77 @@ class UndecodableLine:
 
     raw: bytes
     reason: str
+    offset: int = 0
 
     @property
     def text(self) -> str:
         return self.raw.decode("utf-8", errors="replace")
 
-    def error(self, number: int) -> LineError:
+    def error(self, number: int, offset: int | None = None) -> LineError:
         return LineError(
-            line=number, error=self.reason, raw=self.raw.decode("utf-8", "backslashreplace")[:2000]
+            line=number,
+            offset=self.offset if offset is None else offset,
+            error=self.reason,
+            raw=self.raw.decode("utf-8", "backslashreplace")[:2000],
         )
 
 
-Line = str | UndecodableLine
+Line = TextLine | UndecodableLine
 
 
-def decode_lines(lines: Iterable[bytes]) -> Iterator[Line]:
-    """Each line as UTF-8 text (a leading BOM dropped), or an UndecodableLine for a bad one."""
-    for number, raw in enumerate(lines, start=1):
-        data = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+class ParsedLine(NamedTuple):
+    """One parsed line (a CSV row: one record) of a run of lines."""
+
+    number: int  # 1-based among the lines parsed; a CSV row: its last line
+    offset: int  # the byte offset where it (a CSV row: its first line) starts
+    result: TaskCreate | LineError
+
+
+def _too_long(number: int, offset: int, text: str) -> LineError:
+    return LineError(
+        line=number, offset=offset, error=f"line is longer than {MAX_LINE_BYTES} bytes", raw=text[:2000]
+    )
+
+
+def decode_lines(lines: Iterable[RawLine]) -> Iterator[Line]:
+    """Each line as UTF-8 text (the manifest's leading BOM dropped), or an UndecodableLine for a
+    bad one. An overlong line is decoded leniently: it is an error for its length alone."""
+    for raw in lines:
+        data = raw.data.removeprefix(codecs.BOM_UTF8) if raw.offset == 0 else raw.data
+        if raw.truncated:
+            yield TextLine(raw.offset, data.decode("utf-8", errors="replace"), truncated=True)
+            continue
         try:
-            yield data.decode("utf-8")
+            yield TextLine(raw.offset, data.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            yield UndecodableLine(data, f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+            yield UndecodableLine(data, f"not UTF-8 text: {exc.reason} at byte {exc.start}", raw.offset)
 
 
 def parse_jsonl(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
-    """Yield ``(line_number, task or error)`` for every non-blank line, 1-based."""
+    """A task or an error for every non-blank line, numbered from 1 among ``lines``."""
     for number, line in enumerate(lines, start=1):
         if isinstance(line, UndecodableLine):
-            yield number, line.error(number)
+            yield ParsedLine(number, line.offset, line.error(number))
             continue
-        if not line.strip():
+        text = line.text
+        if not text.strip():
             continue
         try:
-            if len(line) > MAX_LINE_BYTES // 4 and len(line.encode()) > MAX_LINE_BYTES:
-                raise ValueError(f"line is longer than {MAX_LINE_BYTES} bytes")
-            yield number, task_from_object(ctx, json_input.loads(line))
+            if line.truncated or (len(text) > MAX_LINE_BYTES // 4 and len(text.encode()) > MAX_LINE_BYTES):
+                yield ParsedLine(number, line.offset, _too_long(number, line.offset, text))
+                continue
+            yield ParsedLine(number, line.offset, task_from_object(ctx, json_input.loads(text)))
         except ServalError as exc:  # not JSON, nested too deep, NaN/Infinity, a number DynamoDB can't hold
-            yield (
-                number,
-                LineError(line=number, error=f"invalid JSON ({exc.code}): {exc.message}", raw=line[:2000]),
+            error = f"invalid JSON ({exc.code}): {exc.message}"
+            yield ParsedLine(
+                number, line.offset, LineError(line=number, offset=line.offset, error=error, raw=text[:2000])
             )
         except (ValueError, ValidationError, TypeError) as exc:
-            yield number, LineError(line=number, error=explain(exc), raw=line[:2000])
+            yield ParsedLine(
+                number,
+                line.offset,
+                LineError(line=number, offset=line.offset, error=explain(exc), raw=text[:2000]),
+            )
 
 
 def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
@@ -270,65 +312,122 @@ def _csv_row(ctx: ManifestContext, row: dict[str, str]) -> TaskCreate:
     return task_from_object(ctx, obj)
 
 
-def parse_csv(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
-    undecodable: dict[int, UndecodableLine] = {}
+@dataclass(frozen=True)
+class _CsvRecord:
+    """One CSV record as ``csv.reader`` reads the lines (quoted cells may hold line breaks)."""
+
+    last: int  # its last line (1-based among the lines read)
+    offset: int  # where its first line starts
+    values: list[str] | None  # None when csv could not read it (``error`` says why)
+    error: str = ""
+    flagged: Line | None = None  # a line of it that is not UTF-8, or too long
+
+    def flagged_error(self, number: int) -> LineError:
+        line = self.flagged
+        if isinstance(line, UndecodableLine):
+            return line.error(number, self.offset)
+        assert line is not None
+        return _too_long(number, self.offset, line.text)
+
+
+def _csv_records(lines: Iterable[Line]) -> Iterator[_CsvRecord]:
+    """The records of a run of lines, the header first. Lines go to the reader with their
+    terminators back, so quoted multi-line cells keep theirs; a record holding an undecodable or
+    overlong line is flagged with it (the reader gets its text with replacement characters)."""
+    offsets: dict[int, int] = {}
+    flagged: dict[int, Line] = {}
 
     def text_lines() -> Iterator[str]:
-        # lines arrive without terminators; give them back so quoted multi-line cells keep theirs
         for number, line in enumerate(lines, start=1):
-            if isinstance(line, UndecodableLine):
-                undecodable[number] = line
-            yield (line.text if isinstance(line, UndecodableLine) else line) + "\n"
-
-    def bad_line(first: int, last: int) -> int | None:
-        return next((n for n in range(first, last + 1) if n in undecodable), None)
+            offsets[number] = line.offset
+            if isinstance(line, UndecodableLine) or line.truncated:
+                flagged[number] = line
+            yield line.text + "\n"
 
     reader = csv.reader(text_lines())
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        yield 1, LineError(line=1, error=f"unreadable CSV header: {exc}", raw="")
-        return
-    if (bad := bad_line(1, reader.line_num)) is not None:
-        yield 1, undecodable[bad].error(1)
-        return
-    if len(set(header)) != len(header) or not any(h in CSV_DATA_COLUMNS for h in header):
-        yield (
-            1,
-            LineError(
-                line=1,
-                error=f"the header needs unique names and one of {sorted(CSV_DATA_COLUMNS)}",
-                raw=",".join(header),
-            ),
-        )
-        return
     while True:
         first = reader.line_num + 1
         try:
-            values = next(reader)
+            values: list[str] | None = next(reader)
+            error = ""
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, LineError(line=reader.line_num, error=f"unreadable CSV row: {exc}", raw="")
+            values, error = None, str(exc)
+        last = reader.line_num
+        bad = next((flagged[n] for n in range(first, last + 1) if n in flagged), None)
+        yield _CsvRecord(last, offsets.get(first, 0), values, error, bad)
+        for n in range(first, last + 1):
+            offsets.pop(n, None)
+            flagged.pop(n, None)
+
+
+def _csv_header(head: _CsvRecord) -> list[str] | LineError:
+    """The header's column names, or why it cannot be used (reported as line 1)."""
+    if head.values is None:
+        return LineError(line=1, offset=head.offset, error=f"unreadable CSV header: {head.error}", raw="")
+    if head.flagged is not None:
+        return head.flagged_error(1)
+    header = [h.strip() for h in head.values]
+    if len(set(header)) != len(header) or not any(h in CSV_DATA_COLUMNS for h in header):
+        return LineError(
+            line=1,
+            offset=head.offset,
+            error=f"the header needs unique names and one of {sorted(CSV_DATA_COLUMNS)}",
+            raw=",".join(header),
+        )
+    return header
+
+
+def parse_csv(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
+    """A task or an error for every non-blank row after the header, numbered by its last line."""
+    records = _csv_records(lines)
+    head = next(records, None)
+    if head is None:
+        return
+    header = _csv_header(head)
+    if isinstance(header, LineError):
+        yield ParsedLine(1, head.offset, header)
+        return
+    for record in records:
+        number, offset = record.last, record.offset
+        if record.values is None:
+            error = LineError(line=number, offset=offset, error=f"unreadable CSV row: {record.error}", raw="")
+            yield ParsedLine(number, offset, error)
             continue
-        number = reader.line_num
-        if (bad := bad_line(first, number)) is not None:
-            yield number, undecodable[bad].error(number)
+        if record.flagged is not None:
+            yield ParsedLine(number, offset, record.flagged_error(number))
             continue
+        values = record.values
         if not any(v.strip() for v in values):
             continue
         try:
             if len(values) != len(header):
                 raise ValueError(f"row has {len(values)} fields, the header has {len(header)}")
-            yield number, _csv_row(ctx, dict(zip(header, values, strict=True)))
+            yield ParsedLine(number, offset, _csv_row(ctx, dict(zip(header, values, strict=True))))
         except (ValueError, ValidationError) as exc:
-            yield number, LineError(line=number, error=explain(exc), raw=",".join(values)[:2000])
+            error = LineError(line=number, offset=offset, error=explain(exc), raw=",".join(values)[:2000])
+            yield ParsedLine(number, offset, error)
+
+
+def csv_record_starts(lines: Iterable[Line]) -> Iterator[int]:
+    """Where each record after the header starts, in file order: the offsets a CSV manifest may
+    be split at (a quoted cell can hold line breaks, so not every line starts a record). Nothing
+    when the header is unusable: such a manifest is read in one piece, which reports it."""
+    records = _csv_records(lines)
+    head = next(records, None)
+    if head is None or isinstance(_csv_header(head), LineError):
+        return
+    for record in records:
+        yield record.offset
+
+
+def is_csv(manifest_key: str) -> bool:
+    return media.extension(manifest_key) == ".csv"
 
 
 def parse(ctx: ManifestContext, lines: Iterable[Line]) -> Iterator[ParsedLine]:
-    if media.extension(ctx.manifest_key) == ".csv":
+    if is_csv(ctx.manifest_key):
         return parse_csv(ctx, lines)
     return parse_jsonl(ctx, lines)
 

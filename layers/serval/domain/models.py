@@ -201,7 +201,12 @@ class TaskSource(BaseModel):
     key: str | None = None
     etag: str | None = None
     version_id: str | None = None
-    line: int | None = None
+    line: int | None = Field(default=None, description="The task's position in a bulk create (1-based).")
+    offset: int | None = Field(
+        default=None,
+        description="A manifest task's byte offset in its manifest: where its line (a CSV row: its "
+        "first line) starts. With the object's identity it names the task, however the manifest was split.",
+    )
 
 
 class Task(BaseModel):
@@ -318,6 +323,10 @@ class Import(BaseModel):
     duplicates: int = 0
     errors: int = 0
     error_report_key: str | None = None
+    ranges_total: int = Field(
+        default=1, description="Byte ranges the manifest is imported in (one invocation each)."
+    )
+    ranges_done: int = Field(default=0, description="Byte ranges imported so far.")
     created_by: str | None = None
     created_at: str
     updated_at: str
@@ -327,6 +336,9 @@ class Import(BaseModel):
 class LineError(BaseModel):
     """One broken manifest line, as written to the import's error report."""
 
-    line: int
+    line: int = Field(description="The line's number in the manifest (1-based; a CSV row: its last line).")
+    offset: int | None = Field(
+        default=None, description="The byte offset where the line (a CSV row: its first line) starts."
+    )
     error: str
     raw: str = Field(max_length=2_000)

@@ -3,34 +3,49 @@
 - A media object becomes one task whose id derives from (bucket, key, ETag): a conditional
   put in one transaction with its counter and audit record, so a redelivered event creates
   nothing new.
-- A manifest becomes an Import claimed under a lease. Lines stream from S3; good lines become
-  tasks written with BatchWriteItem in chunks of 25 (ids derive from (bucket, key, ETag, line),
-  so they are new by construction on a first attempt); lines carrying an ``external_id`` are
-  written conditionally instead, so re-sending them in another manifest never duplicates.
-  Every few hundred tasks a checkpoint records the committed line together with the counters,
-  in one transaction. A resumed attempt skips committed lines and checks the rest for items the
-  crashed attempt wrote. Broken lines go to an error report; they never stop the good ones.
-- Close to the Lambda deadline the import checkpoints, releases its lease and asks to be
-  continued by a fresh invocation, so no import is too large to finish.
+- A manifest becomes an Import, read in byte ranges (:mod:`serval.domain.byte_ranges`): one
+  range when it is at most ``INGEST_RANGE_BYTES``, imported by the invocation that got the S3
+  event; else one message per range on the ranges queue, each imported by an invocation of its
+  own through a ranged GET. Every range runs the same code:
+  - good lines become tasks written with BatchWriteItem in chunks of 25 (ids derive from
+    (bucket, key, ETag, the line's byte offset), so they are new by construction on a first
+    attempt, and the same however the manifest was split); lines carrying an ``external_id``
+    are written conditionally instead, so re-sending them in another manifest never duplicates;
+  - every few hundred tasks a checkpoint records the range's committed offset together with
+    the counters, in one transaction; a resumed attempt skips committed lines and checks the
+    rest for items the crashed attempt wrote;
+  - broken lines go to an error report; they never stop the good ones. Each range numbers its
+    lines from 1; the import's report numbers them across the manifest once every range has
+    counted its lines;
+  - close to the Lambda deadline a range checkpoints, releases its lease and continues in a
+    new ranges-queue message, so no import is too large to finish.
+- The range that finds every range done finishes the import, once
+  (:mod:`serval.adapters.import_ranges`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import json
 import posixpath
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from typing import IO, Any
+from urllib.parse import unquote_plus
+
+from pydantic import ValidationError
 
 from serval import ids, keys
-from serval.adapters import audit, dynamo, imports, mapping, projects, queues, storage, tasks
-from serval.domain import manifest, media
+from serval.adapters import audit, dynamo, import_ranges, mapping, projects, queues, storage, tasks
+from serval.domain import byte_ranges, manifest, media
 from serval.domain.actor import Actor
+from serval.domain.byte_ranges import ByteRange, RangeMessage
 from serval.domain.lifecycle import INITIAL
+from serval.domain.manifest import RawLine
 from serval.domain.models import (
-    ImportSource,
     ImportStatus,
     LineError,
     Project,
@@ -65,12 +80,18 @@ class S3Object:
 
 @dataclass
 class Outcome:
-    kind: str  # task_created | duplicate | import_completed | ignored | continue
+    # task_created | duplicate | import_split | range_done | import_completed | import_closed
+    # | ignored | continue | poison
+    kind: str
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class ImportContinues(Exception):
-    """The import checkpointed before the deadline; a new invocation must continue it."""
+class RangeContinues(Exception):
+    """A range checkpointed before the deadline; a new invocation must continue it."""
+
+    def __init__(self, message: RangeMessage) -> None:
+        super().__init__(f"range {message.index} of import {message.import_id} continues")
+        self.message = message
 
 
 def parse_event_body(body: str) -> list[S3Object]:
@@ -205,24 +226,177 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
 # ---- manifests -----------------------------------------------------------------------------
 
 
-def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, spec: TaskCreate) -> Task:
+def ingest_manifest(
+    project: Project, obj: S3Object, time_left: Callable[[], float], request_id: str | None
+) -> Outcome:
+    """Open the manifest's import. One range: import it here. More: send one message per range
+    to the ranges queue (:func:`process_range_message` imports each one)."""
+    cfg = settings()
+    info = _head(obj)
+    actor = _uploader(info, obj, request_id)
+    import_id = ids.stable_id("imp", obj.bucket, obj.key, obj.identity)
+    range_bytes = cfg.INGEST_RANGE_BYTES
+    lease_seconds = _lease_seconds(time_left)
+    known: import_ranges.ImportState | None = None
+    if info.size > range_bytes and manifest.is_csv(obj.key):
+        # a CSV is read once to find where its records start: not for a redelivered event
+        known = _known_state(project.project_id, import_id)
+        if known is not None and (known.finished or known.ranges_queued):
+            return Outcome("duplicate", {"import_id": import_id})
+        if known is not None and known.range_bytes:
+            range_bytes = known.range_bytes
+    plan = _plan(obj, info.size, range_bytes, time_left)
+    single = plan.ranges[0] if len(plan.ranges) == 1 else None
+    opened = import_ranges.open_import(
+        project.project_id,
+        import_id,
+        obj.bucket,
+        obj.key,
+        actor,
+        len(plan.ranges),
+        range_bytes,
+        single,
+        lease_seconds,
+    )
+    if not opened.created:
+        known = import_ranges.state(project.project_id, import_id)
+        if known.finished or known.ranges_queued:
+            return Outcome("duplicate", {"import_id": import_id})
+        if known.range_bytes and known.range_bytes != range_bytes:  # planned before a config change
+            plan = _plan(obj, info.size, known.range_bytes, time_left)
+            single = plan.ranges[0] if len(plan.ranges) == 1 else None
+    messages = [_message(project, obj, import_id, info.size, plan, r) for r in plan.ranges]
+    if single is None:
+        bodies = [m.model_dump_json(exclude_none=True) for m in messages]
+        queues.send_batch(cfg.INGEST_RANGES_QUEUE_URL, bodies, {"import-id": import_id})
+        import_ranges.mark_queued(project.project_id, import_id)
+        return Outcome("import_split", {"import_id": import_id, "ranges": len(messages), "bytes": info.size})
+    with _failing(messages[0], request_id):
+        claim = opened.claim or import_ranges.claim(project.project_id, import_id, single, lease_seconds)
+        if claim is None:  # done by an earlier delivery (which finished the import with it)
+            return Outcome("duplicate", {"import_id": import_id})
+        return _import_range(project, messages[0], claim, time_left, request_id, actor)
+
+
+@contextlib.contextmanager
+def _failing(message: RangeMessage, request_id: str | None) -> Iterator[None]:
+    """A range whose object can no longer be read fails its import (once, audited): the
+    PoisonRecord goes on, naming the import, to be sent to the DLQ with its reason."""
+    try:
+        yield
+    except PoisonRecord as exc:
+        obj = _object_of(message)
+        final = import_ranges.Finish(
+            ImportStatus.FAILED, None, _completion_actor(obj, request_id), obj.bucket, obj.key
+        )
+        with contextlib.suppress(NotFound):
+            import_ranges.fail(message.project_id, message.import_id, final, exc.message)
+        where = f" in range {message.index}" if message.count > 1 else ""
+        raise PoisonRecord(f"import {message.import_id} failed{where}: {exc.message}") from exc
+
+
+def _lease_seconds(time_left: Callable[[], float]) -> int:
+    return int(max(time_left(), 60.0)) + 60
+
+
+def _known_state(project_id: str, import_id: str) -> import_ranges.ImportState | None:
+    try:
+        return import_ranges.state(project_id, import_id)
+    except NotFound:
+        return None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    ranges: list[ByteRange]
+    header_end: int = 0  # a split CSV's header record is [0, header_end)
+
+
+def _plan(obj: S3Object, size: int, range_bytes: int, time_left: Callable[[], float]) -> _Plan:
+    """The manifest's byte ranges: one when it fits in one; a JSONL split at equal sizes; a CSV
+    split where records start, found in one pass over it (see serval.domain.byte_ranges)."""
+    if size <= range_bytes:
+        return _Plan([ByteRange(0, 0, size)])
+    if not manifest.is_csv(obj.key):
+        return _Plan(byte_ranges.nominal(size, range_bytes))
+    lines = storage.iter_range_lines(
+        obj.bucket, obj.key, version_id=obj.version_id, etag=obj.etag, start=0, end=size, size=size
+    )
+    header_end: list[int] = []
+
+    def starts() -> Iterator[int]:
+        for n, offset in enumerate(manifest.csv_record_starts(manifest.decode_lines(lines))):
+            if n == 0:
+                header_end.append(offset)
+            elif n % 10_000 == 0 and time_left() < DEADLINE_MARGIN_S:
+                raise PoisonRecord(
+                    f"{obj.key!r} is too large to find its CSV records within one invocation; "
+                    "split it into smaller manifests, or upload it as JSON Lines"
+                )
+            yield offset
+
+    try:
+        ranges = byte_ranges.at_boundaries(size, range_bytes, starts())
+    except NotFound as exc:
+        raise PoisonRecord(f"{obj.key!r} no longer exists") from exc
+    return _Plan(ranges, header_end[0] if header_end and len(ranges) > 1 else 0)
+
+
+def _message(
+    project: Project, obj: S3Object, import_id: str, size: int, plan: _Plan, r: ByteRange
+) -> RangeMessage:
+    return RangeMessage(
+        project_id=project.project_id,
+        import_id=import_id,
+        bucket=obj.bucket,
+        key=obj.key,
+        etag=obj.etag,
+        version_id=obj.version_id,
+        principal=obj.principal,
+        size=size,
+        index=r.index,
+        count=len(plan.ranges),
+        start=r.start,
+        end=r.end,
+        header_end=plan.header_end,
+    )
+
+
+def _object_of(message: RangeMessage) -> S3Object:
+    return S3Object(
+        bucket=message.bucket,
+        key=message.key,
+        etag=message.etag,
+        version_id=message.version_id,
+        size=message.size,
+        principal=message.principal,
+    )
+
+
+def _task_from_line(project: Project, message: RangeMessage, offset: int, spec: TaskCreate) -> Task:
     media_type = manifest.primary_media(spec)
     if media_type not in project.media_types:
         raise ValueError(
             f"the line is {media_type.value}; the project takes {[m.value for m in project.media_types]}"
         )
-    task_id = ids.task_id(project.project_id, spec.external_id, (obj.bucket, obj.key, obj.identity, line))
-    source = TaskSource(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, line=line)
+    obj = _object_of(message)
+    # the line's byte offset names it: the same task however the manifest was split
+    task_id = ids.task_id(
+        project.project_id, spec.external_id, (obj.bucket, obj.key, obj.identity, "offset", offset)
+    )
+    source = TaskSource(
+        bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id, offset=offset
+    )
     task = new_task(
         spec,
         task_id=task_id,
         project_id=project.project_id,
         media_type=media_type,
-        import_id=import_id,
+        import_id=message.import_id,
         source=source,
     )
     try:
-        tasks.check_size(task)  # decided by the line alone, so a resumed import decides it again
+        tasks.check_size(task)  # decided by the line alone, so a resumed range decides it again
     except ItemTooLarge as exc:
         raise ValueError(exc.message) from exc
     return task
@@ -230,28 +404,28 @@ def _task_from_line(project: Project, obj: S3Object, import_id: str, line: int, 
 
 @dataclass
 class _Writer:
-    """Buffers a manifest's tasks and commits them with checkpoints."""
+    """Buffers a range's tasks and commits them with checkpoints (at line offsets)."""
 
-    claim: imports.Claim
+    claim: import_ranges.RangeClaim
     lease_seconds: int
     positional: list[Task] = field(default_factory=list)
     conditional: list[Task] = field(default_factory=list)
-    last_line: int = 0
-    created: int = 0
-    duplicates: int = 0
+    numbers: dict[str, int] = field(default_factory=dict)  # buffered task id -> its line in the range
+    last_offset: int = -1
     requests: int = 0
 
-    def add(self, line: int, task: Task | None) -> None:
-        self.last_line = line
+    def add(self, offset: int, number: int, task: Task | None) -> None:
+        self.last_offset = offset
         if task is not None:
             (self.conditional if task.external_id else self.positional).append(task)
+            self.numbers[task.task_id] = number
         if len(self.positional) + len(self.conditional) >= CHECKPOINT_EVERY:
             self.flush()
 
     def flush(self) -> None:
-        if self.last_line <= self.claim.lines_committed:
+        if self.last_offset <= self.claim.committed:
             return
-        project_id = self.claim.record.project_id
+        project_id = self.claim.project_id
         fresh = self.positional
         recovered = 0
         if self.claim.resumed and fresh:
@@ -262,93 +436,218 @@ class _Writer:
             fresh = [t for t in fresh if t.task_id not in existing]
         written = tasks.batch_put(fresh)
         self.requests += written.requests
-        conditional = tasks.put_new(project_id, self.conditional, self.claim.record.import_id)
+        seed = f"{self.claim.import_id}#{self.claim.range.index}"
+        conditional = tasks.put_new(project_id, self.conditional, seed)
         self.requests += conditional.requests + 1
         positional = len(fresh) - len(written.refused) + recovered
-        created = positional + len(conditional.created)
-        self.claim = imports.checkpoint(
+        self.claim = import_ranges.checkpoint(
             self.claim,
-            lines_committed=self.last_line,
-            created=created,
+            committed=self.last_offset,
+            created=positional + len(conditional.created),
             duplicates=len(conditional.duplicates),
             counter_deltas={INITIAL.value: positional},
             lease_seconds=self.lease_seconds,
-            refused=[_refused_line(r) for r in (*written.refused, *conditional.refused)],
+            refused=[self._refused_line(r) for r in (*written.refused, *conditional.refused)],
         )
-        self.created += created
-        self.duplicates += len(conditional.duplicates)
-        self.positional, self.conditional = [], []
+        self.positional, self.conditional, self.numbers = [], [], {}
+
+    def _refused_line(self, refused: tasks.Refused) -> LineError:
+        source = refused.task.source
+        return LineError(
+            line=self.numbers.get(refused.task.task_id, 0),
+            offset=source.offset if source else None,
+            error=refused.reason[:1000],
+            raw="",
+        )
 
 
-def _refused_line(refused: tasks.Refused) -> LineError:
-    source = refused.task.source
-    return LineError(line=source.line if source and source.line else 0, error=refused.reason[:1000], raw="")
+class _Counted:
+    """The lines of a range, counted as they are read (blank ones too: line numbers count them)."""
+
+    def __init__(self, lines: Iterator[RawLine]) -> None:
+        self.lines = lines
+        self.count = 0
+
+    def __iter__(self) -> Iterator[RawLine]:
+        for line in self.lines:
+            self.count += 1
+            yield line
 
 
-def ingest_manifest(
-    project: Project, obj: S3Object, time_left: Callable[[], float], request_id: str | None
-) -> Outcome:
-    cfg = settings()
-    actor = _uploader(_head(obj), obj, request_id)
-    import_id = ids.stable_id("imp", obj.bucket, obj.key, obj.identity)
-    lease_seconds = int(max(time_left(), 60.0)) + 60
-    claim = imports.claim(
-        project.project_id, import_id, ImportSource.MANIFEST, obj.bucket, obj.key, actor, lease_seconds
-    )
-    if claim is None:
-        return Outcome("duplicate", {"import_id": import_id})
-    ctx = manifest.ManifestContext(cfg.DATA_BUCKET, f"projects/{project.project_id}/", obj.key)
-    writer = _Writer(claim, lease_seconds)
-    lines_total = 0
-    with tempfile.SpooledTemporaryFile(max_size=4 << 20, mode="w+b") as errors:
-        error_count = 0
-        try:
-            parsed: Iterator[manifest.ParsedLine] = manifest.parse(
-                ctx, manifest.decode_lines(storage.iter_byte_lines(obj.bucket, obj.key, obj.version_id))
-            )
-            for line, parsed_line in parsed:
-                lines_total += 1
-                task = None
-                result = parsed_line
-                if isinstance(result, TaskCreate):
-                    try:
-                        task = _task_from_line(project, obj, import_id, line, result)
-                    except ValueError as exc:
-                        result = LineError(line=line, error=str(exc), raw="")
-                if isinstance(result, LineError):
-                    error_count += 1
-                    errors.write(result.model_dump_json().encode() + b"\n")
-                if line > writer.claim.lines_committed:
-                    writer.add(line, task)
-                if time_left() < DEADLINE_MARGIN_S:
-                    writer.flush()
-                    imports.release(writer.claim)
-                    raise ImportContinues(import_id)
+def _parse_range(
+    project: Project,
+    message: RangeMessage,
+    writer: _Writer,
+    lines: Iterable[RawLine],
+    header_lines: int,
+    errors: IO[bytes],
+    time_left: Callable[[], float],
+) -> tuple[int, int]:
+    """Parse a range's lines (after ``header_lines`` of a CSV header read again), hand their
+    tasks to ``writer`` and spool their errors, numbered within the range: (lines parsed, errors)."""
+    ctx = manifest.ManifestContext(settings().DATA_BUCKET, f"projects/{project.project_id}/", message.key)
+    parsed_lines, error_count = 0, 0
+    for parsed in manifest.parse(ctx, manifest.decode_lines(lines)):
+        number = parsed.number - header_lines
+        if number < 1:
+            continue  # the header's own error: the range that holds it reports it
+        parsed_lines += 1
+        task, result = None, parsed.result
+        if isinstance(result, TaskCreate):
+            try:
+                task = _task_from_line(project, message, parsed.offset, result)
+            except ValueError as exc:
+                result = LineError(line=number, offset=parsed.offset, error=str(exc), raw="")
+        if isinstance(result, LineError):
+            error_count += 1
+            errors.write(result.model_copy(update={"line": number}).model_dump_json().encode() + b"\n")
+        if parsed.offset > writer.claim.committed:
+            writer.add(parsed.offset, number, task)
+        if time_left() < DEADLINE_MARGIN_S:
             writer.flush()
-        except PoisonRecord as exc:
-            imports.complete(writer.claim, lines_total, error_count + 1, None, ImportStatus.FAILED, actor)
-            raise PoisonRecord(f"import {import_id} failed: {exc.message}") from exc
-        # the lines DynamoDB refused, over every attempt (the import item keeps the first few)
-        error_count += writer.claim.refused
-        for refused in writer.claim.refused_lines:
-            errors.write(refused.model_dump_json().encode() + b"\n")
-        report_key = None
-        if error_count:
-            report_key = keys.import_error_report_key(project.project_id, import_id)
+            import_ranges.release(writer.claim)
+            raise RangeContinues(message)
+    writer.flush()
+    return parsed_lines, error_count
+
+
+def _import_range(
+    project: Project,
+    message: RangeMessage,
+    claim: import_ranges.RangeClaim,
+    time_left: Callable[[], float],
+    request_id: str | None,
+    actor: Actor | None = None,
+) -> Outcome:
+    """Import one claimed range: parse its lines, write their tasks with checkpoints, report its
+    broken lines, complete it; the last range of the import finishes it."""
+    writer = _Writer(claim, _lease_seconds(time_left))
+    obj = _object_of(message)
+
+    def read(start: int, end: int) -> Iterator[RawLine]:
+        return storage.iter_range_lines(
+            obj.bucket, obj.key, version_id=obj.version_id, etag=obj.etag, start=start, end=end, size=obj.size
+        )
+
+    owned = _Counted(read(message.start, message.end))
+    header: list[RawLine] = []
+    if message.header_end and message.start > 0:  # a later range of a CSV: its header first
+        header = list(read(0, message.header_end))
+    with tempfile.SpooledTemporaryFile(max_size=4 << 20, mode="w+b") as errors:
+        try:
+            parsed_lines, error_count = _parse_range(
+                project, message, writer, itertools.chain(header, owned), len(header), errors, time_left
+            )
+            if message.count > 1:
+                for _ in owned:  # lines the parser left unread still count for later line numbers
+                    pass
+        except NotFound as exc:
+            raise PoisonRecord(f"{message.key!r} no longer exists") from exc
+        refused = writer.claim.refused_lines
+        error_total = error_count + writer.claim.refused
+        part_key = None
+        if error_total:
+            part_key = (
+                keys.import_error_report_key(project.project_id, message.import_id)
+                if message.count == 1
+                else keys.import_range_errors_key(project.project_id, message.import_id, message.index)
+            )
             errors.seek(0)
-            storage.upload(errors, cfg.DATA_BUCKET, report_key, "application/x-ndjson")
-    status = ImportStatus.COMPLETED_WITH_ERRORS if error_count else ImportStatus.COMPLETED
-    record = imports.complete(writer.claim, lines_total, error_count, report_key, status, actor)
-    return Outcome(
-        "import_completed",
-        {
-            "import_id": import_id,
-            "tasks_created": record.tasks_created,
-            "errors": error_count,
-            "requests": writer.requests,
-            "duplicates": record.duplicates,
-        },
-    )
+            _write_errors(part_key, _by_offset(errors, refused))
+    done = writer.claim
+    detail = {
+        "import_id": message.import_id,
+        "range": message.index,
+        "range_tasks_created": done.tasks_created,
+        "requests": writer.requests,
+    }
+    final = None
+    if message.count == 1:
+        status = ImportStatus.COMPLETED_WITH_ERRORS if error_total else ImportStatus.COMPLETED
+        final = import_ranges.Finish(
+            status, part_key, actor or _completion_actor(obj, request_id), obj.bucket, obj.key
+        )
+    try:
+        import_ranges.complete(
+            done,
+            lines=owned.count,
+            parsed=parsed_lines,
+            errors=error_total,
+            error_part_key=part_key,
+            finish=final,
+        )
+    except import_ranges.ImportClosed:
+        return Outcome("import_closed", detail)
+    if final is not None:
+        counts = {"tasks_created": done.tasks_created, "errors": error_total, "duplicates": done.duplicates}
+        return Outcome("import_completed", {**detail, **counts})
+    return _finish_if_done(message, request_id, detail) or Outcome("range_done", detail)
+
+
+def _by_offset(errors: IO[bytes], refused: Sequence[LineError]) -> Iterator[LineError]:
+    """The range's broken lines in file order: parse errors (spooled in order), then merged with
+    the lines DynamoDB refused (kept on the range, over every attempt)."""
+    spooled = (LineError.model_validate_json(line) for line in errors)
+    return heapq.merge(spooled, sorted(refused, key=_offset_of), key=_offset_of)
+
+
+def _offset_of(error: LineError) -> int:
+    return error.offset if error.offset is not None else -1
+
+
+def _write_errors(key: str, lines: Iterable[LineError]) -> None:
+    with tempfile.SpooledTemporaryFile(max_size=4 << 20, mode="w+b") as out:
+        for error in lines:
+            out.write(error.model_dump_json().encode() + b"\n")
+        out.seek(0)
+        storage.upload(out, settings().DATA_BUCKET, key, "application/x-ndjson")
+
+
+def _completion_actor(obj: S3Object, request_id: str | None) -> Actor:
+    """Who the import's completion is attributed to: its uploader (from the object's signed
+    metadata), else the pipeline on behalf of the principal that wrote it."""
+    try:
+        return _uploader(_head(obj), obj, request_id)
+    except PoisonRecord:  # the object is gone: the pipeline closes the import
+        return Actor.system("ingest", request_id=request_id, on_behalf_of=obj.principal)
+
+
+def _finish_if_done(
+    message: RangeMessage, request_id: str | None, detail: dict[str, Any] | None = None
+) -> Outcome | None:
+    """Finish the import when every range is done (whichever range sees it first; the import's
+    conditional status change lets exactly one finish it): gather the ranges' broken lines into
+    the error report, numbered across the whole manifest."""
+    project_id, import_id = message.project_id, message.import_id
+    known = import_ranges.state(project_id, import_id)
+    if known.finished or not known.all_ranges_done:
+        return None
+    records = sorted(import_ranges.ranges(project_id, import_id), key=lambda r: r.index)
+    if len(records) != known.ranges_total or not all(r.done for r in records):
+        return None
+    report_key = None
+    if known.errors:
+        first = byte_ranges.first_lines([r.lines for r in records])
+        report_key = keys.import_error_report_key(project_id, import_id)
+        _write_errors(report_key, _numbered(records, first))
+    obj = _object_of(message)
+    status = ImportStatus.COMPLETED_WITH_ERRORS if known.errors else ImportStatus.COMPLETED
+    final = import_ranges.Finish(status, report_key, _completion_actor(obj, request_id), obj.bucket, obj.key)
+    if not import_ranges.finish(project_id, import_id, final, known):
+        return None
+    counts = {"tasks_created": known.tasks_created, "errors": known.errors, "duplicates": known.duplicates}
+    return Outcome("import_completed", {**(detail or {"import_id": import_id}), **counts})
+
+
+def _numbered(records: Sequence[import_ranges.RangeRecord], first: Sequence[int]) -> Iterator[LineError]:
+    """Every range's broken lines, in file order, their numbers made the manifest's."""
+    bucket = settings().DATA_BUCKET
+    for record in records:
+        if not record.error_part_key:
+            continue
+        for raw in storage.iter_byte_lines(bucket, record.error_part_key):
+            error = LineError.model_validate_json(raw)
+            yield error.model_copy(update={"line": first[record.index] + error.line - 1})
 
 
 # ---- one SQS message -----------------------------------------------------------------------
@@ -357,11 +656,11 @@ def ingest_manifest(
 def process_message(
     body: str, message_id: str, time_left: Callable[[], float], request_id: str | None = None
 ) -> list[Outcome]:
-    """Ingest every object of one SQS message.
+    """Ingest every object of one SQS message (an S3 event notification).
 
-    A record that can never succeed goes to the DLQ with its reason and is not retried; an
-    import that reached the deadline is re-enqueued to continue; anything else raises, so the
-    message is retried (and redriven to the DLQ by SQS after too many receives).
+    A record that can never succeed goes to the DLQ with its reason and is not retried; a
+    one-range import that reached the deadline continues as a range message; anything else
+    raises, so the message is retried (and redriven to the DLQ by SQS after too many receives).
     """
     cfg = settings()
     outcomes: list[Outcome] = []
@@ -369,38 +668,54 @@ def process_message(
         for obj in parse_event_body(body):
             try:
                 outcomes.append(ingest_object(obj, time_left, request_id))
-            except ImportContinues:
-                queues.send(cfg.INGEST_QUEUE_URL, _single_record_body(obj), {"continuation-of": message_id})
-                outcomes.append(Outcome("continue", {"key": obj.key}))
+            except RangeContinues as more:
+                _continue(more.message, message_id)
+                outcomes.append(Outcome("continue", {"key": obj.key, "import_id": more.message.import_id}))
     except PoisonRecord as exc:
-        queues.send(
-            cfg.INGEST_DLQ_URL,
-            body,
-            {"error-code": exc.code, "error-reason": exc.message[:250], "source-message-id": message_id},
-        )
+        _to_dlq(cfg.INGEST_DLQ_URL, body, exc, message_id)
         outcomes.append(Outcome("poison", {"reason": exc.message}))
     return outcomes
 
 
-def _single_record_body(obj: S3Object) -> str:
-    """An S3 event for one object, to continue its import in a new invocation."""
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventSource": "aws:s3",
-                    "eventName": "ObjectCreated:Continue",
-                    "userIdentity": {"principalId": obj.principal or ""},
-                    "s3": {
-                        "bucket": {"name": obj.bucket},
-                        "object": {
-                            "key": quote_plus(obj.key, safe="/"),
-                            "eTag": obj.etag,
-                            "versionId": obj.version_id,
-                            "size": obj.size,
-                        },
-                    },
-                }
-            ]
-        }
-    )
+def process_range_message(
+    body: str, message_id: str, time_left: Callable[[], float], request_id: str | None = None
+) -> Outcome:
+    """Import one byte range of a manifest (a message of the ranges queue).
+
+    A redelivered range creates nothing twice; a range near the deadline checkpoints and
+    continues in a new message; one whose object can no longer be read fails its import (once)
+    and goes to the ranges DLQ with the reason. Anything else raises: the message is retried.
+    """
+    cfg = settings()
+    try:
+        message = RangeMessage.model_validate_json(body)
+    except ValidationError as exc:
+        poison = PoisonRecord(f"the message is not an ingest range: {manifest.explain(exc)}")
+        _to_dlq(cfg.INGEST_RANGES_DLQ_URL, body, poison, message_id)
+        return Outcome("poison", {"reason": poison.message})
+    try:
+        with _failing(message, request_id):
+            project = _project_of(_object_of(message))
+            claim = import_ranges.claim(
+                message.project_id, message.import_id, message.byte_range, _lease_seconds(time_left)
+            )
+            if claim is None:  # done before (a redelivery), or the import is closed
+                detail = {"import_id": message.import_id, "range": message.index}
+                return _finish_if_done(message, request_id, detail) or Outcome("duplicate", detail)
+            return _import_range(project, message, claim, time_left, request_id)
+    except RangeContinues as more:
+        _continue(more.message, message_id)
+        return Outcome("continue", {"import_id": message.import_id, "range": message.index})
+    except PoisonRecord as exc:
+        _to_dlq(cfg.INGEST_RANGES_DLQ_URL, body, exc, message_id)
+        return Outcome("poison", {"reason": exc.message, "import_id": message.import_id})
+
+
+def _continue(message: RangeMessage, source_message_id: str) -> None:
+    body = message.model_dump_json(exclude_none=True)
+    queues.send(settings().INGEST_RANGES_QUEUE_URL, body, {"continuation-of": source_message_id})
+
+
+def _to_dlq(queue_url: str, body: str, exc: PoisonRecord, message_id: str) -> None:
+    attributes = {"error-code": exc.code, "error-reason": exc.message[:250], "source-message-id": message_id}
+    queues.send(queue_url, body, attributes)
