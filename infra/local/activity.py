@@ -110,8 +110,18 @@ class Activity:
     _workflow: dict[str, int] = field(default_factory=dict, init=False)
     _imports: dict[str, _Import] = field(default_factory=dict, init=False)
     _lines: list[str] = field(default_factory=list, init=False)  # finished steps, said at the next flush
+    _resumed_total: int = field(default=0, init=False)
+    _resumed_changed: threading.Condition = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._resumed_changed = threading.Condition(self._lock)
+
+    def wait_resumed(self, n: int, timeout_s: float) -> bool:
+        """Wait until ``n`` waits were taken over by re-created executions; False on timeout."""
+        with self._resumed_changed:
+            return self._resumed_changed.wait_for(lambda: self._resumed_total >= n, timeout_s)
 
     # ------------------------------------------------------------------ what comes in
 
@@ -166,13 +176,13 @@ class Activity:
         self._add("failed", "workflow_error" in appeared)
         self._add("completed", event == "task.completed")
         # A step token replaced by another: a re-created execution took the wait over
-        self._add(
-            "resumed",
-            any(
-                _s(old, t) and _s(new, t) and _s(old, t) != _s(new, t)
-                for t in ("label_token", "review_token")
-            ),
+        taken_over = any(
+            _s(old, t) and _s(new, t) and _s(old, t) != _s(new, t) for t in ("label_token", "review_token")
         )
+        self._add("resumed", taken_over)
+        if taken_over:
+            self._resumed_total += 1
+            self._resumed_changed.notify_all()
 
     def _add(self, what: str, happened: bool) -> None:
         if happened:
