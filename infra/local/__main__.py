@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import os
 import signal
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -110,5 +112,15 @@ def main() -> None:
             print(f"Saved to {data_dir}: {saved.describe()}", flush=True)
 
 
+def exit_now() -> None:
+    """End the process once everything is stopped and saved, without the interpreter's teardown:
+    it garbage-collects moto's whole heap, and a finalizer can wait forever on a lock that a
+    daemon thread (a moto request or execution thread) held when it was frozen."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     main()
+    exit_now()

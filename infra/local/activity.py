@@ -110,8 +110,18 @@ class Activity:
     _workflow: dict[str, int] = field(default_factory=dict, init=False)
     _imports: dict[str, _Import] = field(default_factory=dict, init=False)
     _lines: list[str] = field(default_factory=list, init=False)  # finished steps, said at the next flush
+    _resumed_total: int = field(default=0, init=False)
+    _resumed_changed: threading.Condition = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._resumed_changed = threading.Condition(self._lock)
+
+    def wait_resumed(self, n: int, timeout_s: float) -> bool:
+        """Wait until ``n`` waits were taken over by re-created executions; False on timeout."""
+        with self._resumed_changed:
+            return self._resumed_changed.wait_for(lambda: self._resumed_total >= n, timeout_s)
 
     # ------------------------------------------------------------------ what comes in
 
@@ -134,45 +144,45 @@ class Activity:
         kind = record["eventName"]
         change = record.get("dynamodb", {})
         old, new = change.get("OldImage", {}), change.get("NewImage", {})
-        image = new or old
-        entity = _s(image, "entity")
+        entity = _s(new or old, "entity")
+        if entity == "task" and kind == "INSERT":
+            self._task_created(new)  # (its task.created event is not needed: the source says more)
+            return
         event = from_change(str(record.get("eventID", "")), kind, old, new, "")
-        if entity == "task":
-            self._task(kind, old, new, event.type if event else None)
+        if entity == "task" and kind == "MODIFY":
+            self._task_changed(old, new, event.type if event else None)
         elif event is not None and event.type == "import.completed":
             self._import_finished(new)
         elif event is not None and entity == "job":  # one of the job kinds' *.completed
             self._job_finished(new)
 
-    def _task(self, kind: str, old: dict[str, Any], new: dict[str, Any], event: str | None) -> None:
-        if kind == "INSERT":
-            source = _json(new, "source")
-            if not source.get("key"):
-                return  # created through the API: its request said so
-            import_id = _s(new, "import_id")
-            if import_id is None:
-                self._uploads += 1
-            else:
-                progress = self._imports.setdefault(
-                    import_id, _Import(posixpath.basename(str(source["key"])), reported_at=self.clock())
-                )
-                progress.tasks += 1
+    def _task_created(self, new: dict[str, Any]) -> None:
+        source = _json(new, "source")
+        if not source.get("key"):
+            return  # created through the API: its request said so
+        import_id = _s(new, "import_id")
+        if import_id is None:
+            self._uploads += 1  # a media object: one task per uploaded file
             return
-        if kind != "MODIFY":
-            return
+        progress = self._imports.setdefault(
+            import_id, _Import(posixpath.basename(str(source["key"])), reported_at=self.clock())
+        )
+        progress.tasks += 1
+
+    def _task_changed(self, old: dict[str, Any], new: dict[str, Any], event: str | None) -> None:
         appeared = {name for name in new if name not in old}
         self._add("started", "execution_started_at" in appeared)
         self._add("escalated", "escalated_at" in appeared)
         self._add("failed", "workflow_error" in appeared)
         self._add("completed", event == "task.completed")
         # A step token replaced by another: a re-created execution took the wait over
-        self._add(
-            "resumed",
-            any(
-                _s(old, t) and _s(new, t) and _s(old, t) != _s(new, t)
-                for t in ("label_token", "review_token")
-            ),
+        taken_over = any(
+            _s(old, t) and _s(new, t) and _s(old, t) != _s(new, t) for t in ("label_token", "review_token")
         )
+        self._add("resumed", taken_over)
+        if taken_over:
+            self._resumed_total += 1
+            self._resumed_changed.notify_all()
 
     def _add(self, what: str, happened: bool) -> None:
         if happened:

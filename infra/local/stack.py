@@ -8,8 +8,8 @@ Start order matters:
 4. switch on table streams and upload notifications, and queue a resume request for every
    task the state shows waiting in Label or Review (moto kept no executions;
    :mod:`infra.local.executions`);
-5. start the local API gateway and the event-source pollers (the starter re-creates those
-   executions);
+5. start the event-source pollers (the starter re-creates those executions; the start waits
+   for them to be back in their waits), then the local API gateway;
 6. seed the demo users, and on an empty state the demo project.
 
 Stop runs it backwards within seconds: the pollers and the gateway take nothing new, the
@@ -58,6 +58,11 @@ def local_concurrency(spec: ServalSpec) -> dict[str, int]:
     """Worker processes per function: its concurrency, at most two per core of this machine."""
     ceiling = max(2, 2 * (os.cpu_count() or 1))
     return {fn.name: min(fn.concurrency, ceiling) for fn in spec.functions.values()}
+
+
+# How long a start waits for the re-created executions to be back in their waits before it
+# opens the API (a submit before then would find a dead token).
+RESUME_WAIT_S = 60.0
 
 
 def console_line(line: str) -> None:
@@ -151,14 +156,16 @@ class LocalStack:
         if restore:
             self.restored = self._state.restore(self.spec, resources)
         self.resources = resources = connect_event_sources(self.spec, resources)
-        if not self.restored.is_empty:
-            resumed = request_resumes(self.spec, resources)
-            if resumed:
-                self.say(
-                    f"Resuming the executions of {count(resumed, 'task')} that waited in Label or Review"
-                )
+        resuming = request_resumes(self.spec, resources) if not self.restored.is_empty else 0
+        if resuming:
+            self.say(f"Resuming the executions of {count(resuming, 'task')} that waited in Label or Review")
         self.activity = activity = Activity(self.say)
         activity.start()
+        for poller in pollers_for(self.spec, resources, observe=activity.changes, **self.poller_options):
+            poller.start()
+            self._pollers.append(poller)  # only started ones: a stop during start joins those
+        if resuming and not activity.wait_resumed(resuming, RESUME_WAIT_S):
+            self.say(f"Not every execution was back within {RESUME_WAIT_S:.0f} s; the rest follow")
         self.gateway = LocalApiGateway(
             self.spec.api,
             resources,
@@ -169,9 +176,6 @@ class LocalStack:
             report=activity.request,
         )
         self.gateway.start()
-        for poller in pollers_for(self.spec, resources, observe=activity.changes, **self.poller_options):
-            poller.start()
-            self._pollers.append(poller)  # only started ones: a stop during start joins those
         if seed:
             self.demo_project_id = seeding.seed(
                 self.spec,

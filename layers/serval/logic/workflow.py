@@ -1,12 +1,13 @@
 """The task workflow: starting executions within each project's window, and the steps they run.
 
-One Standard execution per task runs ``infra/statemachine/task.asl.json``: Entry (a re-created
-execution resumes, below) → AutoLabelPassThrough → Route → Label (waits) → LabelChoice: annotators agreed (overlap >= 2,
-agreement at or above the project's threshold): AcceptConsensus → ExportRecord; otherwise
-Review (waits) → approved: ExportRecord → EmitCompleted; rejected: back to Label with a rework
-count, up to the project's maximum, then Escalate; requeue (a manager's bulk requeue): back to
-Label without counting a rework round. The Lambda steps land in :func:`run_step`; humans complete the waits
-through the API (submit, review), which calls ``SendTaskSuccess`` with the stored token.
+One Standard execution per task runs ``infra/statemachine/task.asl.json``: Entry (where a
+re-created execution resumes, below) → AutoLabelPassThrough → Route → Label (waits) →
+LabelChoice: annotators agreed (overlap >= 2, agreement at or above the project's threshold):
+AcceptConsensus → ExportRecord; otherwise Review (waits) → approved: ExportRecord →
+EmitCompleted; rejected: back to Label with a rework count, up to the project's maximum, then
+Escalate; requeue (a manager's bulk requeue): back to Label without counting a rework round.
+The Lambda steps land in :func:`run_step`; humans complete the waits through the API (submit,
+review), which calls ``SendTaskSuccess`` with the stored token.
 
 An execution that ended while its task waited in Label or Review (the local stack keeps no
 executions over a restart) leaves a token nothing answers. :func:`resume` re-creates it: a new

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -200,3 +201,20 @@ def test_a_finished_job_is_one_line_with_its_format_counts_and_time() -> None:
         "bulk: job j_bulk failed (archive, 8 tasks, 2 failed) in 3.2 s",
         "audit export: job j_audit_export done (csv, 12 records) in 3.2 s",
     ]
+
+
+def test_a_start_can_wait_until_the_re_created_executions_took_their_waits_over() -> None:
+    # Given two resume requests on their way, and a console that counts the waits taken over
+    activity = Activity(lambda _: None)
+
+    def taken_over(task_id: str) -> dict[str, Any]:
+        return _record("MODIFY", _task(task_id, label_token="new"), _task(task_id, label_token="old"))
+
+    # When one wait was taken over, Then waiting for two times out
+    activity.changes("tasks", [taken_over("t_1")])
+    assert activity.wait_resumed(2, timeout_s=0.2) is False
+    # When the other one is taken over from another thread, Then the wait ends
+    feeder = threading.Timer(0.1, activity.changes, args=("tasks", [taken_over("t_2")]))
+    feeder.start()
+    assert activity.wait_resumed(2, timeout_s=30) is True
+    feeder.join()
