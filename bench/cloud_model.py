@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -141,7 +143,19 @@ CONSTANTS: dict[str, Constant] = {
         "quota",
         "Amazon EventBridge User Guide, quotas: PutEvents throttle limit (us-east-1)",
     ),
+    "lambda_mb_per_vcpu": Constant(
+        1_769,
+        "MB of memory that come with one vCPU",
+        "quota",
+        "AWS Lambda Developer Guide, memory and computing power (CPU is allocated in proportion to memory)",
+    ),
     # assumptions (not published: what the model assumes)
+    "cpu_speed": Constant(
+        1.0,
+        "a Lambda vCPU's speed / the measuring machine's core's",
+        "assumption",
+        "unmeasured: a Graviton vCPU taken as fast as one core of the 2-core development machine",
+    ),
     "aws_call_latency_s": Constant(
         0.008,
         "s a function waits per AWS call, in the region",
@@ -187,6 +201,7 @@ class Lifecycle:
     s3_put: float
     s3_get: float
     wru_by_function: Mapping[str, float] = field(default_factory=dict)
+    wru_by_table: Mapping[str, float] = field(default_factory=dict)
 
     def per_task(self, name: str) -> float:
         return float(self.requests.get(name, 0.0))
@@ -212,16 +227,20 @@ class Scenario:
     objects: int = 1_000_000
     range_bytes: int = 16 * 2**20
     range_concurrency: int = 20
+    range_memory_mb: int = 1024
     api_rate_limit: int = 200
 
     @classmethod
     def from_config(cls) -> Scenario:
         from infra.config import load
+        from infra.spec import build
 
         prod = load("prod")
+        spec = build(prod, "123456789012", prod.region)
         return cls(
             range_bytes=prod.ingest_range_bytes,
             range_concurrency=prod.ingest_range_concurrency,
+            range_memory_mb=spec.functions["ingest-ranges"].memory_mb,
             api_rate_limit=prod.api_rate_limit,
         )
 
@@ -265,10 +284,22 @@ def _units(size_bytes: float, unit: int = 1024) -> int:
     return max(1, math.ceil(size_bytes / unit))
 
 
-def lambda_seconds(life: Lifecycle, latency_s: float) -> dict[str, float]:
-    """Estimated billed duration per task by function: its CPU plus its AWS calls' waits."""
+def lambda_cpu_s(cpu_s: float, memory_mb: float, constants: Mapping[str, float]) -> float:
+    """Measured CPU seconds as a Lambda of ``memory_mb`` spends them: below one vCPU's memory the
+    function gets that fraction of a vCPU, so CPU-bound work takes longer."""
+    share = min(1.0, memory_mb / constants["lambda_mb_per_vcpu"])
+    return cpu_s / share / constants["cpu_speed"]
+
+
+def lambda_seconds(life: Lifecycle, constants: Mapping[str, float]) -> dict[str, float]:
+    """Estimated billed duration per task by function: its CPU (at its memory's share of a
+    vCPU) plus its AWS calls' waits."""
     names = set(life.cpu_s) | set(life.calls_by_function)
-    return {f: life.cpu_s.get(f, 0.0) + life.calls_by_function.get(f, 0.0) * latency_s for f in names}
+    return {
+        f: lambda_cpu_s(life.cpu_s.get(f, 0.0), life.memory_mb.get(f, 1024), constants)
+        + life.calls_by_function.get(f, 0.0) * constants["aws_call_latency_s"]
+        for f in names
+    }
 
 
 def model(
@@ -282,7 +313,7 @@ def model(
     rows: list[Row] = []
 
     # ---- dollars per 1,000 task lifecycles
-    seconds = lambda_seconds(life, c["aws_call_latency_s"])
+    seconds = lambda_seconds(life, c)
     gb_s = sum(s * life.memory_mb.get(f, 1024) / 1024 for f, s in seconds.items())
     costs = {
         "Lambda requests": sum(life.invocations.values()) * c["lambda_request"],
@@ -300,7 +331,10 @@ def model(
     rows.append(Row("cost", "total", sum(costs.values()) * 1000, "$ / 1,000 lifecycles", "the sum above"))
 
     # ---- ingesting ``objects`` (a manifest of that many lines) with byte ranges
-    per_line_s = ingest.cpu_s_per_line + ingest.requests_per_line * c["aws_call_latency_s"]
+    per_line_s = (
+        lambda_cpu_s(ingest.cpu_s_per_line, scenario.range_memory_mb, c)
+        + ingest.requests_per_line * c["aws_call_latency_s"]
+    )
     size = scenario.objects * ingest.bytes_per_line
     step = max(scenario.range_bytes, math.ceil(size / 10_000))
     ranges = max(1, math.ceil(size / step))
@@ -315,7 +349,7 @@ def model(
             "one invocation, no ranges",
             scenario.objects * per_line_s,
             "s",
-            "objects x (CPU + calls x latency) per line",
+            f"objects x {per_line_s * 1000:.2f} ms per line (CPU at {scenario.range_memory_mb} MB + calls x latency)",
         ),
         Row(
             "ingest",
@@ -487,7 +521,7 @@ def render(rows: list[Row], life: Lifecycle, ingest: Ingest) -> list[Table]:
         f"events {life.events:.1f}",
         f"SQS {life.sqs_requests:.1f}",
         f"busiest shared item {life.hottest_item}: {life.hottest_item_wru:.1f} WRU",
-        f"busiest table {life.busiest_table_wru:.1f}",
+        "; ".join(f"{t}: {w:.1f}" for t, w in sorted(life.wru_by_table.items())),
     )
     inputs.add(
         "(ingest line)",
@@ -713,6 +747,7 @@ def _measure_lifecycle(stack: Any, invocations: Invocations, n: int) -> Lifecycl
         s3_put=tally.s3_put / n,
         s3_get=tally.s3_get / n,
         wru_by_function={f: units.write[f] / n for f in callers},
+        wru_by_table={t: w / n for t, w in units.write_by_table.items()},
     )
 
 
@@ -770,15 +805,15 @@ def _measure_ingest(stack: Any, invocations: Invocations, lines: int) -> Ingest:
 def measure(tasks: int, lines: int) -> tuple[Lifecycle, Ingest]:
     """Both measurements, on one local stack whose ranges are 64 KiB."""
     from bench import flow
-    from bench.metering import metered
     from infra.config import load
+    from infra.local import seed as seeding
     from infra.local.moto_server import ACCOUNT_ID, REGION, free_port
     from infra.local.stack import LocalStack
     from infra.spec import build
 
     flow._forget_clients()
     # ranges of 64 KiB; an active window just above the sample, so the ranged import's tasks
-    # (and the demo project's) do not start a thousand executions each while it is measured
+    # do not start a thousand executions
     config = load("local").model_copy(
         update={"ingest_range_bytes": SAMPLE_RANGE_BYTES, "active_window": tasks + 10}
     )
@@ -786,12 +821,13 @@ def measure(tasks: int, lines: int) -> tuple[Lifecycle, Ingest]:
     with tempfile.TemporaryDirectory() as data_dir:
         stack = LocalStack(spec=spec, save_state=False, say=lambda _: None)
         stack.start(
-            port_moto=free_port(), port_api=free_port(), data_dir=Path(data_dir), seed=True, restore=False
+            port_moto=free_port(), port_api=free_port(), data_dir=Path(data_dir), seed=False, restore=False
         )
         try:
+            # the demo users, without the demo project: nothing else runs while it is measured
+            assert stack.resources is not None
+            seeding.seed(stack.spec, stack.resources, stack.api_url, with_project=False, say=lambda _: None)
             with _in_process(stack) as invocations:
-                with metered() as settling:  # the demo project's own work, first
-                    flow._settled(settling)
                 life = _measure_lifecycle(stack, invocations, tasks)
                 ingest = _measure_ingest(stack, invocations, lines)
         finally:
@@ -802,15 +838,22 @@ def measure(tasks: int, lines: int) -> tuple[Lifecycle, Ingest]:
 def run() -> list[Table]:
     tasks = int(os.environ.get("BENCH_CLOUD_TASKS", "50"))
     lines = int(os.environ.get("BENCH_CLOUD_LINES", "3000"))
-    # the handlers run in this process: their metric lines (EMF on stdout) stay out of the tables
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        life, ingest = measure(tasks, lines)
+    # the handlers run in this process: their metric lines (EMF on stdout, and Powertools'
+    # warnings about empty ones) stay out of the tables
+    # (and moto's errors for executions still running when the stack stops)
+    moto_sfn = logging.getLogger("moto.stepfunctions.parser")
+    level = moto_sfn.level
+    moto_sfn.setLevel(logging.CRITICAL)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+            life, ingest = measure(tasks, lines)
+    finally:
+        moto_sfn.setLevel(level)
     return render(model(life, ingest, Scenario.from_config()), life, ingest)
 
 
 if __name__ == "__main__":
-    import logging
-
     logging.disable(logging.WARNING)
     for table in run():
         print(table.render(), flush=True)

@@ -40,7 +40,10 @@ INGEST = Ingest(
     wall_s_per_line=0.01,
     task_item_bytes=600.0,
 )
-SCENARIO = Scenario(objects=1_000_000, range_bytes=16 * 2**20, range_concurrency=20, api_rate_limit=200)
+# ranges at the memory of one vCPU, so their measured CPU is what they spend on Lambda
+SCENARIO = Scenario(
+    objects=1_000_000, range_bytes=16 * 2**20, range_concurrency=20, range_memory_mb=1769, api_rate_limit=200
+)
 
 
 def value(rows: list[Row], section: str, what: str) -> float:
@@ -60,18 +63,24 @@ def test_the_constants_are_the_published_values_the_model_documents() -> None:
 
 def test_dollars_per_thousand_lifecycles_add_each_service_by_hand() -> None:
     rows = model(LIFE, INGEST, SCENARIO)
-    # Lambda: 8 invocations x $0.20/M; duration (0.02 + 10 x 0.008) s at 1 GB + (0.01 + 5 x 0.008) s
-    # at 0.5 GB = 0.125 GB-s x $0.0000133334
-    assert value(rows, "cost", "Lambda requests") == pytest.approx(0.0016)
-    assert value(rows, "cost", "Lambda duration") == pytest.approx(0.125 * 0.0000133334 * 1000)
+    # Lambda duration: CPU at the memory's share of a vCPU (1,024 of 1,769 MB; 512 of 1,769) plus
+    # 8 ms per AWS call: api 0.02 x 1769/1024 + 10 x 0.008 s at 1 GB, workflow 0.01 x 1769/512
+    # + 5 x 0.008 s at 0.5 GB
+    api_s = 0.02 * 1769 / 1024 + 0.08
+    workflow_s = 0.01 * 1769 / 512 + 0.04
+    gb_s = api_s * 1.0 + workflow_s * 0.5
+    assert value(rows, "cost", "Lambda requests") == pytest.approx(0.0016)  # 8 x $0.20/M
+    assert value(rows, "cost", "Lambda duration") == pytest.approx(gb_s * 0.0000133334 * 1000)
     assert value(rows, "cost", "Step Functions transitions") == pytest.approx(0.25)  # 10 x $0.025/1k
     assert value(rows, "cost", "DynamoDB writes") == pytest.approx(0.025)  # 40 WRU x $0.625/M
     assert value(rows, "cost", "DynamoDB reads") == pytest.approx(0.0025)  # 20 RRU x $0.125/M
-    assert value(rows, "cost", "SQS requests") == pytest.approx(0.0024)
-    assert value(rows, "cost", "EventBridge events") == pytest.approx(0.005)
+    assert value(rows, "cost", "SQS requests") == pytest.approx(0.0024)  # 6 x $0.40/M
+    assert value(rows, "cost", "EventBridge events") == pytest.approx(0.005)  # 5 x $1/M
     assert value(rows, "cost", "S3 requests") == pytest.approx(0.000058)  # 0.01 PUT, 0.02 GET
     assert value(rows, "cost", "API Gateway requests") == pytest.approx(0.014)  # 4 x $3.50/M
-    assert value(rows, "cost", "total") == pytest.approx(0.302224675)
+    expected = 0.0016 + gb_s * 0.0000133334 * 1000 + 0.25 + 0.025 + 0.0025 + 0.0024 + 0.005 + 0.000058 + 0.014
+    assert value(rows, "cost", "total") == pytest.approx(expected)
+    assert expected == pytest.approx(0.30258, abs=1e-5)
 
 
 def test_ingesting_a_million_objects_is_bound_by_the_slower_of_lambda_and_the_index_partitions() -> None:
@@ -91,6 +100,13 @@ def test_ingesting_a_million_objects_is_bound_by_the_slower_of_lambda_and_the_in
     assert total.basis == "bound by: DynamoDB index partitions of a project (GSI1 new, GSI2)"
 
 
+def test_a_range_below_one_vcpu_of_memory_spends_its_cpu_at_that_share() -> None:
+    # Given ranges at 1,024 MB: 0.001 s of measured CPU per line takes 1769/1024 times as long
+    rows = model(LIFE, INGEST, dataclasses.replace(SCENARIO, range_memory_mb=1024))
+    per_line = 0.001 * 1769 / 1024 + 0.05 * 0.008
+    assert value(rows, "ingest", "one invocation, no ranges") == pytest.approx(1_000_000 * per_line)
+
+
 def test_ranges_beyond_the_concurrency_run_in_waves() -> None:
     # Given 5,000-byte lines: 5 GB in 16 MiB ranges = 299 ranges, 20 at a time = 15 waves
     rows = model(LIFE, dataclasses.replace(INGEST, bytes_per_line=5_000.0), SCENARIO)
@@ -102,7 +118,8 @@ def test_ranges_beyond_the_concurrency_run_in_waves() -> None:
 
 def test_each_limit_divides_its_quota_by_the_use_per_task_and_the_lowest_binds() -> None:
     rows = model(LIFE, INGEST, SCENARIO)
-    assert value(rows, "limit (account)", "Lambda concurrency (account)") == pytest.approx(1_000 / 0.15)
+    lambda_s = (0.02 * 1769 / 1024 + 0.08) + (0.01 * 1769 / 512 + 0.04)
+    assert value(rows, "limit (account)", "Lambda concurrency (account)") == pytest.approx(1_000 / lambda_s)
     assert value(rows, "limit (account)", "Step Functions state transitions (account)") == pytest.approx(
         150.0
     )

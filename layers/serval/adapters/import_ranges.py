@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from serval import ids, keys
-from serval.adapters import audit, clients, dynamo
+from serval.adapters import audit, clients, dynamo, imports
 from serval.domain.actor import Actor
 from serval.domain.byte_ranges import ByteRange
 from serval.domain.models import ImportSource, ImportStatus, LineError, utcnow
 from serval.errors import ImportBusy, NotFound
 from serval.settings import settings
 
-MAX_REFUSED_KEPT = 100  # refused lines whose errors each range item keeps for the report
 RUNNING = ImportStatus.RUNNING.value
 RANGE_RUNNING, RANGE_DONE = "running", "done"
 FINISHED = frozenset(s for s in ImportStatus if s is not ImportStatus.RUNNING)
@@ -79,6 +78,15 @@ class ImportState:
     @property
     def all_ranges_done(self) -> bool:
         return self.ranges_done >= self.ranges_total
+
+    def counts(self, extra_errors: int = 0) -> dict[str, int]:
+        """The counts its ``import.complete`` audit record carries."""
+        return {
+            "lines_total": self.lines_total,
+            "tasks_created": self.tasks_created,
+            "duplicates": self.duplicates,
+            "errors": self.errors + extra_errors,
+        }
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,7 @@ def claim(project_id: str, import_id: str, byte_range: ByteRange, lease_seconds:
         tasks_created=int(existing.tasks_created or 0),
         duplicates=int(existing.duplicates or 0),
         refused=int(existing.refused or 0),
-        refused_lines=tuple(LineError.model_validate_json(str(e)) for e in existing.refused_lines or ()),
+        refused_lines=imports.refused_lines_of(existing),
     )
 
 
@@ -311,30 +319,20 @@ def checkpoint(
     """Advance the range to ``committed`` (an offset) and add the counts of the tasks written
     since to the range, the import and a counter shard, atomically (see the module docstring)."""
     cfg = settings()
-    lease_until = int(time.time()) + lease_seconds
-    kept = tuple(refused[: max(0, MAX_REFUSED_KEPT - len(c.refused_lines))])
     at = utcnow()
-    sets = "SET committed = :n, lease_until = :l, updated_at = :at"
-    values: dict[str, Any] = {
-        ":n": committed,
-        ":l": lease_until,
-        ":at": at,
-        ":c": created,
-        ":d": duplicates,
-        ":r": len(refused),
-        ":prev": c.committed,
-        ":owner": c.owner,
-    }
-    if kept:
-        sets += ", refused_lines = list_append(if_not_exists(refused_lines, :none), :kept)"
-        values |= {":none": [], ":kept": [e.model_dump_json() for e in kept]}
     tx = dynamo.Tx()
-    tx.update(
-        cfg.TASKS_TABLE,
+    lease_until, kept = imports.add_checkpoint(
+        tx,
         _range_key(c.project_id, c.import_id, c.range.index),
-        sets + " ADD tasks_created :c, duplicates :d, refused :r",
-        values=values,
-        condition="committed = :prev AND lease_owner = :owner",
+        position_attr="committed",
+        position=committed,
+        previous=c.committed,
+        owner=c.owner,
+        lease_seconds=lease_seconds,
+        created=created,
+        duplicates=duplicates,
+        refused=refused,
+        kept_before=len(c.refused_lines),
     )
     tx.update(
         cfg.TASKS_TABLE,
@@ -506,12 +504,7 @@ def finish(project_id: str, import_id: str, final: Finish, counts: ImportState) 
         project_id,
         import_id,
         final,
-        counts={
-            "lines_total": counts.lines_total,
-            "tasks_created": counts.tasks_created,
-            "duplicates": counts.duplicates,
-            "errors": counts.errors,
-        },
+        counts=counts.counts(),
     )
     try:
         tx.commit()
@@ -523,7 +516,6 @@ def finish(project_id: str, import_id: str, final: Finish, counts: ImportState) 
 def fail(project_id: str, import_id: str, final: Finish, reason: str) -> bool:
     """Fail a running import (a range can never be read: the object changed or is gone), once,
     with its audit record. False when it was no longer running."""
-    state_now = state(project_id, import_id)
     tx = dynamo.Tx()
     at = utcnow()
     tx.update(
@@ -539,12 +531,7 @@ def fail(project_id: str, import_id: str, final: Finish, reason: str) -> bool:
         project_id,
         import_id,
         final,
-        counts={
-            "lines_total": state_now.lines_total,
-            "tasks_created": state_now.tasks_created,
-            "duplicates": state_now.duplicates,
-            "errors": state_now.errors + 1,
-        },
+        counts=state(project_id, import_id).counts(extra_errors=1),
         reason=reason,
     )
     try:

@@ -154,8 +154,57 @@ def claim(
         tasks_created=int(existing.tasks_created or 0),
         duplicates=int(existing.duplicates or 0),
         refused=int(existing.refused or 0),
-        refused_lines=tuple(LineError.model_validate_json(str(e)) for e in existing.refused_lines or ()),
+        refused_lines=refused_lines_of(existing),
     )
+
+
+def refused_lines_of(item: Any) -> tuple[LineError, ...]:
+    """The refused lines an import (or range) item keeps for its error report."""
+    return tuple(LineError.model_validate_json(str(e)) for e in item.refused_lines or ())
+
+
+def add_checkpoint(
+    tx: dynamo.Tx,
+    key: dict[str, str],
+    *,
+    position_attr: str,
+    position: int,
+    previous: int,
+    owner: str,
+    lease_seconds: int,
+    created: int,
+    duplicates: int,
+    refused: Sequence[LineError],
+    kept_before: int,
+) -> tuple[int, tuple[LineError, ...]]:
+    """Add to ``tx`` the lease-guarded advance of an import's (or range's) checkpoint: its
+    position (``position_attr``) from ``previous`` to ``position``, a renewed lease, and the
+    counts of the tasks written since; the first :data:`MAX_REFUSED_KEPT` refused lines (over
+    ``kept_before`` already kept) are kept for the error report. Returns (lease until, kept)."""
+    lease_until = int(time.time()) + lease_seconds
+    kept = tuple(refused[: max(0, MAX_REFUSED_KEPT - kept_before)])
+    sets = f"SET {position_attr} = :n, lease_until = :l, updated_at = :at"
+    values: dict[str, Any] = {
+        ":n": position,
+        ":l": lease_until,
+        ":at": utcnow(),
+        ":c": created,
+        ":d": duplicates,
+        ":r": len(refused),
+        ":prev": previous,
+        ":owner": owner,
+    }
+    if kept:
+        sets += ", refused_lines = list_append(if_not_exists(refused_lines, :none), :kept)"
+        values |= {":none": [], ":kept": [e.model_dump_json() for e in kept]}
+    tx.update(
+        settings().TASKS_TABLE,
+        key,
+        sets + " ADD tasks_created :c, duplicates :d, refused :r",
+        values=values,
+        condition=f"{position_attr} = :prev AND lease_owner = :owner",
+    )
+    return lease_until, kept
 
 
 def checkpoint(
@@ -173,28 +222,18 @@ def checkpoint(
     import, and the first :data:`MAX_REFUSED_KEPT` of them kept for its error report.
     """
     tx = dynamo.Tx()
-    lease_until = int(time.time()) + lease_seconds
-    kept = tuple(refused[: max(0, MAX_REFUSED_KEPT - len(c.refused_lines))])
-    sets = "SET lines_committed = :n, lease_until = :l, updated_at = :at"
-    values: dict[str, Any] = {
-        ":n": lines_committed,
-        ":l": lease_until,
-        ":at": utcnow(),
-        ":c": created,
-        ":d": duplicates,
-        ":r": len(refused),
-        ":prev": c.lines_committed,
-        ":owner": c.owner,
-    }
-    if kept:
-        sets += ", refused_lines = list_append(if_not_exists(refused_lines, :none), :kept)"
-        values |= {":none": [], ":kept": [e.model_dump_json() for e in kept]}
-    tx.update(
-        settings().TASKS_TABLE,
+    lease_until, kept = add_checkpoint(
+        tx,
         _key(c.record.project_id, c.record.import_id),
-        sets + " ADD tasks_created :c, duplicates :d, refused :r",
-        values=values,
-        condition="lines_committed = :prev AND lease_owner = :owner",
+        position_attr="lines_committed",
+        position=lines_committed,
+        previous=c.lines_committed,
+        owner=c.owner,
+        lease_seconds=lease_seconds,
+        created=created,
+        duplicates=duplicates,
+        refused=refused,
+        kept_before=len(c.refused_lines),
     )
     dynamo.add_counter(tx, c.record.project_id, f"{c.record.import_id}#{lines_committed}", counter_deltas)
     try:
