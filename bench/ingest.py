@@ -49,9 +49,9 @@ def _manifest(lines: int) -> bytes:
     ).encode()
 
 
-def _raw_batch_write_rate(table: str, items: int) -> float:
+def raw_batch_write_rate(table: str, items: int, client: Any = None, partition: str = "BENCH#raw") -> float:
     """Items/s of plain BatchWriteItem calls (25 items each) against the same server."""
-    client = boto3.client("dynamodb")
+    client = client or boto3.client("dynamodb")
     start = time.perf_counter()
     for base in range(0, items, 25):
         client.batch_write_item(
@@ -60,7 +60,7 @@ def _raw_batch_write_rate(table: str, items: int) -> float:
                     {
                         "PutRequest": {
                             "Item": {
-                                "PK": {"S": "BENCH#raw"},
+                                "PK": {"S": partition},
                                 "SK": {"S": f"TASK#{base + i:08d}"},
                                 "entity": {"S": "bench"},
                                 "data": {"S": json.dumps({"text": {"kind": "text", "text": "x" * 40}})},
@@ -74,12 +74,11 @@ def _raw_batch_write_rate(table: str, items: int) -> float:
     return items / (time.perf_counter() - start)
 
 
-def _wait_for_import(
-    stack: LocalStack, token: str, project_id: str, timeout_s: float = 900
-) -> dict[str, Any]:
+def wait_for_import(api_url: str, token: str, project_id: str, timeout_s: float = 900) -> dict[str, Any]:
+    """The project's first import once it is no longer running."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        page = call_api(stack.api_url, token, "GET", f"/projects/{project_id}/imports?limit=5")
+        page = call_api(api_url, token, "GET", f"/projects/{project_id}/imports?limit=5")
         done = [i for i in page["items"] if i["status"] != "running"]
         if done:
             return dict(done[0])
@@ -161,15 +160,15 @@ def _measure(stack: LocalStack, process: psutil.Process) -> list[Table]:
     )
     small = new_project()
     s3.put_object(Bucket=bucket, Key=f"projects/{small}/small.jsonl", Body=_manifest(1_000))
-    _wait_for_import(stack, admin_token, small)
+    wait_for_import(stack.api_url, admin_token, small)
     for size in SIZES:
         project_id = new_project()
-        raw_rate = _raw_batch_write_rate(table_name, size)
+        raw_rate = raw_batch_write_rate(table_name, size)
         body = _manifest(size)
         with metered() as calls:
             start = time.perf_counter()
             s3.put_object(Bucket=bucket, Key=f"projects/{project_id}/bench-{size}.jsonl", Body=body)
-            record = _wait_for_import(stack, admin_token, project_id)
+            record = wait_for_import(stack.api_url, admin_token, project_id)
             seconds = time.perf_counter() - start
         assert record["tasks_created"] == size, record
         ingest_calls = calls.of_function("ingest")

@@ -8,9 +8,14 @@ process drives it as clients would: S3 uploads and HTTP requests with real Cogni
   behind a waiting Label step), or, past the project's active window, until the window is full;
 - lease + submit through the gateway with 1 and 8 annotators at once, on a project whose
   queue is still filling: latency p50/p99 of the pair, submits per second, double leases;
+- ingest: manifests of 1k, 10k and 50k lines imported with the event pipeline running, beside
+  the raw ``BatchWriteItem`` rate of the same moto server as the tables grow; RSS after each;
+- starvation: while the largest import runs, a 10-line manifest of another project is timed
+  from upload to imported, and ``GET /health`` is sampled;
 - CPU seconds and memory (RSS and USS, summed over the stack's processes).
 
-Sizes come from ``BENCH_LIVE_SIZES`` (default ``1000,10000``).
+Sizes come from ``BENCH_LIVE_SIZES`` (default ``1000,10000``) and ``BENCH_LIVE_INGEST``
+(default ``1000,10000,50000``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -33,6 +39,7 @@ import boto3
 import psutil
 
 from bench.flow import _in_threads
+from bench.ingest import raw_batch_write_rate, wait_for_import
 from bench.report import Table, percentile
 from infra.local.moto_server import free_port, process_environment
 from infra.local.seed import DEMO_USERS, ApiError, DemoUser, call_api
@@ -41,6 +48,7 @@ from infra.spec import ROOT
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_LIVE_SIZES", "1000,10000").split(","))
 ANNOTATORS = 8
+INGEST_SIZES = tuple(int(n) for n in os.environ.get("BENCH_LIVE_INGEST", "1000,10000,50000").split(","))
 LEASES_EACH = int(os.environ.get("BENCH_LIVE_LEASES", "40"))
 LABELS = {
     "controls": [
@@ -307,6 +315,77 @@ def _annotating(stack: LiveStack, admin: str, table: Table) -> None:
         )
 
 
+def _health_ms(stack: LiveStack) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(f"{stack.api_url}/health", timeout=60) as answer:
+        answer.read()
+    return (time.perf_counter() - start) * 1000
+
+
+def _import_time(stack: LiveStack, admin: str, project_id: str, lines: int) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    _upload(stack, project_id, lines)
+    record = wait_for_import(stack.api_url, admin, project_id, timeout_s=max(300.0, lines / 10))
+    return time.perf_counter() - start, record
+
+
+def _starvation(
+    stack: LiveStack, admin: str, running: threading.Event, into: list[tuple[float, list[float]]]
+) -> None:
+    """While a large import runs: a small manifest's upload-to-imported time, and /health samples."""
+    small = _project(stack, admin, "live small beside a large import", [])
+    time.sleep(5)  # let the large import get going
+    seconds, _ = _import_time(stack, admin, small, 10)
+    health: list[float] = []
+    while running.is_set():
+        health.append(_health_ms(stack))
+        time.sleep(0.5)
+    into.append((seconds, health))
+
+
+def _ingest(stack: LiveStack, admin: str, table: Table, starving: Table) -> None:
+    dynamodb = _client("dynamodb", stack.environment)
+    tasks_table = local_spec().tables["tasks"].name
+    for size in INGEST_SIZES:
+        in_table = int(dynamodb.scan(TableName=tasks_table, Select="COUNT")["Count"])
+        raw = raw_batch_write_rate(tasks_table, size, dynamodb, partition=f"BENCH#raw{size}")
+        project_id = _project(stack, admin, f"live ingest {size}", [])
+        cpu = stack.cpu_s()
+        running = threading.Event()
+        running.set()
+        beside: list[tuple[float, list[float]]] = []
+        watcher = None
+        if size == max(INGEST_SIZES):
+            watcher = threading.Thread(target=_starvation, args=(stack, admin, running, beside))
+            watcher.start()
+        seconds, record = _import_time(stack, admin, project_id, size)
+        running.clear()
+        if watcher is not None:
+            watcher.join()
+        rss, uss = stack.memory_mib()
+        rate = size / seconds
+        table.add(
+            f"{size:,}",
+            f"{in_table:,}",
+            f"{raw:,.0f}",
+            f"{seconds:.1f}",
+            f"{rate:,.0f}",
+            f"{100 * rate / raw:.0f}%",
+            str(record.get("tasks_created")),
+            f"{(stack.cpu_s() - cpu) / size * 1000:.1f}",
+            f"{rss:,.0f} / {uss:,.0f}",
+        )
+        for small_s, health in beside:
+            starving.add(
+                f"{size:,}",
+                f"{small_s:.1f}",
+                str(len(health)),
+                f"{percentile(health, 50):.0f}" if health else "-",
+                f"{max(health):.0f}" if health else "-",
+                "small import within seconds; API responsive",
+            )
+
+
 def run() -> Iterator[Table]:
     with live_stack() as stack:
         admin = _wait_seeded(stack)
@@ -335,6 +414,34 @@ def run() -> Iterator[Table]:
         _upload_to_leasable(stack, admin, leasable, SIZES[1:])
         yield leasable
         yield annotating
+        ingest = Table(
+            "Ingest on the live stack (upload to import complete; event pipeline running)",
+            [
+                "lines",
+                "items in table before",
+                "raw BatchWriteItem items/s",
+                "seconds",
+                "tasks/s",
+                "% of raw (target >= 80%)",
+                "tasks created",
+                "stack CPU ms/task",
+                "RSS / USS MiB after",
+            ],
+        )
+        starving = Table(
+            "Another project's 10-line manifest during the largest import",
+            [
+                "import running",
+                "small manifest seconds",
+                "/health samples",
+                "/health p50 ms",
+                "/health max ms",
+                "target",
+            ],
+        )
+        _ingest(stack, admin, ingest, starving)
+        yield ingest
+        yield starving
 
 
 if __name__ == "__main__":
