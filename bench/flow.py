@@ -48,7 +48,7 @@ from bench.metering import CallLog, Observer, metered
 from bench.report import Table, percentile
 from infra.local.moto_server import ACCOUNT_ID, REGION, free_port
 from infra.local.pollers import SqsPoller, pollers_for
-from infra.local.seed import DEMO_USERS, DemoUser, call_api, id_token, user_id_of
+from infra.local.seed import DEMO_USERS, DemoUser, call_api, create_cognito_user, id_token, user_id_of
 from infra.local.stack import LocalStack
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(","))
@@ -120,20 +120,7 @@ def _annotators(stack: LocalStack, admin: str, n: int) -> list[Person]:
     people = []
     for i in range(n):
         user = _bench_user(i)
-        cognito.admin_create_user(
-            UserPoolId=pool,
-            Username=user.email,
-            UserAttributes=[
-                {"Name": "email", "Value": user.email},
-                {"Name": "email_verified", "Value": "true"},
-            ],
-            MessageAction="SUPPRESS",
-        )
-        cognito.admin_set_user_password(
-            UserPoolId=pool, Username=user.email, Password=user.password, Permanent=True
-        )
-        cognito.admin_add_user_to_group(UserPoolId=pool, Username=user.email, GroupName="annotator")
-        user_id = user_id_of(stack.resources, user)
+        user_id = create_cognito_user(cognito, pool, user)
         call_api(stack.api_url, admin, "GET", f"/users/{user_id}")
         people.append(Person(user_id, id_token(stack.resources, user)))
     return people

@@ -42,7 +42,7 @@ from bench.flow import _in_threads
 from bench.ingest import raw_batch_write_rate, wait_for_import
 from bench.report import Table, percentile
 from infra.local.moto_server import free_port, process_environment
-from infra.local.seed import DEMO_USERS, ApiError, DemoUser, call_api
+from infra.local.seed import DEMO_USERS, ApiError, DemoUser, call_api, create_cognito_user
 from infra.local.stack import local_spec
 from infra.spec import ROOT
 
@@ -184,23 +184,7 @@ def _annotators(stack: LiveStack, admin: str, n: int) -> list[tuple[str, str]]:
     people = []
     for i in range(n):
         user = DemoUser(f"live-annotator-{i}@serval.local", "annotator", "annotator", f"Serval-Live{i}-2026!")
-        cognito.admin_create_user(
-            UserPoolId=stack.user_pool_id,
-            Username=user.email,
-            UserAttributes=[
-                {"Name": "email", "Value": user.email},
-                {"Name": "email_verified", "Value": "true"},
-            ],
-            MessageAction="SUPPRESS",
-        )
-        cognito.admin_set_user_password(
-            UserPoolId=stack.user_pool_id, Username=user.email, Password=user.password, Permanent=True
-        )
-        cognito.admin_add_user_to_group(
-            UserPoolId=stack.user_pool_id, Username=user.email, GroupName="annotator"
-        )
-        found = cognito.admin_get_user(UserPoolId=stack.user_pool_id, Username=user.email)
-        user_id = next(a["Value"] for a in found["UserAttributes"] if a["Name"] == "sub")
+        user_id = create_cognito_user(cognito, stack.user_pool_id, user)
         call_api(stack.api_url, admin, "GET", f"/users/{user_id}")
         people.append((user_id, stack.token(user.email, user.password)))
     return people

@@ -109,20 +109,27 @@ def ensure_demo_users(resources: LocalResources) -> None:
             continue
         except cognito.exceptions.UserNotFoundException:
             pass
-        cognito.admin_create_user(
-            UserPoolId=pool,
-            Username=user.email,
-            UserAttributes=[
-                {"Name": "email", "Value": user.email},
-                {"Name": "email_verified", "Value": "true"},
-            ],
-            MessageAction="SUPPRESS",
-        )
-        cognito.admin_set_user_password(
-            UserPoolId=pool, Username=user.email, Password=user.password, Permanent=True
-        )
-        if user.role:
-            cognito.admin_add_user_to_group(UserPoolId=pool, Username=user.email, GroupName=user.role)
+        create_cognito_user(cognito, pool, user)
+
+
+def create_cognito_user(cognito: Any, pool: str, user: DemoUser) -> str:
+    """A confirmed Cognito user with a permanent password, in its role's group: its sub."""
+    cognito.admin_create_user(
+        UserPoolId=pool,
+        Username=user.email,
+        UserAttributes=[
+            {"Name": "email", "Value": user.email},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+        MessageAction="SUPPRESS",
+    )
+    cognito.admin_set_user_password(
+        UserPoolId=pool, Username=user.email, Password=user.password, Permanent=True
+    )
+    if user.role:
+        cognito.admin_add_user_to_group(UserPoolId=pool, Username=user.email, GroupName=user.role)
+    found = cognito.admin_get_user(UserPoolId=pool, Username=user.email)
+    return str(next(a["Value"] for a in found["UserAttributes"] if a["Name"] == "sub"))
 
 
 def user_id_of(resources: LocalResources, user: DemoUser) -> str:
