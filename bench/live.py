@@ -331,7 +331,10 @@ def _ingest(stack: LiveStack, admin: str, table: Table, starving: Table) -> None
     dynamodb = _client("dynamodb", stack.environment)
     tasks_table = local_spec().tables["tasks"].name
     for size in INGEST_SIZES:
-        in_table = int(dynamodb.scan(TableName=tasks_table, Select="COUNT")["Count"])
+        in_table = sum(
+            int(page["Count"])
+            for page in dynamodb.get_paginator("scan").paginate(TableName=tasks_table, Select="COUNT")
+        )
         raw = raw_batch_write_rate(tasks_table, size, dynamodb, partition=f"BENCH#raw{size}")
         project_id = _project(stack, admin, f"live ingest {size}", [])
         cpu = stack.cpu_s()
