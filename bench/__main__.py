@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import cloud_model, flow, imports, ingest, live, query_flatness
+from bench import cloud_model, flow, imports, ingest, live, query_flatness, write_flatness
 
 
 def main() -> int:
@@ -21,6 +21,8 @@ def main() -> int:
     print(imports.run().render(), flush=True)
     print("== DynamoDB query flatness (local stack patches vs moto) ==", flush=True)
     query_flatness.main()
+    print("\n== DynamoDB write flatness (moto's write path alone) ==", flush=True)
+    print(write_flatness.run().render(), flush=True)
     print("\n== Ingest and listing on the local stack ==", flush=True)
     for table in ingest.run():
         print(table.render(), flush=True)
