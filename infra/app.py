@@ -21,6 +21,7 @@ from infra.stacks import (
     AuthStack,
     DataStack,
     EventsStack,
+    FrontendStack,
     IngestStack,
     JobsStack,
     ServalStack,
@@ -36,7 +37,9 @@ DEPLOYABLE = ("dev", "staging", "prod")
 class ServalApp:
     app: App
     spec: ServalSpec
-    stacks: dict[str, ServalStack]  # by concern: Storage, Data, Auth, Ingest, Events, Jobs, Workflow, Api
+    stacks: dict[
+        str, ServalStack
+    ]  # by concern: Storage, Data, Auth, Ingest, Events, Jobs, Workflow, Api, Frontend
 
 
 def cdk_context() -> dict[str, Any]:
@@ -111,6 +114,14 @@ def build_app(app: App, env_name: str) -> ServalApp:
     jobs = JobsStack(app, **common)
     workflow = WorkflowStack(app, **common)
     api = ApiStack(app, user_pool=auth.auth.user_pool, **common)
+    frontend = FrontendStack(
+        app,
+        user_pool=auth.auth.user_pool,
+        client=auth.auth.client,
+        domain=auth.auth.domain,
+        api_url=api.rest_api.url,
+        **common,
+    )
     # Compute stacks address buckets, tables, the bus, the secrets and other stacks' queues by
     # their spec names, so their deployment order is stated here rather than implied by references.
     for consumer in (ingest, events, jobs, workflow, api):
@@ -118,7 +129,7 @@ def build_app(app: App, env_name: str) -> ServalApp:
         consumer.add_stack_dependency(data, "uses the tables, the bus and the secrets by name")
 
     stacks: dict[str, ServalStack] = {
-        s.concern: s for s in (storage, data, auth, ingest, events, jobs, workflow, api)
+        s.concern: s for s in (storage, data, auth, ingest, events, jobs, workflow, api, frontend)
     }
     check_placement(spec, stacks)
     order_queue_senders(spec, stacks)

@@ -76,6 +76,12 @@ class EnvConfig(BaseModel):
         description="The web app's origin (scheme://host[:port]): the only origin CORS allows, "
         "on the API's preflight, its own responses and gateway errors, and the buckets."
     )
+    frontend_certificate_arn: str | None = Field(
+        default=None,
+        description="An ACM certificate (in us-east-1) for frontend_origin's host: CloudFront then "
+        "serves the web app on that name with TLS 1.2+. Without one it is served on its "
+        "*.cloudfront.net name only.",
+    )
     noncurrent_version_expiration_days: int = 30
     export_expiration_days: int = 7
     active_window: int = Field(

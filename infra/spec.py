@@ -218,6 +218,15 @@ class AuthSpec:
         "ALLOW_USER_SRP_AUTH",
         "ALLOW_REFRESH_TOKEN_AUTH",
     )
+    # The web app's login: authorization code + PKCE, through Cognito managed login in AWS and the
+    # local gateway's OIDC endpoints locally (infra/local/oidc.py), with the same client settings.
+    oauth_scopes: tuple[str, ...] = ("openid", "email", "profile")
+    callback_path: str = "/auth/callback"  # the SPA route that completes a login
+    logout_path: str = "/"  # where the SPA lands after logout
+    callback_urls: tuple[str, ...] = ()  # the frontend origin + callback_path
+    logout_urls: tuple[str, ...] = ()  # the frontend origin + logout_path
+    # Cognito managed login's domain prefix (<prefix>.auth.<region>.amazoncognito.com)
+    domain_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -268,6 +277,45 @@ class ApiSpec:
 
 
 @dataclass(frozen=True)
+class FrontendSpec:
+    """The web app: where its build is, and the runtime configuration file served beside it."""
+
+    dist_dir: Path = ROOT / "frontend" / "dist"
+    config_path: str = "/config.json"
+
+
+def web_config(
+    spec: ServalSpec,
+    *,
+    api_url: str,
+    region: str,
+    issuer: str,
+    metadata_url: str,
+    client_id: str,
+    end_session_endpoint: str,
+) -> dict[str, object]:
+    """The web app's runtime ``config.json``: one build serves every environment.
+
+    ``issuer`` equals the ``iss`` of the pool's ID tokens (oidc-client-ts's ``authority``);
+    ``metadata_url`` is where the browser reads the discovery document; ``end_session_endpoint``
+    takes Cognito's logout parameters (``client_id`` and ``logout_uri``).
+    """
+    return {
+        "environment": spec.config.name,
+        "apiUrl": api_url,
+        "region": region,
+        "oidc": {
+            "authority": issuer,
+            "metadataUrl": metadata_url,
+            "clientId": client_id,
+            "scope": " ".join(spec.auth.oauth_scopes),
+            "redirectPath": spec.auth.callback_path,
+            "endSessionEndpoint": end_session_endpoint,
+        },
+    }
+
+
+@dataclass(frozen=True)
 class EventRuleSpec:
     """An EventBridge rule on the Serval bus that forwards matching events to a queue."""
 
@@ -303,6 +351,7 @@ class ServalSpec:
     functions: dict[str, FunctionSpec]
     upload_prefix: str = UPLOAD_PREFIX
     api: ApiSpec = field(default_factory=ApiSpec)
+    frontend: FrontendSpec = field(default_factory=FrontendSpec)
     event_rules: tuple[EventRuleSpec, ...] = ()
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
@@ -424,7 +473,14 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         # No rule routes events to webhooks yet: a queue without its consumer would only fill up.
         # The webhooks issue adds the rule together with the dispatcher that drains it.
     )
-    auth = AuthSpec(user_pool_name=f"{prefix}-users", client_name=f"{prefix}-web")
+    origin = config.frontend_origin
+    auth = AuthSpec(
+        user_pool_name=f"{prefix}-users",
+        client_name=f"{prefix}-web",
+        callback_urls=(origin + AuthSpec.callback_path,),
+        logout_urls=(origin + AuthSpec.logout_path,),
+        domain_prefix=f"{prefix}-{account}",
+    )
     secrets = {
         "audit-seal": SecretSpec(
             id="audit-seal",

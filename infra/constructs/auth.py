@@ -1,4 +1,4 @@
-"""Cognito user pool, the global role groups and the web/SDK app client."""
+"""Cognito user pool, the global role groups, the web/SDK app client and its managed-login domain."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ def auth_flows(flows: tuple[str, ...]) -> cognito.AuthFlow:
     if unknown:
         raise ValueError(f"unsupported client auth flows {unknown}")
     return cognito.AuthFlow(**{_AUTH_FLOWS[f]: True for f in flows if _AUTH_FLOWS[f]})  # type: ignore[arg-type]
+
+
+_OAUTH_SCOPES = {
+    "openid": cognito.OAuthScope.OPENID,
+    "email": cognito.OAuthScope.EMAIL,
+    "profile": cognito.OAuthScope.PROFILE,
+    "phone": cognito.OAuthScope.PHONE,
+}
+
+
+def oauth_scopes(scopes: tuple[str, ...]) -> list[cognito.OAuthScope]:
+    unknown = sorted(set(scopes) - set(_OAUTH_SCOPES))
+    if unknown:
+        raise ValueError(f"unsupported OAuth scopes {unknown}")
+    return [_OAUTH_SCOPES[s] for s in scopes]
 
 
 def sign_in_aliases(attributes: tuple[str, ...]) -> cognito.SignInAliases:
@@ -86,12 +101,32 @@ class ServalUserPool(Construct):
             user_pool_client_name=spec.auth.client_name,
             generate_secret=False,  # a browser SPA and CLI cannot keep a secret
             auth_flows=auth_flows(spec.auth.client_auth_flows),
-            disable_o_auth=True,
+            # the web app's login: authorization code (PKCE: a public client) through managed login
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=oauth_scopes(spec.auth.oauth_scopes),
+                callback_urls=list(spec.auth.callback_urls),
+                logout_urls=list(spec.auth.logout_urls),
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
             enable_token_revocation=True,
             access_token_validity=Duration.hours(1),
             id_token_validity=Duration.hours(1),
             refresh_token_validity=Duration.days(30),
+        )
+        # Managed login on a Cognito domain, with Cognito's own look for the web client.
+        self.domain = self.user_pool.add_domain(
+            "Domain",
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=spec.auth.domain_prefix),
+            managed_login_version=cognito.ManagedLoginVersion.NEWER_MANAGED_LOGIN,
+        )
+        cognito.CfnManagedLoginBranding(
+            self,
+            "LoginBranding",
+            user_pool_id=self.user_pool.user_pool_id,
+            client_id=self.client.user_pool_client_id,
+            use_cognito_provided_values=True,
         )
         acknowledge(
             self.user_pool,

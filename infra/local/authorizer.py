@@ -64,15 +64,22 @@ class CognitoAuthorizer:
     jwks_url: str
     client_ids: Collection[str]
     authorization_scopes: tuple[str, ...] = ()
+    _jwks: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _keys: KeySet | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def keys(self) -> KeySet:
+    def jwks(self) -> dict[str, Any]:
+        """The pool's public JSON Web Key Set, as moto serves it (fetched once)."""
         with self._lock:
-            if self._keys is None:
+            if self._jwks is None:
                 with urllib.request.urlopen(self.jwks_url, timeout=10) as response:
-                    self._keys = KeySet.import_key_set(json.loads(response.read()))
-            return self._keys
+                    self._jwks = json.loads(response.read())
+            return self._jwks
+
+    def keys(self) -> KeySet:
+        if self._keys is None:
+            self._keys = KeySet.import_key_set(self.jwks())  # type: ignore[arg-type]
+        return self._keys
 
     def _registry(self) -> jwt.JWTClaimsRegistry:
         common: dict[str, Any] = {

@@ -26,6 +26,11 @@ from ``frontend/dist`` (or ``frontend/``), with ``index.html`` for unknown page
 routes. A browser navigation (``Sec-Fetch-Mode: navigate``) to a non-public API
 path gets the frontend too, so reloading a client-side route like ``/projects/x``
 works; in AWS the two are on different origins and never collide.
+
+Given the whole spec (as the local stack gives it), the gateway also serves the web app's
+login, the OIDC endpoints of :mod:`infra.local.oidc` under ``/oauth2/``, and its runtime
+configuration at ``spec.frontend.config_path`` (``/config.json``, :func:`infra.spec.web_config`),
+which CDK writes into the site bucket in AWS.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ from werkzeug.wrappers import Request, Response
 from infra.local.activity import ApiRequest
 from infra.local.authorizer import CognitoAuthorizer
 from infra.local.moto_server import ensure_port_free
+from infra.local.oidc import LocalOidc
 from infra.local.resources import LocalResources
-from infra.spec import ROOT, ApiSpec
+from infra.spec import ROOT, ApiSpec, ServalSpec, web_config
 from serval.errors import GATEWAY_ERRORS
 
 log = logging.getLogger("serval.local.gateway")
@@ -140,6 +146,7 @@ class LocalApiGateway:
         static_root: Path | None = None,
         authorizer: CognitoAuthorizer | None = None,
         report: Callable[[ApiRequest], None] | None = None,
+        spec: ServalSpec | None = None,
     ) -> None:
         self.api = api
         self.report = report  # told of every API request answered (the console's line)
@@ -154,6 +161,13 @@ class LocalApiGateway:
             jwks_url=resources.jwks_url,
             client_ids=(resources.user_pool_client_id,),
             authorization_scopes=api.authorization_scopes,
+        )
+        # With the whole spec, the gateway is also the web app's OIDC server and serves its config.json.
+        self.spec = spec
+        self.oidc = (
+            LocalOidc(spec, resources, base_url=self.url, jwks=self.authorizer.jwks)
+            if spec is not None
+            else None
         )
         self._lambda = boto3.client(
             "lambda",
@@ -194,6 +208,18 @@ class LocalApiGateway:
 
     def dispatch(self, request: Request) -> Response:
         path = request.path
+        if self.oidc is not None and self.oidc.handles(path):
+            if request.method == "OPTIONS" and "Origin" in request.headers:
+                return self._preflight(request)
+            return self._with_cors(request, self.oidc.dispatch(request))
+        if (
+            self.spec is not None
+            and path == self.spec.frontend.config_path
+            and request.method in ("GET", "HEAD")
+        ):
+            return self._with_cors(
+                request, _json_response(200, self.web_config(), {"Cache-Control": "no-cache"})
+            )
         if not self.routes.is_api_path(path) or self._is_page_navigation(request):
             return self._static(request)
         if request.method == "OPTIONS" and "Origin" in request.headers:
@@ -207,6 +233,19 @@ class LocalApiGateway:
             path = request.full_path.rstrip("?")
             self.report(ApiRequest(request.method, path, response.status_code, elapsed_ms, who))
         return response
+
+    def web_config(self) -> dict[str, Any]:
+        """The web app's ``config.json``: this gateway's API and OIDC endpoints, the pool's ids."""
+        assert self.spec is not None and self.oidc is not None
+        return web_config(
+            self.spec,
+            api_url=self.url,
+            region=self.resources.region,
+            issuer=self.oidc.issuer,
+            metadata_url=self.oidc.metadata_url,
+            client_id=self.resources.user_pool_client_id,
+            end_session_endpoint=self.oidc.end_session_endpoint,
+        )
 
     def _is_page_navigation(self, request: Request) -> bool:
         return (

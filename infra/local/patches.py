@@ -38,6 +38,11 @@
    so are parsed DynamoDB update expressions (their users read them or validate a copy, which
    is made by unpickling the tree's pickle rather than by ``copy.deepcopy``).
 
+9. **Cognito ``auth_time``.** moto stamps every token it signs with ``auth_time`` = now, so the
+   ID token of a refresh claims a new sign-in; Cognito keeps the time the user signed in, and
+   oidc-client-ts refuses a refreshed ID token whose ``auth_time`` changed. Tokens of one
+   sign-in (one ``origin_jti``) keep its ``auth_time``.
+
 Every hooked moto internal is checked before it is replaced: a moto upgrade that
 renames or reshapes one fails loudly in :func:`install`, not silently later.
 """
@@ -64,6 +69,7 @@ from typing import Any, Protocol, cast
 
 from jsonpath_ng import ext as jsonpath_ext
 from moto.awslambda.models import LambdaFunction
+from moto.cognitoidp.models import CognitoIdpUserPool
 from moto.core.models import botocore_stubber
 from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import camelcase_to_underscores
@@ -150,6 +156,7 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (DynamoHandler, "transact_write_items"): (),
     (DynamoHandler, "batch_write_item"): (),
     (DomainDispatcherApplication, "get_backend_for_host"): ("host",),
+    (CognitoIdpUserPool, "create_jwt"): ("client_id", "username", "token_use", "expires_in", "extra_data"),
 }
 
 
@@ -711,6 +718,33 @@ def _install_request_path() -> None:
     _replace(sfn_json_path, "parse", _json_path)
 
 
+# --------------------------------------------------------------------------- 9. Cognito auth_time
+
+_auth_times: dict[str, int] = {}  # origin_jti (one sign-in) -> when it signed in
+_auth_times_lock = threading.Lock()
+
+
+def _create_jwt(
+    self: CognitoIdpUserPool,
+    client_id: str,
+    username: str,
+    token_use: str,
+    expires_in: int = 60 * 60,
+    extra_data: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    extra = dict(extra_data or {})
+    origin = extra.get("origin_jti")
+    if origin is not None and "auth_time" not in extra:
+        with _auth_times_lock:
+            extra["auth_time"] = _auth_times.setdefault(str(origin), int(time.time()))
+    return cast(
+        tuple[str, int],
+        _call_original(
+            CognitoIdpUserPool, "create_jwt", self, client_id, username, token_use, expires_in, extra
+        ),
+    )
+
+
 # --------------------------------------------------------------------------- 6. size limits
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -803,6 +837,7 @@ def install() -> None:
     for fast_handler in FAST_ACTIONS:
         _replace(fast_handler, "serialized", _fast_serialized(fast_handler))
     _install_request_path()
+    _replace(CognitoIdpUserPool, "create_jwt", _create_jwt)
     _state.limits = install_limits(checked=True)
     _state.installed = True
 

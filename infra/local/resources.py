@@ -247,6 +247,13 @@ def _create_user_pool(cognito: CognitoIdentityProviderClient, spec: ServalSpec) 
         ExplicitAuthFlows=list(auth.client_auth_flows),  # type: ignore[arg-type]
         PreventUserExistenceErrors="ENABLED",
         EnableTokenRevocation=True,
+        # the web app's code + PKCE login, as the CDK client has it (infra/local/oidc.py reads these)
+        AllowedOAuthFlowsUserPoolClient=True,
+        AllowedOAuthFlows=["code"],
+        AllowedOAuthScopes=list(auth.oauth_scopes),
+        CallbackURLs=list(auth.callback_urls),
+        LogoutURLs=list(auth.logout_urls),
+        SupportedIdentityProviders=["COGNITO"],
     )["UserPoolClient"]["ClientId"]
     return pool_id, client_id
 

@@ -174,6 +174,7 @@ class LocalStack:
             port=port_api,
             static_root=static_root or frontend_root(),
             report=activity.request,
+            spec=self.spec,
         )
         self.gateway.start()
         if seed:

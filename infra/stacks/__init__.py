@@ -5,6 +5,7 @@ from infra.stacks.auth import AuthStack
 from infra.stacks.base import ServalStack
 from infra.stacks.data import DataStack
 from infra.stacks.events import EventsStack
+from infra.stacks.frontend import FrontendStack
 from infra.stacks.ingest import IngestStack
 from infra.stacks.jobs import JobsStack
 from infra.stacks.storage import StorageStack
@@ -15,6 +16,7 @@ __all__ = [
     "AuthStack",
     "DataStack",
     "EventsStack",
+    "FrontendStack",
     "IngestStack",
     "JobsStack",
     "ServalStack",

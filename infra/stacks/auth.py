@@ -9,7 +9,7 @@ from infra.stacks.base import ServalStack
 
 
 class AuthStack(ServalStack):
-    """Cognito user pool, role groups and app client."""
+    """Cognito user pool, role groups, app client and managed-login domain."""
 
     concern = "Auth"
 
@@ -18,3 +18,4 @@ class AuthStack(ServalStack):
         self.auth = ServalUserPool(self, "Auth", spec=self.spec)
         CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)
+        CfnOutput(self, "LoginDomain", value=self.auth.domain.base_url())
