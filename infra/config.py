@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EnvName = Literal["local", "dev", "staging", "prod"]
 ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
@@ -29,6 +29,13 @@ class EnvConfig(BaseModel):
     log_retention_days: int = 30
     audit_ttl_days: int = Field(ge=0, description="Expire audit records after N days; 0 keeps them forever.")
     lease_seconds: int = Field(default=1800, ge=60, le=86_400)
+    media_url_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="Lifetime of the presigned GET URLs of a task's media that a lease, a heartbeat and "
+        "the task's detail hand out; at most lease_seconds, so a heartbeat always brings fresh ones.",
+    )
     reservation_seconds: int = Field(
         default=86_400,
         ge=60,
@@ -106,6 +113,14 @@ class EnvConfig(BaseModel):
                 f"{value!r} is not an origin like https://app.example.com (no '*', path or slash)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _media_urls_within_the_lease(self) -> EnvConfig:
+        if self.media_url_seconds > self.lease_seconds:
+            raise ValueError(
+                f"media_url_seconds ({self.media_url_seconds}) must not exceed lease_seconds ({self.lease_seconds})"
+            )
+        return self
 
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from serval.settings import METRICS_NAMESPACE, RuntimeSettings  # noqa: E402
 ROLES: tuple[str, ...] = ("admin", "manager", "reviewer", "annotator")
 PYTHON_RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
-UPLOAD_PREFIX = "projects/"
+UPLOAD_PREFIX = keys.DATA_PROJECTS_PREFIX
 # Settings only the functions that need them declare (each with its own value), so the
 # environments of different functions never disagree on a name.
 PER_FUNCTION_SETTINGS = {"AWS_CALL_BUDGET", "AWS_CALL_DEADLINE_S", "CORS_ALLOW_ORIGIN"}
@@ -67,6 +67,23 @@ class BucketSpec:
     browser_uploads: bool = False  # CORS also allows PUT and POST (presigned uploads from the SPA)
     temporary_prefixes: tuple[str, ...] = ()  # expire after config.export_expiration_days
     audit_evidence_prefix: str | None = None  # kept as long as audit records (config.audit_ttl_days)
+
+
+@dataclass(frozen=True)
+class BucketCors:
+    """A bucket's one CORS rule, as both runtimes apply it (CDK's CorsRule, moto's PutBucketCors).
+
+    The web app's origin may GET (and HEAD) the presigned media and export URLs; a bucket that
+    takes browser uploads also accepts its presigned PUTs (single and multipart parts) and POSTs.
+    ``ETag`` is exposed because the browser reads each part's ETag to complete a multipart upload;
+    ``Content-Range`` and ``Accept-Ranges`` because media players and viewers fetch byte ranges.
+    """
+
+    methods: tuple[str, ...]
+    origins: tuple[str, ...]
+    allowed_headers: tuple[str, ...] = ("*",)
+    exposed_headers: tuple[str, ...] = ("ETag", "Content-Range", "Accept-Ranges", "Content-Length")
+    max_age_s: int = 3000
 
 
 @dataclass(frozen=True)
@@ -359,6 +376,13 @@ class ServalSpec:
     def stack_name(self, concern: str) -> str:
         return f"Serval-{self.config.name}-{concern}"
 
+    def bucket_cors(self, bucket: BucketSpec) -> BucketCors | None:
+        """The CORS rule of ``bucket`` for the web app's origin; None for a bucket without CORS."""
+        if not bucket.cors:
+            return None
+        methods = ("GET", "HEAD") + (("PUT", "POST") if bucket.browser_uploads else ())
+        return BucketCors(methods=methods, origins=self.config.cors_allowed_origins)
+
 
 def _single_table(table_id: str, prefix: str, *extra: IndexSpec) -> TableSpec:
     """A table with the single-table keys (PK/SK), GSI1, GSI2 (+ ``extra``), TTL and a stream."""
@@ -496,6 +520,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         EXPORT_BUCKET=buckets["exports"].name,
         EVENT_BUS=bus,
         LEASE_SECONDS=config.lease_seconds,
+        MEDIA_URL_SECONDS=config.media_url_seconds,
         RESERVATION_SECONDS=config.reservation_seconds,
         AUDIT_TTL_DAYS=config.audit_ttl_days,
         MAX_BULK_CREATE=config.max_bulk_create,
@@ -529,8 +554,9 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             table_access={"tasks": "write", "audit": "append"},
             # what presigning and the API's own small writes need (tests/infra checks these against keys.py)
             bucket_access={
-                # uploads (presigned PUT, multipart); import error reports (presigned GET)
-                "data": ObjectAccess(write=(f"{UPLOAD_PREFIX}*",), read=("reports/*",)),
+                # uploads (presigned PUT, multipart); import error reports and the media of tasks
+                # (presigned GET: the API signs only keys under the task's own project prefix)
+                "data": ObjectAccess(write=(f"{UPLOAD_PREFIX}*",), read=(f"{UPLOAD_PREFIX}*", "reports/*")),
                 # bulk id lists and the audit evidence of bulk changes; finished exports (presigned GET)
                 "exports": ObjectAccess(
                     write=("bulk/*", f"{keys.AUDIT_EVIDENCE_PREFIX}*"),

@@ -35,6 +35,7 @@ PROJECT: dict[str, set[str]] = {
     "task:read": set(PROJECT_ROLES),
     "task:update": {"manager"},
     "task:delete": {"manager"},
+    "task:history:read": {"manager", "reviewer"},
     "task:bulk": {"manager"},
     "upload:create": {"manager"},
     "import:read": {"manager", "reviewer", "viewer"},

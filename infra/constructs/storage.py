@@ -72,18 +72,16 @@ class ServalBuckets(Construct):
         return rules
 
     def _cors(self, bucket: BucketSpec) -> list[s3.CorsRule] | None:
-        if not bucket.cors:
+        rule = self._spec.bucket_cors(bucket)
+        if rule is None:
             return None
-        methods = [s3.HttpMethods.GET, s3.HttpMethods.HEAD]
-        if bucket.browser_uploads:  # presigned PUT/POST from the SPA
-            methods += [s3.HttpMethods.PUT, s3.HttpMethods.POST]
         return [
             s3.CorsRule(
-                allowed_methods=methods,
-                allowed_origins=list(self._spec.config.cors_allowed_origins),
-                allowed_headers=["*"],
-                exposed_headers=["ETag"],
-                max_age=3000,
+                allowed_methods=[s3.HttpMethods(m) for m in rule.methods],
+                allowed_origins=list(rule.origins),
+                allowed_headers=list(rule.allowed_headers),
+                exposed_headers=list(rule.exposed_headers),
+                max_age=rule.max_age_s,
             )
         ]
 

@@ -159,14 +159,14 @@ def _create_buckets(s3: Any, spec: ServalSpec) -> None:
         s3.create_bucket(Bucket=bucket.name)
         if bucket.versioned:
             s3.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
-        if bucket.cors:
-            methods = ["GET", "HEAD"] + (["PUT", "POST"] if bucket.browser_uploads else [])
+        cors = spec.bucket_cors(bucket)
+        if cors is not None:
             rule = {
-                "AllowedMethods": methods,
-                "AllowedOrigins": list(spec.config.cors_allowed_origins),
-                "AllowedHeaders": ["*"],
-                "ExposeHeaders": ["ETag"],
-                "MaxAgeSeconds": 3000,
+                "AllowedMethods": list(cors.methods),
+                "AllowedOrigins": list(cors.origins),
+                "AllowedHeaders": list(cors.allowed_headers),
+                "ExposeHeaders": list(cors.exposed_headers),
+                "MaxAgeSeconds": cors.max_age_s,
             }
             s3.put_bucket_cors(Bucket=bucket.name, CORSConfiguration={"CORSRules": [rule]})
 

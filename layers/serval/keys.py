@@ -171,6 +171,16 @@ def chain_seq_sk(seq: int) -> str:
     return f"{seq:0{CHAIN_SEQ_DIGITS}d}"
 
 
+# The data bucket holds each project's uploads and media under ``projects/<project_id>/``: the
+# only keys its tasks may reference and the only ones the API presigns for the browser.
+DATA_PROJECTS_PREFIX = "projects/"
+
+
+def project_data_prefix(project_id: str) -> str:
+    """The data bucket's prefix of one project's uploads and media."""
+    return f"{DATA_PROJECTS_PREFIX}{project_id}/"
+
+
 # The exports bucket holds temporary objects under these prefixes (expired by its lifecycle
 # after ``export_expiration_days``) and audit evidence under AUDIT_EVIDENCE_PREFIX, kept as
 # long as the audit records that point at it (``audit_ttl_days``; 0 keeps it forever).

@@ -51,6 +51,8 @@ class RuntimeSettings(BaseModel):
     MAX_BULK_CREATE: int = 1000
     EXPORT_SHARD_TASKS: int = Field(default=20_000, ge=1)
     PRESIGN_SECONDS: int = 3600
+    # Lifetime of the presigned GET URLs of a task's media (leases and task details).
+    MEDIA_URL_SECONDS: int = Field(default=900, ge=1)
     # The only origin whose browser requests get CORS headers on the API's responses; "" = none.
     CORS_ALLOW_ORIGIN: str = ""
     # Timeouts and retries of AWS calls (adapters.clients.BUDGETS): "request" ends well inside the API's timeout.

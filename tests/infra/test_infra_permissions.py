@@ -113,10 +113,15 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             ["s3:PutObject"],
             ["bucket:data/projects/*", "bucket:exports/bulk/*", "bucket:exports/audit-evidence/*"],
         ),
-        # presigned GETs of import error reports and finished exports
+        # presigned GETs of tasks' media, import error reports and finished exports
         (
             ["s3:GetObject"],
-            ["bucket:data/reports/*", "bucket:exports/audit-exports/*", "bucket:exports/dataset-exports/*"],
+            [
+                "bucket:data/projects/*",
+                "bucket:data/reports/*",
+                "bucket:exports/audit-exports/*",
+                "bucket:exports/dataset-exports/*",
+            ],
         ),
         (USER_ADMIN, ["user-pool"]),
         (["sqs:SendMessage"], ["queue:jobs", "queue:executions"]),  # refills after a delete
@@ -374,7 +379,10 @@ def test_the_api_grants_cover_the_keys_it_presigns_and_writes():
     access = _SPEC.functions["api"].bucket_access
     used = {
         ("data", "write"): [f"{_SPEC.upload_prefix}p-1/images/cat.png"],
-        ("data", "read"): [keys.import_error_report_key("p-1", "imp-1")],
+        ("data", "read"): [
+            keys.import_error_report_key("p-1", "imp-1"),
+            keys.project_data_prefix("p-1") + "images/cat.png",
+        ],
         ("exports", "write"): [
             keys.bulk_ids_key("p-1", "job-1"),
             keys.audit_bulk_ids_key("project-p-1", "a-1"),

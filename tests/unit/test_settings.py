@@ -138,3 +138,14 @@ def test_each_thread_sees_its_own_bound_environment(environ: pytest.MonkeyPatch)
     assert errors == []
     assert seen == {"alpha": ["alpha", "tasks-alpha", "alpha"], "beta": ["beta", "tasks-beta", "beta"]}
     assert settings().SERVAL_ENV == "test"
+
+
+def test_media_urls_may_not_outlive_the_lease() -> None:
+    # Given an environment whose media URLs would outlive its leases
+    from infra import config
+
+    base = config.load("dev").model_dump() | {"lease_seconds": 1800}
+    # When it is validated, Then it is refused; at the lease's length it is accepted
+    with pytest.raises(ValidationError, match="media_url_seconds"):
+        config.EnvConfig.model_validate(base | {"media_url_seconds": 1801})
+    assert config.EnvConfig.model_validate(base | {"media_url_seconds": 1800}).media_url_seconds == 1800

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from api.guard import actor, guarded
+from api.guard import actor, guarded, project_access
 from api.telemetry import count
 from serval.domain.models import AnnotationCreate, Task
 from serval.domain.permissions import Action
@@ -24,10 +24,12 @@ TASK = "/projects/<project_id>/tasks/<task_id>"
     "/projects/<project_id>/next",
     tags=["queue"],
     summary="Lease the next task to label (`task` is null when the queue has nothing for you)",
+    description="The task comes with presigned GET URLs of its media (`task.media`) and, when a "
+    "review sent it back, the reviewer's comment and the rejected annotations (`task.rework`).",
     **guarded(Action.TASK_LEASE),
 )
 def next_task(project_id: Id) -> Lease:
-    lease = queue_logic.next_task(project_id, actor(router))
+    lease = queue_logic.next_task(project_id, actor(router), project_access(router))
     if lease.task is not None:
         count("TaskLeased")
     return lease
@@ -37,11 +39,12 @@ def next_task(project_id: Id) -> Lease:
     TASK + "/heartbeat",
     tags=["queue"],
     summary="Extend your lease on a task (labelling or review)",
-    description="409 `lease_not_held` when you do not hold the task's lease.",
+    description="Returns fresh media URLs (`task.media`). "
+    "409 `lease_not_held` when you do not hold the task's lease.",
     **guarded(Action.TASK_LEASE),
 )
 def heartbeat(project_id: Id, task_id: Id) -> Lease:
-    return queue_logic.heartbeat(project_id, task_id, actor(router))
+    return queue_logic.heartbeat(project_id, task_id, actor(router), project_access(router))
 
 
 @router.post(
@@ -100,7 +103,7 @@ def submit(project_id: Id, task_id: Id, body: AnnotationCreate) -> Submission:
     **guarded(Action.REVIEW_LEASE),
 )
 def next_review(project_id: Id) -> Lease:
-    return review_logic.next_review(project_id, actor(router))
+    return review_logic.next_review(project_id, actor(router), project_access(router))
 
 
 @router.post(

@@ -5,15 +5,16 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from api.guard import actor, guarded
+from api.guard import actor, guarded, project_access
 from api.routes.common import Cursor, Limit, Page
 from api.telemetry import count
 from serval.adapters.tasks import TaskFilter
+from serval.domain.audit import TaskEvent
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.media import MediaType
-from serval.domain.models import Task, TaskPatch
+from serval.domain.models import Task, TaskDetail, TaskPatch
 from serval.domain.permissions import Action
-from serval.logic import tasks
+from serval.logic import audit_queries, task_detail, tasks
 from serval.logic.tasks import BulkCreateResult, TaskInput
 
 router = APIGatewayRouter()
@@ -67,11 +68,31 @@ def list_tasks(
 @router.get(
     "/projects/<project_id>/tasks/<task_id>",
     tags=["tasks"],
-    summary="Get a task",
+    summary="Get a task, with presigned URLs of its media and its rework (if a review sent it back)",
     **guarded(Action.TASK_READ),
 )
-def get_task(project_id: ProjectId, task_id: TaskId) -> Task:
-    return tasks.get(project_id, task_id)
+def get_task(project_id: ProjectId, task_id: TaskId) -> TaskDetail:
+    return task_detail.get(project_id, task_id, actor(router), project_access(router))
+
+
+@router.get(
+    "/projects/<project_id>/tasks/<task_id>/history",
+    tags=["tasks"],
+    summary="A task's history: its audit records, newest first by default",
+    description="Who did what to the task and when: leases, submits, reviews, edits, assignments. "
+    "A bulk job writes one record for all the tasks it changed, in the project's audit "
+    "(`GET /projects/{project_id}/audit`), not in each task's history.",
+    **guarded(Action.TASK_HISTORY_READ),
+)
+def task_history(
+    project_id: ProjectId,
+    task_id: TaskId,
+    order: Annotated[str, Query(pattern="^(asc|desc)$", description="By time.")] = "desc",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TaskEvent]:
+    items, next_cursor = audit_queries.task_page(project_id, task_id, order == "desc", limit, cursor)
+    return Page[TaskEvent](items=items, next_cursor=next_cursor)
 
 
 @router.patch(

@@ -134,6 +134,8 @@ class TaskTableModels:
             skipped_by = ListAttribute(of=UnicodeAttribute, null=True)
             rework = NumberAttribute(null=True)
             reviewer = UnicodeAttribute(null=True)
+            # the last review's rejection (comment, reviewer, at, annotation_ids); removed on approval
+            last_rejection = Utf8JSONAttribute(null=True)
             # consensus and gold (serval.logic.quality)
             agreement = NumberAttribute(null=True)  # of the last completed overlap round
             accepted_by = UnicodeAttribute(null=True)  # "consensus" when no review was needed

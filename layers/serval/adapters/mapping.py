@@ -6,7 +6,7 @@ from typing import Any
 
 from serval import keys
 from serval.domain.lifecycle import TaskStatus
-from serval.domain.models import Annotation, Import, Project, Task
+from serval.domain.models import Annotation, Import, Project, Rejection, Task
 
 
 def project_to_attrs(p: Project) -> dict[str, Any]:
@@ -107,6 +107,12 @@ def task_from_item(item: Any) -> Task:
             "updated_at": item.updated_at,
         }
     )
+
+
+def rejection_from_item(item: Any) -> Rejection | None:
+    """The task's last review rejection (``last_rejection``), or None."""
+    raw = item.last_rejection
+    return None if not raw else Rejection.model_validate(raw)
 
 
 def annotation_to_attrs(a: Annotation) -> dict[str, Any]:

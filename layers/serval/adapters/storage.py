@@ -178,10 +178,12 @@ def upload(fileobj: IO[bytes], bucket: str, key: str, content_type: str) -> None
     clients.s3().upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": content_type})
 
 
-def presigned_get(bucket: str, key: str, expires: int) -> str:
-    return clients.s3().generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
-    )
+def presigned_get(bucket: str, key: str, expires: int, version_id: str | None = None) -> str:
+    """A presigned GET URL (signed locally: no request to S3)."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    return clients.s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
 
 def presigned_put(

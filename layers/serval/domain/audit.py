@@ -80,6 +80,26 @@ class AuditRecord(BaseModel):
     hash: str | None = None
 
 
+class TaskEvent(BaseModel):
+    """One entry of a task's history: an audit record without its request details and seal
+    (source IP, user agent and hashes stay in the project's audit, for managers)."""
+
+    audit_id: str
+    actor_id: str = Field(description="Cognito sub, or system:<component> for pipelines.")
+    actor_role: str = Field(description="The actor's strongest global role when it acted.")
+    actor_project_role: str | None = Field(
+        default=None, description="The actor's effective role in the project."
+    )
+    action: str = Field(description="What happened, e.g. task.lease, review.reject.")
+    before: Any = None
+    after: Any = None
+    at: str = Field(description="ISO-8601 UTC time of the change.")
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> TaskEvent:
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+
+
 # ---- seal and links -------------------------------------------------------------------------
 
 

@@ -88,6 +88,18 @@ def normalize_key(key: str) -> str:
     return normalized
 
 
+def in_prefix(bucket: str, key: str, data_bucket: str, prefix: str) -> bool:
+    """Whether ``s3://bucket/key`` names an object under ``prefix`` of the data bucket as written:
+    a key that only normalises into it (``a/../b``), another bucket or an unsafe key is not."""
+    if bucket != data_bucket:
+        return False
+    try:
+        normalized = normalize_key(key)
+    except ValueError:
+        return False
+    return normalized == key and key.startswith(prefix) and len(key) > len(prefix)
+
+
 @dataclass(frozen=True)
 class ManifestContext:
     """What a manifest's references are resolved against."""

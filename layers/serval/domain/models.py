@@ -298,6 +298,52 @@ class Annotation(BaseModel):
     )
 
 
+class MediaLink(BaseModel):
+    """A presigned GET URL of one of a task's S3 objects, for the browser to show it."""
+
+    url: str = Field(
+        description="Presigned GET URL; it needs no other credentials and stops working at expires_at."
+    )
+    expires_at: int = Field(
+        description="Epoch seconds. A heartbeat (or reading the task again) hands out fresh URLs."
+    )
+
+
+class Rejection(BaseModel):
+    """A task's last review rejection as the task keeps it (until an approval)."""
+
+    comment: str | None = None
+    reviewer: str
+    rejected_at: str
+    annotation_ids: list[str] = Field(default_factory=list)
+
+
+class Rework(BaseModel):
+    """The review that sent a task back: what the annotator needs to redo it."""
+
+    comment: str | None = Field(description="The reviewer's comment, if they wrote one.")
+    reviewer: str = Field(description="The reviewer who rejected the task (user id).")
+    rejected_at: str = Field(description="ISO-8601 UTC time of the rejection.")
+    rejected_annotations: list[Annotation] = Field(
+        description="The rejected round's annotations the caller may read (an annotator: their own, "
+        "unless the project lets annotators see all): their results are the rejected regions."
+    )
+
+
+class TaskDetail(Task):
+    """A task as the workspace shows it: a lease, a heartbeat and the task's detail return this."""
+
+    media: dict[str, MediaLink] = Field(
+        default_factory=dict,
+        description="For each `data` field that references an S3 object in this project's prefix "
+        "of the data bucket: a presigned GET URL. A field referencing anything else gets none.",
+    )
+    rework: Rework | None = Field(
+        default=None,
+        description="Set while the task's last review was a rejection (until it is approved).",
+    )
+
+
 class ImportStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"

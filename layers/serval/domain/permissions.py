@@ -41,6 +41,7 @@ class Action(StrEnum):
     TASK_READ = "task:read"
     TASK_UPDATE = "task:update"
     TASK_DELETE = "task:delete"
+    TASK_HISTORY_READ = "task:history:read"
     BULK_UPDATE = "task:bulk"
     UPLOAD_CREATE = "upload:create"
     IMPORT_READ = "import:read"
@@ -107,6 +108,7 @@ PROJECT_ACTIONS: dict[Action, frozenset[ProjectRole]] = {
     A.TASK_READ: _ALL_PROJECT,
     A.TASK_UPDATE: frozenset({P.MANAGER}),
     A.TASK_DELETE: frozenset({P.MANAGER}),
+    A.TASK_HISTORY_READ: frozenset({P.MANAGER, P.REVIEWER}),
     A.UPLOAD_CREATE: frozenset({P.MANAGER}),
     A.IMPORT_READ: frozenset({P.MANAGER, P.REVIEWER, P.VIEWER}),
     A.ANNOTATION_CREATE: frozenset({P.MANAGER, P.REVIEWER, P.ANNOTATOR}),

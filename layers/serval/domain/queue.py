@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serval import keys
 from serval.domain.lifecycle import TaskStatus
-from serval.domain.models import Annotation, PriorityMode, Task
+from serval.domain.models import Annotation, PriorityMode, TaskDetail
 from serval.domain.results import Result
 
 # Candidates read per Query: racing callers spread over this many tasks at the head.
@@ -83,7 +83,7 @@ def round_target(distinct_annotators: int, overlap: int) -> TaskStatus:
 class Lease(BaseModel):
     """A lease on a task (labelling or review); ``task`` is null when the queue has nothing for you."""
 
-    task: Task | None = None
+    task: TaskDetail | None = None
     lease_until: int | None = Field(default=None, description="Lease expiry, epoch seconds.")
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from serval import keys
-from serval.adapters import audit_queries, projects
-from serval.domain.audit import AuditRecord
+from serval.adapters import audit_queries, projects, tasks
+from serval.domain.audit import AuditRecord, TaskEvent
 from serval.errors import ValidationFailed
 
 
@@ -74,6 +74,18 @@ def project_page(
     f = to_filter(keys.audit_pk(project_id), q)
     projects.get(project_id)
     return audit_queries.page(f, limit, cursor)
+
+
+def task_page(
+    project_id: str, task_id: str, descending: bool, limit: int, cursor: str | None
+) -> tuple[list[TaskEvent], str | None]:
+    """One page of a task's history (404 for an unknown task, or another project's)."""
+    tasks.get_item(project_id, task_id)
+    f = to_filter(
+        keys.audit_pk(project_id), AuditQuery(target_type="task", target_id=task_id, descending=descending)
+    )
+    records, next_cursor = audit_queries.page(f, limit, cursor)
+    return [TaskEvent.of(r) for r in records], next_cursor
 
 
 def global_page(

@@ -485,7 +485,9 @@ def _parse_range(
 ) -> tuple[int, int]:
     """Parse a range's lines (after ``header_lines`` of a CSV header read again), hand their
     tasks to ``writer`` and spool their errors, numbered within the range: (lines parsed, errors)."""
-    ctx = manifest.ManifestContext(settings().DATA_BUCKET, f"projects/{project.project_id}/", message.key)
+    ctx = manifest.ManifestContext(
+        settings().DATA_BUCKET, keys.project_data_prefix(project.project_id), message.key
+    )
     parsed_lines, error_count = 0, 0
     for parsed in manifest.parse(ctx, manifest.decode_lines(lines)):
         number = parsed.number - header_lines

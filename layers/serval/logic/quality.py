@@ -29,14 +29,16 @@ from serval.adapters import queue as queue_store
 from serval.domain import activity as activity_domain
 from serval.domain import agreement
 from serval.domain import queue as domain
+from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.limits import stored_json
-from serval.domain.models import AnnotationCreate, Project, Task
+from serval.domain.models import AnnotationCreate, Project
 from serval.domain.results import Result, validate_results
 from serval.errors import Conflict, LeaseNotHeld, ValidationFailed
 from serval.logic import activity as activity_logic
 from serval.logic import projects as projects_logic
+from serval.logic import task_detail
 from serval.settings import settings
 
 S = TaskStatus
@@ -192,7 +194,7 @@ def _now() -> int:
     return queue.epoch_now()
 
 
-def try_gold_lease(project: Project, actor: Actor) -> domain.Lease | None:
+def try_gold_lease(project: Project, actor: Actor, grant: ProjectAccess | None = None) -> domain.Lease | None:
     """With probability ``gold_rate``, lease a gold task the caller has not answered; else None."""
     rate = project.settings.gold_rate
     if rate <= 0 or random.random() >= rate:
@@ -221,8 +223,7 @@ def try_gold_lease(project: Project, actor: Actor) -> domain.Lease | None:
             queue_store.apply(change)
         except queue_store.Lost:
             continue
-        task: Task = tasks.get(project_id, candidate.task_id)
-        return domain.Lease(task=task, lease_until=until)
+        return task_detail.lease(project_id, candidate.task_id, until, actor, grant)
     return None
 
 

@@ -29,6 +29,7 @@ from serval.adapters import quality as quality_store
 from serval.adapters import queue as store
 from serval.domain import agreement, lifecycle
 from serval.domain import queue as domain
+from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, WaitStep, check_transition
 from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource, Prediction, Project, utcnow
@@ -36,6 +37,7 @@ from serval.domain.permissions import PROJECT_ACTIONS, Action
 from serval.domain.results import Result, validate_results
 from serval.errors import Conflict, LeaseNotHeld, NotFound, TaskTokenInvalid, ValidationFailed
 from serval.logic import projects as projects_logic
+from serval.logic import task_detail
 from serval.settings import settings
 
 S = TaskStatus
@@ -232,14 +234,14 @@ def round_answer(item: Any) -> str | None:
 # ---- annotators ---------------------------------------------------------------------------------
 
 
-def next_task(project_id: str, actor: Actor) -> domain.Lease:
+def next_task(project_id: str, actor: Actor, grant: ProjectAccess | None = None) -> domain.Lease:
     """Lease the next task the caller may take; ``Lease(task=None)`` when there is none.
 
     With probability ``gold_rate`` a gold task the caller has not answered comes first.
     """
     from serval.logic import quality
 
-    gold = quality.try_gold_lease(projects_logic.active(project_id), actor)
+    gold = quality.try_gold_lease(projects_logic.active(project_id), actor, grant)
     if gold is not None:
         return gold
     me = actor.user_id
@@ -255,7 +257,7 @@ def next_task(project_id: str, actor: Actor) -> domain.Lease:
         for candidate in order:
             until = epoch_now() + settings().LEASE_SECONDS
             if _claim(project_id, candidate, actor, until):
-                return domain.Lease(task=tasks.get(project_id, candidate.task_id), lease_until=until)
+                return task_detail.lease(project_id, candidate.task_id, until, actor, grant)
     return domain.Lease()
 
 
@@ -312,7 +314,9 @@ def _reviewing(item: Any, actor: Actor) -> bool:
     return S(item.status) is S.IN_REVIEW and item.lease_owner == actor.user_id
 
 
-def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
+def heartbeat(
+    project_id: str, task_id: str, actor: Actor, grant: ProjectAccess | None = None
+) -> domain.Lease:
     """Extend the caller's lease (labelling, review or gold) by ``LEASE_SECONDS`` from now."""
     item = tasks.get_item(project_id, task_id)
     if _is_gold(item):
@@ -320,12 +324,12 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
 
         projects_logic.active(project_id)
         until = quality.heartbeat_gold(item, actor)
-        return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
+        return task_detail.lease(project_id, task_id, until, actor, grant)
     projects_logic.active(project_id)
     if _reviewing(item, actor):
         from serval.logic import review
 
-        return review.heartbeat(project_id, item, actor)
+        return review.heartbeat(project_id, item, actor, grant)
     _held(item, actor)
     until = epoch_now() + settings().LEASE_SECONDS
     store.apply_as_holder(
@@ -336,7 +340,7 @@ def heartbeat(project_id: str, task_id: str, actor: Actor) -> domain.Lease:
         set={"lease_until": until},
         audit_after={"lease_until": until},
     )
-    return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
+    return task_detail.lease(project_id, task_id, until, actor, grant)
 
 
 def release(project_id: str, task_id: str, actor: Actor, skip: bool = False) -> Any:

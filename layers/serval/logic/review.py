@@ -4,7 +4,9 @@ A review lease uses the task's ``lease_owner``/``lease_until`` (a task in review
 labelling lease) and moves its GSI1SK to ``L#<lease_until>#<task id>``: free tasks
 (``lease_until`` 0) and expired review leases are one key range below now. The decision
 completes the workflow's waiting Review step with ``{"decision", "comment"}``. A rejection
-counts one ``review_rejections`` for each annotator of the round (``serval.adapters.quality``).
+counts one ``review_rejections`` for each annotator of the round (``serval.adapters.quality``)
+and keeps the comment and the round's annotation ids on the task (``last_rejection``) for the
+rework's annotator to read (``serval.logic.task_detail``); an approval removes them.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from serval import keys
 from serval.adapters import dynamo, quality, tasks, workflow
 from serval.adapters import queue as store
 from serval.domain import queue as domain
+from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
+from serval.domain.limits import stored_json
+from serval.domain.models import Rejection, utcnow
 from serval.errors import LeaseNotHeld
 from serval.logic import projects as projects_logic
-from serval.logic import queue
+from serval.logic import queue, task_detail
 from serval.settings import settings
 
 S = TaskStatus
 
 
-def next_review(project_id: str, actor: Actor) -> domain.Lease:
+def next_review(project_id: str, actor: Actor, grant: ProjectAccess | None = None) -> domain.Lease:
     """Lease the next task in review the caller did not annotate; ``Lease(task=None)`` when none."""
     projects_logic.active(project_id)
     me = actor.user_id
@@ -57,11 +62,11 @@ def next_review(project_id: str, actor: Actor) -> domain.Lease:
                 store.apply(change)
             except store.Lost:
                 continue
-            return domain.Lease(task=tasks.get(project_id, candidate.task_id), lease_until=until)
+            return task_detail.lease(project_id, candidate.task_id, until, actor, grant)
     return domain.Lease()
 
 
-def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
+def heartbeat(project_id: str, item: Any, actor: Actor, grant: ProjectAccess | None = None) -> domain.Lease:
     """Extend the caller's review lease on ``item`` by ``LEASE_SECONDS`` from now."""
     until = queue.epoch_now() + settings().LEASE_SECONDS
     task_id = str(item.task_id)
@@ -73,7 +78,7 @@ def heartbeat(project_id: str, item: Any, actor: Actor) -> domain.Lease:
         set={"lease_until": until},
         audit_after={"lease_until": until},
     )
-    return domain.Lease(task=tasks.get(project_id, task_id), lease_until=until)
+    return task_detail.lease(project_id, task_id, until, actor, grant)
 
 
 def release(item: Any, actor: Actor, skip: bool = False) -> None:
@@ -87,6 +92,16 @@ def release(item: Any, actor: Actor, skip: bool = False) -> None:
         remove=("lease_owner", "lease_until", "reviewer"),
         append={"review_skipped_by": [actor.user_id]} if skip else {},
     )
+
+
+def _rejection(item: Any, request: domain.ReviewDecision, actor: Actor) -> dict[str, Any]:
+    """What the rework shows the annotator: the comment, who rejected, when, and which annotations."""
+    return Rejection(
+        comment=request.comment,
+        reviewer=actor.user_id,
+        rejected_at=utcnow(),
+        annotation_ids=[str(a) for a in item.round_annotation_ids or []],
+    ).model_dump()
 
 
 def decide(
@@ -122,8 +137,10 @@ def decide(
         keys.time_sort_key(str(item.created_at), task_id),
         actor,
         "review.approve" if approved else "review.reject",
-        set={"reviewer": actor.user_id} | ({"accepted_annotation_id": accepted} if accepted else {}),
-        remove=("lease_owner", "lease_until"),
+        set={"reviewer": actor.user_id}
+        | ({"accepted_annotation_id": accepted} if accepted else {})
+        | ({} if approved else {"last_rejection": stored_json(_rejection(item, request, actor))}),
+        remove=("lease_owner", "lease_until") + (("last_rejection",) if approved else ()),
         add={"annotation_count": 1} if edit else {},
         condition="#owner = :me",
         names={"#owner": "lease_owner"},

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from serval import ids
+from serval import ids, keys
 from serval.adapters import imports, projects, tasks
 from serval.domain import limits, manifest
 from serval.domain.actor import Actor
@@ -54,9 +54,8 @@ class BulkCreateResult(BaseModel):
 
 def _normalize(project: Project, items: list[TaskInput]) -> list[TaskCreate]:
     """Resolve references with the same rules as manifests; every problem is reported at once."""
-    ctx = manifest.ManifestContext(
-        settings().DATA_BUCKET, f"projects/{project.project_id}/", f"projects/{project.project_id}/"
-    )
+    prefix = keys.project_data_prefix(project.project_id)
+    ctx = manifest.ManifestContext(settings().DATA_BUCKET, prefix, prefix)
     out: list[TaskCreate] = []
     problems: list[dict[str, Any]] = []
     for index, item in enumerate(items):

@@ -8,6 +8,7 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 
+from serval import keys
 from serval.adapters import audit, projects, storage
 from serval.domain import media
 from serval.domain.actor import Actor
@@ -98,7 +99,7 @@ def create(project_id: str, request: UploadRequest, actor: Actor) -> Upload:
             details={"filename": request.filename},
         )
     cfg = settings()
-    key = posixpath.join(f"projects/{project_id}", request.filename)
+    key = keys.project_data_prefix(project_id) + request.filename
     multipart = (
         request.multipart if request.multipart is not None else (request.size or 0) > MULTIPART_THRESHOLD
     )
@@ -137,7 +138,7 @@ def _part_urls(key: str, upload_id: str, first: int, count: int) -> list[str]:
 
 def _project_key(project_id: str, key: str) -> str:
     """``key`` if it names an object in the project's prefix as written (no ``.``, ``..`` or ``//``)."""
-    prefix = f"projects/{project_id}/"
+    prefix = keys.project_data_prefix(project_id)
     if posixpath.normpath(key) != key or not key.startswith(prefix) or key == prefix:
         raise UploadNotFound("no such upload in this project", details={"key": key})
     return key
