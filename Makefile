@@ -32,7 +32,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-setup: .venv/.synced node_modules/.installed ## Install Python and npm dependencies (idempotent)
+# The web app (frontend/): its own npm packages, its API types generated from docs/openapi.json,
+# and its build (frontend/dist), which the local gateway serves and CDK deploys.
+FRONTEND_SRC := $(shell find frontend/src -type f ! -name api-schema.d.ts 2>/dev/null) frontend/index.html \
+	frontend/vite.config.ts frontend/tsconfig.json docs/openapi.json
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	@touch $@
+
+frontend/dist/index.html: frontend/node_modules/.installed $(FRONTEND_SRC)
+	cd frontend && npm run --silent api-types && npm run --silent build
+
+setup: .venv/.synced node_modules/.installed frontend/dist/index.html ## Install Python and npm dependencies, build the web app (idempotent)
 
 dev: setup ## Run the whole platform locally on moto, seeded with demo data
 	$(PY) -m infra.local
@@ -43,7 +55,8 @@ test: setup lint ## Lint, then run the whole test suite (unit, integration, infr
 test-fast: setup ## Unit and integration tests only
 	$(PYTEST) tests/unit tests/integration
 
-lint: setup ## ruff + mypy
+lint: setup ## ruff + mypy, and the web app's ESLint (its types are checked by its build)
+	cd frontend && npm run --silent lint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p jobs_dlq -p workflow -p starter -p infra -p bench

@@ -38,6 +38,7 @@ botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 # session fixture form one unit, so that fixture is built once per run rather than once per worker.
 SHARED_SESSION_UNITS = {
     "tests/infra/": "infra: one CDK synthesis (the synth fixture)",
+    "tests/browser/": "browser: one local stack and one Chromium (the web_stack and browser fixtures)",
     **dict.fromkeys(
         ("tests/e2e/test_dev_stack.py", "tests/e2e/test_fuzz.py", "tests/e2e/test_workflow.py"),
         "e2e: one local stack (the dev_stack fixture)",
