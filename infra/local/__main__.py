@@ -17,7 +17,7 @@ from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
 from infra.local.resources import UPLOAD_BUCKET, LocalResources
 from infra.local.seed import DEMO_USERS, permissions_summary
-from infra.local.stack import LocalStack, data_dir_from_env, logs_dir
+from infra.local.stack import LEASE_SECONDS_ENV, LocalStack, data_dir_from_env, logs_dir
 
 
 def _arguments() -> argparse.Namespace:
@@ -29,6 +29,9 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--no-seed", action="store_true", help="create no demo users or project")
     parser.add_argument("--fresh", action="store_true", help="start empty, ignoring the saved state")
+    parser.add_argument(
+        "--lease-seconds", type=int, default=None, help="how long a task lease lasts (default: the local config's 1800)"
+    )
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -79,6 +82,8 @@ def main() -> None:
     # (TaskDeleted, and each step that fails while the stack stops); RecordFailure records the rest
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     data_dir = args.data_dir or data_dir_from_env()
+    if args.lease_seconds is not None:
+        os.environ[LEASE_SECONDS_ENV] = str(args.lease_seconds)  # read by local_spec(), here and in the workers
     stopping = threading.Event()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:

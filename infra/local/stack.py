@@ -50,8 +50,20 @@ GIL_SWITCH_INTERVAL_S = 0.0005  # see LocalStack.start
 log = logging.getLogger("serval.local")
 
 
+LEASE_SECONDS_ENV = "SERVAL_LOCAL_LEASE_SECONDS"  # python -m infra.local --lease-seconds
+
+
 def local_spec() -> ServalSpec:
-    return build(load("local"), ACCOUNT_ID, REGION)
+    """The local environment's spec; ``$SERVAL_LOCAL_LEASE_SECONDS`` shortens its leases (and its
+    media URLs, which may not outlive a lease), as the browser tests of lease loss need."""
+    config = load("local")
+    lease = os.environ.get(LEASE_SECONDS_ENV)
+    if lease:
+        seconds = int(lease)
+        config = config.model_validate(
+            config.model_dump() | {"lease_seconds": seconds, "media_url_seconds": min(seconds, config.media_url_seconds)}
+        )
+    return build(config, ACCOUNT_ID, REGION)
 
 
 def local_concurrency(spec: ServalSpec) -> dict[str, int]:

@@ -1,0 +1,309 @@
+// The image workspace: boxes and polygons with Annotorious, keypoints on an overlay of its own,
+// classification controls beside; zoom and pan; a class palette with hotkeys.
+import { createImageAnnotator, type ImageAnnotation, type ImageAnnotator } from "@annotorious/annotorious";
+import "@annotorious/annotorious/annotorious.css";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useTranslation } from "react-i18next";
+import { toPixels, toRelative, type Size } from "@/lib/units";
+import { ClassificationControls } from "../classification/ClassificationControls";
+import { type Region, newId, regionAtLoc, regionsOf, resultsOf } from "../regions";
+import { colorOf, hotkeysOf, typingInto } from "../results";
+import type { ControlSpec, WorkspaceProps } from "../types";
+import { shapeOf, toAnnotation } from "./annotorious";
+import "../workspace.css";
+
+const DRAWING = ["bbox", "polygon", "keypoint"];
+const ZOOMS = [0.5, 0.75, 1, 1.5, 2, 3, 4];
+
+export default function ImageWorkspace({ task, config, results, onChange, rejected, errors }: WorkspaceProps) {
+  const { t } = useTranslation();
+  const readOnly = !onChange;
+  const drawing = useMemo(() => config.controls.filter((c) => DRAWING.includes(c.type)), [config]);
+  const classifications = useMemo(() => config.controls.filter((c) => c.type === "classification"), [config]);
+  const field = Object.keys(task.media ?? {})[0];
+  const url = field ? task.media?.[field]?.url : undefined;
+
+  const [regions, setRegions] = useState<Region[]>(() => regionsOf(results));
+  const rejectedRegions = useMemo(() => regionsOf(rejected ?? []), [rejected]);
+  const [tool, setTool] = useState(0);
+  const activeControl: ControlSpec | undefined = drawing[tool];
+  const [activeClass, setActiveClass] = useState<string | undefined>(activeControl?.classes?.[0]?.name);
+  const [selected, setSelected] = useState<string | undefined>();
+  const [size, setSize] = useState<Size>();
+  const [zoom, setZoom] = useState(1);
+  const img = useRef<HTMLImageElement>(null);
+  const stage = useRef<HTMLDivElement>(null);
+  const anno = useRef<ImageAnnotator>(null);
+  const latest = useRef({ regions, results, activeClass, activeControl, size });
+  latest.current = { regions, results, activeClass, activeControl, size };
+
+  const emit = useCallback(
+    (next: Region[]) => {
+      setRegions(next);
+      onChange?.(resultsOf(next, config.controls, latest.current.results));
+    },
+    [onChange, config.controls],
+  );
+
+  // Annotorious on the loaded image: the regions in, every user edit out
+  useEffect(() => {
+    if (!size || !img.current) return;
+    const annotator = createImageAnnotator(img.current, {
+      drawingEnabled: !readOnly,
+      userSelectAction: readOnly ? "NONE" : "EDIT",
+      style: (a: ImageAnnotation) => {
+        const region = latest.current.regions.find((g) => g.id === a.id);
+        const control = config.controls.find((c) => c.name === region?.control);
+        const color = control && region ? colorOf(control, region.label) : "#888";
+        return { fill: color, fillOpacity: region?.score !== null && region?.score !== undefined ? 0.05 : 0.18, stroke: color, strokeWidth: 2 };
+      },
+    } as never);
+    annotator.setAnnotations(latest.current.regions.flatMap((g) => toAnnotation(g, size) ?? []));
+    annotator.on("createAnnotation", (a: ImageAnnotation) => {
+      const { activeControl: control, activeClass: label, regions: current, size: s } = latest.current;
+      const shape = s && shapeOf(a, s);
+      if (!control || !shape || !label) {
+        annotator.removeAnnotation(a.id);
+        return;
+      }
+      const region: Region = { id: a.id, control: control.name, label, score: null, attributes: {}, shape };
+      emit([...current, region]);
+      setSelected(a.id);
+    });
+    annotator.on("updateAnnotation", (a: ImageAnnotation) => {
+      const { regions: current, size: s } = latest.current;
+      const shape = s && shapeOf(a, s);
+      if (!shape) return;
+      emit(current.map((g) => (g.id === a.id ? { ...g, shape, score: null } : g)));
+    });
+    annotator.on("deleteAnnotation", (a: ImageAnnotation) => {
+      emit(latest.current.regions.filter((g) => g.id !== a.id));
+    });
+    annotator.on("selectionChanged", (selection: ImageAnnotation[]) => setSelected(selection[0]?.id));
+    anno.current = annotator;
+    return () => {
+      annotator.destroy();
+      anno.current = null;
+    };
+  }, [size, readOnly, config.controls, emit]);
+
+  // the drawing tool follows the active control
+  useEffect(() => {
+    const annotator = anno.current;
+    if (!annotator || readOnly) return;
+    if (activeControl?.type === "polygon") {
+      annotator.setDrawingTool("polygon");
+      annotator.setDrawingMode("click"); // polygons draw point by point; drag mode silently does nothing
+      annotator.setDrawingEnabled(true);
+    } else if (activeControl?.type === "bbox") {
+      annotator.setDrawingTool("rectangle");
+      annotator.setDrawingMode("drag");
+      annotator.setDrawingEnabled(true);
+    } else {
+      annotator.setDrawingEnabled(false);
+    }
+  }, [activeControl, readOnly, size]);
+
+  useEffect(() => {
+    setActiveClass(activeControl?.classes?.[0]?.name);
+  }, [activeControl]);
+
+  const relabel = useCallback(
+    (id: string, label: string) => {
+      const next = latest.current.regions.map((g) => (g.id === id ? { ...g, label, score: null } : g));
+      emit(next);
+      const region = next.find((g) => g.id === id);
+      const annotator = anno.current;
+      if (region && annotator && latest.current.size) {
+        const a = toAnnotation(region, latest.current.size);
+        if (a) annotator.updateAnnotation(a);
+      }
+    },
+    [emit],
+  );
+
+  const remove = useCallback(
+    (id: string) => {
+      anno.current?.removeAnnotation(id);
+      emit(latest.current.regions.filter((g) => g.id !== id));
+      setSelected(undefined);
+    },
+    [emit],
+  );
+
+  // hotkeys: a class of the active control (relabels the selected region too), Delete
+  useEffect(() => {
+    if (readOnly || !activeControl) return;
+    const keys = hotkeysOf(activeControl);
+    const onKey = (event: KeyboardEvent) => {
+      if (typingInto(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      const label = keys.get(event.key.toLowerCase());
+      if (label) {
+        event.preventDefault();
+        setActiveClass(label);
+        const current = selected && latest.current.regions.find((g) => g.id === selected && g.control === activeControl.name);
+        if (current) relabel(current.id, label);
+      } else if ((event.key === "Delete" || event.key === "Backspace") && selected) {
+        event.preventDefault();
+        remove(selected);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [readOnly, activeControl, selected, relabel, remove]);
+
+  // keypoints: each click places the next named point of the open instance
+  const placeKeypoint = (event: React.MouseEvent<SVGSVGElement>) => {
+    if (readOnly || activeControl?.type !== "keypoint" || !size || !activeClass) return;
+    const box = event.currentTarget.getBoundingClientRect();
+    const x = toRelative(((event.clientX - box.left) / box.width) * size.width, size.width);
+    const y = toRelative(((event.clientY - box.top) / box.height) * size.height, size.height);
+    const names = activeControl.keypoint_names?.length ? activeControl.keypoint_names : ["point"];
+    const open = regions.find((g) => g.control === activeControl.name && g.shape.kind === "keypoints" && g.shape.points.length < names.length);
+    if (open && open.shape.kind === "keypoints") {
+      const points = [...open.shape.points, { name: names[open.shape.points.length], x, y, visible: true }];
+      emit(regions.map((g) => (g.id === open.id ? { ...g, shape: { kind: "keypoints", points } } : g)));
+    } else {
+      emit([...regions, { id: newId(), control: activeControl.name, label: activeClass, score: null, attributes: {}, shape: { kind: "keypoints", points: [{ name: names[0], x, y, visible: true }] } }]);
+    }
+  };
+
+  // zoom with the buttons or Ctrl + wheel; pan by scrolling, or by dragging with Space held
+  const zoomBy = (step: number) => setZoom((z) => ZOOMS[Math.min(ZOOMS.length - 1, Math.max(0, ZOOMS.indexOf(z) + step))] ?? 1);
+  const [panning, setPanning] = useState(false);
+  useEffect(() => {
+    const down = (e: KeyboardEvent) => e.code === "Space" && !typingInto(e) && (e.preventDefault(), setPanning(true));
+    const up = (e: KeyboardEvent) => e.code === "Space" && setPanning(false);
+    window.addEventListener("keydown", down);
+    window.addEventListener("keyup", up);
+    return () => {
+      window.removeEventListener("keydown", down);
+      window.removeEventListener("keyup", up);
+    };
+  }, []);
+  const drag = useRef<{ x: number; y: number } | null>(null);
+
+  const regionErrors = new Map<string, string>();
+  for (const e of errors ?? []) {
+    const region = regionAtLoc(e.path, resultsOf(regions, config.controls, results), regions);
+    if (region) regionErrors.set(region.id, e.message);
+  }
+  const controlErrors = (errors ?? []).filter((e) => !regionAtLoc(e.path, resultsOf(regions, config.controls, results), regions)).map((e) => ({ path: [String(e.path.find((p) => typeof p === "string" && config.controls.some((c) => c.name === p)) ?? "")], message: e.message }));
+
+  if (!url) return <p className="error">{t("workspace.noMedia")}</p>;
+  return (
+    <div className="workspace image-workspace" data-testid="image-workspace" data-ready={size ? "true" : "false"}>
+      <div className="toolbar" role="toolbar" aria-label={t("workspace.tools")}>
+        {drawing.map((control, i) => (
+          <button key={control.name} type="button" className={i === tool ? "tool tool-on" : "tool"} aria-pressed={i === tool} onClick={() => setTool(i)} data-testid={`tool-${control.name}`}>
+            {t(`workspace.controlType.${control.type}`)}: {control.name}
+          </button>
+        ))}
+        <span className="toolbar-gap" />
+        <button type="button" onClick={() => zoomBy(-1)} aria-label={t("workspace.zoomOut")} data-testid="zoom-out">−</button>
+        <span className="zoom" data-testid="zoom">{Math.round(zoom * 100)}%</span>
+        <button type="button" onClick={() => zoomBy(1)} aria-label={t("workspace.zoomIn")} data-testid="zoom-in">+</button>
+        <button type="button" onClick={() => setZoom(1)}>{t("workspace.fit")}</button>
+      </div>
+      {activeControl && !readOnly ? (
+        <div className="palette" data-testid="palette">
+          {[...hotkeysOf(activeControl).entries()].map(([key, name]) => (
+            <button key={name} type="button" className={name === activeClass ? "chip chip-on" : "chip"} aria-pressed={name === activeClass} onClick={() => { setActiveClass(name); if (selected) relabel(selected, name); }} data-testid={`class-${name}`}>
+              <span className="swatch" style={{ background: colorOf(activeControl, name) }} />
+              {name} <kbd>{key}</kbd>
+            </button>
+          ))}
+        </div>
+      ) : null}
+      <div className="workspace-body">
+        <div
+          ref={stage}
+          className={panning ? "stage stage-panning" : "stage"}
+          onWheel={(e) => {
+            if (e.ctrlKey) {
+              e.preventDefault();
+              zoomBy(e.deltaY < 0 ? 1 : -1);
+            }
+          }}
+          onPointerDownCapture={(e) => {
+            if (panning) {
+              e.stopPropagation();
+              drag.current = { x: e.clientX, y: e.clientY };
+            }
+          }}
+          onPointerMove={(e) => {
+            if (panning && drag.current && stage.current) {
+              stage.current.scrollLeft -= e.clientX - drag.current.x;
+              stage.current.scrollTop -= e.clientY - drag.current.y;
+              drag.current = { x: e.clientX, y: e.clientY };
+            }
+          }}
+          onPointerUp={() => (drag.current = null)}
+        >
+          <div className="frame" style={{ inlineSize: `${zoom * 100}%` }}>
+            <img
+              ref={img}
+              src={url}
+              alt={task.external_id ?? task.task_id}
+              draggable={false}
+              onLoad={(e) => setSize({ width: e.currentTarget.naturalWidth, height: e.currentTarget.naturalHeight })}
+              data-testid="task-image"
+            />
+            {size ? (
+              <svg
+                className={activeControl?.type === "keypoint" && !readOnly ? "overlay overlay-active" : "overlay"}
+                viewBox={`0 0 ${size.width} ${size.height}`}
+                preserveAspectRatio="none"
+                onClick={placeKeypoint}
+                data-testid="keypoint-overlay"
+              >
+                {regions.flatMap((g) =>
+                  g.shape.kind === "keypoints"
+                    ? g.shape.points.map((p) => (
+                        <circle key={`${g.id}-${p.name}`} cx={toPixels(p.x, size.width)} cy={toPixels(p.y, size.height)} r={Math.max(3, size.width / 150)} fill={colorOf(config.controls.find((c) => c.name === g.control)!, g.label)}>
+                          <title>{`${g.label} · ${p.name}`}</title>
+                        </circle>
+                      ))
+                    : [],
+                )}
+                {rejectedRegions.flatMap((g) =>
+                  g.shape.kind === "box"
+                    ? [<rect key={g.id} className="rejected-region" x={toPixels(g.shape.x, size.width)} y={toPixels(g.shape.y, size.height)} width={toPixels(g.shape.w, size.width)} height={toPixels(g.shape.h, size.height)} />]
+                    : g.shape.kind === "polygon"
+                      ? [<polygon key={g.id} className="rejected-region" points={g.shape.points.map(([x, y]) => `${toPixels(x, size.width)},${toPixels(y, size.height)}`).join(" ")} />]
+                      : [],
+                )}
+              </svg>
+            ) : null}
+          </div>
+        </div>
+        <aside className="sidebar">
+          <ClassificationControls controls={classifications} results={results} onChange={onChange} errors={controlErrors} />
+          <h3>{t("workspace.regions", { count: regions.length })}</h3>
+          <ol className="region-list" data-testid="region-list">
+            {regions.map((g) => {
+              const control = config.controls.find((c) => c.name === g.control);
+              return (
+                <li key={g.id} className={g.id === selected ? "region region-selected" : "region"} data-testid="region" data-label={g.label} data-control={g.control} data-prelabel={g.score !== null ? "true" : "false"}>
+                  <span className="swatch" style={{ background: control ? colorOf(control, g.label) : "#888" }} />
+                  {readOnly || !control ? (
+                    <span>{g.label}</span>
+                  ) : (
+                    <select value={g.label} onChange={(e) => relabel(g.id, e.target.value)} aria-label={t("workspace.label")}>
+                      {(control.classes ?? []).map((c) => <option key={c.name} value={c.name}>{c.name}</option>)}
+                    </select>
+                  )}
+                  <span className="muted">{t(`workspace.shape.${g.shape.kind}`)}</span>
+                  {g.score !== null ? <span className="badge badge-prediction" data-testid="prelabel">{t("workspace.prelabel", { score: Math.round(g.score * 100) })}</span> : null}
+                  {!readOnly && g.score !== null ? <button type="button" className="link" onClick={() => emit(regions.map((r) => (r.id === g.id ? { ...r, score: null } : r)))} data-testid="accept-prelabel">{t("workspace.accept")}</button> : null}
+                  {!readOnly ? <button type="button" className="link danger" onClick={() => remove(g.id)} data-testid="delete-region">{t("common.delete")}</button> : null}
+                  {regionErrors.has(g.id) ? <p className="field-error" data-testid="region-error">{regionErrors.get(g.id)}</p> : null}
+                </li>
+              );
+            })}
+          </ol>
+        </aside>
+      </div>
+    </div>
+  );
+}
