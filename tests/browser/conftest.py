@@ -20,10 +20,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 
 from infra.local.seed import DEMO_USERS, DemoUser
 from tests.conftest import ROOT
-from tests.e2e.conftest import DevStack, http, start_dev_stack
+from tests.e2e.conftest import DevStack, demo_token, http, start_dev_stack, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DIST = ROOT / "frontend" / "dist" / "index.html"
+LEASE_SECONDS = 60
 expect.set_options(timeout=20_000)
 
 
@@ -39,7 +40,8 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     """The local stack serving the built app (``frontend/dist``) at its gateway's URL."""
     if not DIST.is_file():
         pytest.fail("frontend/dist is not built: make setup builds it (npm ci && npm run build)")
-    stack = start_dev_stack(tmp_path_factory.mktemp("serval-web"))
+    # 60 s leases (heartbeats keep them), so a test can let one expire for real
+    stack = start_dev_stack(tmp_path_factory.mktemp("serval-web"), extra=("--lease-seconds", str(LEASE_SECONDS)))
     yield stack
     stack.stop()
 
@@ -66,11 +68,34 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
+    page, errors = watched(context)
+    yield page
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def watched(context: BrowserContext) -> tuple[Page, list[str]]:
+    """A new page of ``context`` and the list its uncaught errors go to."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    assert not errors, f"uncaught errors in the page: {errors}"
+    return page, errors
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Any]:
+    """Pages for more users in one test: ``new_page()`` opens each in its own context."""
+    opened: list[tuple[BrowserContext, list[str]]] = []
+
+    def make() -> Page:
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+        page, errors = watched(context)
+        opened.append((context, errors))
+        return page
+
+    yield make
+    for context, errors in opened:
+        context.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def demo_user(role: str) -> DemoUser:
@@ -106,3 +131,43 @@ def demo_project(stack: DevStack, token: str) -> dict[str, Any]:
     status, body = http(stack, "GET", "/projects?limit=100", token)
     assert status == 200, body
     return next(p for p in body["items"] if p["name"].startswith("Demo"))
+
+
+def user_id(stack: DevStack, role: str) -> str:
+    status, me = http(stack, "GET", "/me", demo_token(stack, role))
+    assert status == 200, me
+    return str(me["user_id"])
+
+
+def new_project(
+    stack: DevStack,
+    name: str,
+    media_types: list[str],
+    controls: list[dict[str, Any]],
+    tasks: list[dict[str, Any]],
+    members: tuple[str, ...] = ("annotator", "reviewer"),
+    settings: dict[str, Any] | None = None,
+) -> str:
+    """A project the demo manager creates through the API, with ``members`` (demo roles, each
+    with the project role of the same name) and ``tasks`` (their ``data``): its id, once every
+    task is queued (leasable)."""
+    manager = demo_token(stack, "manager")
+    body: dict[str, Any] = {"name": name, "media_types": media_types, "label_config": {"controls": controls}}
+    if settings:
+        body["settings"] = settings
+    status, project = http(stack, "POST", "/projects", manager, body)
+    assert status == 201, project
+    pid = str(project["project_id"])
+    for role in members:
+        status, added = http(stack, "POST", f"/projects/{pid}/members", manager, {"user_id": user_id(stack, role), "role": role})
+        assert status in (200, 201), added
+    for start in range(0, len(tasks), 1000):
+        status, created = http(stack, "POST", f"/projects/{pid}/tasks", manager, [{"data": d} for d in tasks[start : start + 1000]])
+        assert status in (200, 201), created
+
+    def queued() -> bool:
+        status, stats = http(stack, "GET", f"/projects/{pid}/stats", manager)
+        return status == 200 and stats["by_status"].get("queued", 0) >= len(tasks)
+
+    wait_for(queued, timeout_s=300, what=f"{len(tasks)} queued tasks in {name}")
+    return pid
