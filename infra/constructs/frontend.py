@@ -26,6 +26,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra.web_headers import PERMISSIONS_POLICY, content_security_policy
 from infra.constructs.nag import S3_GRANT_ACTIONS, acknowledge, flatten_cfn_reference, wildcard_findings
 from infra.constructs.naming import removal_policy
 from infra.spec import ServalSpec
@@ -49,26 +50,6 @@ SPA_ROUTING_JS = """function handler(event) {
   return request;
 }
 """
-
-
-def content_security_policy(*, connect: list[str], media: list[str], forms: list[str]) -> str:
-    """The app's CSP: its own scripts and styles only, network calls to the named hosts only."""
-    directives = {
-        "default-src": ["'none'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "font-src": ["'self'"],
-        "manifest-src": ["'self'"],
-        "worker-src": ["'self'", "blob:"],
-        "img-src": ["'self'", "data:", "blob:", *media],
-        "media-src": ["'self'", "blob:", *media],
-        "connect-src": ["'self'", *connect, *media],
-        "form-action": ["'self'", *forms],
-        "frame-ancestors": ["'none'"],
-        "base-uri": ["'none'"],
-        "object-src": ["'none'"],
-    }
-    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
 class ServalFrontend(Construct):
@@ -151,7 +132,7 @@ class ServalFrontend(Construct):
                 custom_headers=[
                     cloudfront.ResponseCustomHeader(
                         header="Permissions-Policy",
-                        value="camera=(), microphone=(), geolocation=(), payment=()",
+                        value=PERMISSIONS_POLICY,
                         override=True,
                     ),
                     cloudfront.ResponseCustomHeader(

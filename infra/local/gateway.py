@@ -60,6 +60,7 @@ from infra.local.moto_server import ensure_port_free
 from infra.local.oidc import LocalOidc
 from infra.local.resources import LocalResources
 from infra.spec import ROOT, ApiSpec, ServalSpec, web_config
+from infra.web_headers import content_security_policy, page_headers
 from serval.errors import GATEWAY_ERRORS
 
 log = logging.getLogger("serval.local.gateway")
@@ -410,13 +411,21 @@ class LocalApiGateway:
 
     # ------------------------------------------------------------------ frontend
 
+    def page_headers(self) -> dict[str, str]:
+        """CloudFront's security headers, with this stack's hosts: the app calls this gateway
+        (API, OIDC) and moto (presigned media and upload URLs)."""
+        moto = self.resources.endpoint_url
+        return page_headers(content_security_policy(connect=[moto], media=[moto], forms=[]))
+
     def _static(self, request: Request) -> Response:
         if self.static_root is None or request.method not in ("GET", "HEAD"):
             return Response("Not Found", status=404, content_type="text/plain")
         wanted = request.path.lstrip("/") or "index.html"
         try:
-            return send_from_directory(self.static_root, wanted, request.environ)
+            response = send_from_directory(self.static_root, wanted, request.environ)
         except NotFound:
-            if "text/html" in request.headers.get("Accept", ""):
-                return send_from_directory(self.static_root, "index.html", request.environ)
-            return Response("Not Found", status=404, content_type="text/plain")
+            if "text/html" not in request.headers.get("Accept", ""):
+                return Response("Not Found", status=404, content_type="text/plain")
+            response = send_from_directory(self.static_root, "index.html", request.environ)
+        response.headers.update(self.page_headers())
+        return response

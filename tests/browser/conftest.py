@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from infra.local.datasets import datasets_dir
+from infra.local.resources import UPLOAD_BUCKET
 from infra.local.seed import DEMO_USERS, DemoUser
+from infra.local.stack import local_spec
 from tests.conftest import ROOT
-from tests.e2e.conftest import DevStack, demo_token, http, start_dev_stack, wait_for
+from tests.e2e.conftest import DevStack, aws_client, demo_token, http, start_dev_stack, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DIST = ROOT / "frontend" / "dist" / "index.html"
@@ -74,10 +77,15 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
 
 def watched(context: BrowserContext) -> tuple[Page, list[str]]:
-    """A new page of ``context`` and the list its uncaught errors go to."""
+    """A new page of ``context`` and the list its uncaught errors and Content-Security-Policy
+    violations go to (the gateway serves the app under CloudFront's policy)."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     return page, errors
 
 
@@ -147,10 +155,12 @@ def new_project(
     tasks: list[dict[str, Any]],
     members: tuple[str, ...] = ("annotator", "reviewer"),
     settings: dict[str, Any] | None = None,
+    media: list[Path] = [],  # noqa: B006 (read only)
 ) -> str:
     """A project the demo manager creates through the API, with ``members`` (demo roles, each
     with the project role of the same name) and ``tasks`` (their ``data``): its id, once every
-    task is queued (leasable)."""
+    task is queued (leasable). ``media`` files are uploaded under the project's prefix of the
+    data bucket, where ingest makes a task of each."""
     manager = demo_token(stack, "manager")
     body: dict[str, Any] = {"name": name, "media_types": media_types, "label_config": {"controls": controls}}
     if settings:
@@ -164,10 +174,21 @@ def new_project(
     for start in range(0, len(tasks), 1000):
         status, created = http(stack, "POST", f"/projects/{pid}/tasks", manager, [{"data": d} for d in tasks[start : start + 1000]])
         assert status in (200, 201), created
+    spec = local_spec()
+    s3 = aws_client(stack, "s3")
+    for file in media:
+        key = f"{spec.upload_prefix}{pid}/{file.name}"
+        s3.put_object(Bucket=spec.buckets[UPLOAD_BUCKET].name, Key=key, Body=file.read_bytes(), ContentType="image/png")
+    expected = len(tasks) + len(media)
 
     def queued() -> bool:
         status, stats = http(stack, "GET", f"/projects/{pid}/stats", manager)
-        return status == 200 and stats["by_status"].get("queued", 0) >= len(tasks)
+        return status == 200 and stats["by_status"].get("queued", 0) >= expected
 
-    wait_for(queued, timeout_s=300, what=f"{len(tasks)} queued tasks in {name}")
+    wait_for(queued, timeout_s=300, what=f"{expected} queued tasks in {name}")
     return pid
+
+
+def shapes(count: int) -> list[Path]:
+    """The first ``count`` images of the shapes dataset (the repository's copy when ../shared is absent)."""
+    return sorted((datasets_dir() / "images" / "shapes").glob("*.png"))[:count]

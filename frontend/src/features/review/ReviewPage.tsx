@@ -61,7 +61,9 @@ export default function ReviewPage() {
       setLease(got);
       if (got.task) {
         const page = await unwrap(api.GET("/projects/{project_id}/tasks/{task_id}/annotations", { params: { path: { project_id: projectId, task_id: got.task.task_id }, query: { limit: 50 } } }));
-        setAnnotations(page.items);
+        // this round's results: those submitted after the last rejection (if the task had one)
+        const since = got.task.rework?.rejected_at;
+        setAnnotations(page.items.filter((a) => !since || a.created_at > since));
       } else setAnnotations([]);
     } catch (failure) {
       setError(failure);
@@ -119,6 +121,12 @@ export default function ReviewPage() {
       </div>
       {lost ? <div className="notice" role="alert" data-testid="lease-lost">{t("review.leaseLost")}</div> : null}
       <ErrorMessage error={error} />
+      {task.rework ? (
+        <div className="notice" data-testid="previous-rejection">
+          {t("review.previousRejection", { reviewer: task.rework.reviewer, when: formatDateTime(i18n.language, task.rework.rejected_at) })}
+          {task.rework.comment ? <blockquote>{task.rework.comment}</blockquote> : null}
+        </div>
+      ) : null}
       {sideBySide ? (
         <p data-testid="agreement">{t("review.agreement", { value: formatPercent(i18n.language, overlap(annotations[0].results as Result[], annotations[1].results as Result[])) })}</p>
       ) : null}
