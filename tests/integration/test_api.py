@@ -220,7 +220,9 @@ def test_annotations_are_validated_against_the_label_config(aws: Aws, admin: Act
         {"results": [{"control": "shape", "type": "classification", "labels": ["hexagon"]}]},
     )
     assert bad.status == 422
-    assert "unknown class" in bad.body["error"]["details"][0]
+    (problem,) = bad.body["error"]["details"]
+    assert "unknown class" in problem["message"]
+    assert problem["location"] == ["body", "results", 0, "labels", 0] and problem["control"] == "shape"
     out_of_bounds = call(
         "POST",
         url,

@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from serval.domain.label_config import LabelConfig
-from serval.domain.results import Result, validate_results
+from serval.domain.results import Result, problem_details, validate_results
 
 RESULTS = TypeAdapter(list[Result])
 
@@ -607,3 +607,42 @@ def test_small_but_real_regions_are_accepted() -> None:
         },
     ]
     assert validate_results(CONFIG, [r for item in raw for r in parse(item)]) == []
+
+
+def test_every_problem_is_located_at_the_region_it_concerns() -> None:
+    # Given a second result whose second box has no area and an unknown class, an attribute
+    # of the wrong type on a box, a span past the text's end, and a required control missing
+    config = config_with(
+        {
+            "name": "boxes",
+            "type": "bbox",
+            "classes": [{"name": "car"}],
+            "attributes": [{"name": "occluded", "type": "boolean"}],
+        },
+        {"name": "entities", "type": "ner", "classes": [{"name": "PER"}]},
+        {"name": "animal", "type": "classification", "required": True, "classes": [{"name": "cat"}]},
+    )
+    results = parse(
+        {"control": "entities", "type": "ner", "spans": [{"label": "PER", "start": 0, "end": 99}]},
+        {
+            "control": "boxes",
+            "type": "bbox",
+            "boxes": [
+                {"label": "car", "x": 0, "y": 0, "w": 0.5, "h": 0.5, "attributes": {"occluded": "yes"}},
+                {"label": "tree", "x": 0, "y": 0, "w": 0, "h": 0.5},
+            ],
+        },
+    )
+
+    details = problem_details(validate_results(config, results, text_length=20))
+
+    # Then each is placed in the request body where a client can show it
+    located = {(tuple(d["location"]), d["control"]) for d in details}
+    assert located == {
+        (("body", "results", 0, "spans", 0), "entities"),
+        (("body", "results", 1, "boxes", 0, "attributes", "occluded"), "boxes"),
+        (("body", "results", 1, "boxes", 1, "label"), "boxes"),
+        (("body", "results", 1, "boxes", 1), "boxes"),
+        (("body", "results"), "animal"),
+    }
+    assert all(d["type"] == "results" and d["message"] for d in details)

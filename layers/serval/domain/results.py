@@ -19,6 +19,40 @@ Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Attributes = dict[str, str | float | bool]
 
 
+Location = tuple[str | int, ...]
+_REGION_FIELDS = ("boxes", "polygons", "instances", "spans", "segments")
+
+
+class Problem(str):
+    """A reason results do not fit a label configuration: its sentence, the control it concerns,
+    and where it is (``location``: the index in the results list, then field names and indexes,
+    e.g. ``(0, "boxes", 2, "label")``), so a client can show it on the region it concerns."""
+
+    __slots__ = ("control", "location")
+    control: str | None
+    location: Location
+
+    def __new__(cls, message: str, control: str | None = None, location: Location = ()) -> Problem:
+        problem = super().__new__(cls, message)
+        problem.control = control
+        problem.location = location
+        return problem
+
+
+def problem_details(problems: list[Problem]) -> list[dict[str, Any]]:
+    """The error envelope's details for ``problems``, located in the request body like the
+    API's schema errors (``["body", "results", ...]``)."""
+    return [
+        {
+            "location": ["body", "results", *p.location],
+            "message": str(p),
+            "type": "results",
+            "control": p.control,
+        }
+        for p in problems
+    ]
+
+
 class _Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,22 +193,22 @@ Result = Annotated[
 ]
 
 
-def _labels_of(result: Any) -> list[str]:
-    """Every class name a result uses."""
+def _labels_of(result: Any) -> list[tuple[Location, str]]:
+    """Every class name a result uses, with where it is in the result."""
     match result:
         case ClassificationResult():
-            return list(result.labels)
+            return [(("labels", k), label) for k, label in enumerate(result.labels)]
         case PdfPageClassResult():
-            return [label for page in result.pages for label in page.labels]
+            return [
+                (("pages", p, "labels", k), label)
+                for p, page in enumerate(result.pages)
+                for k, label in enumerate(page.labels)
+            ]
         case TranscriptionResult():
             return []
         case _:
-            regions = next(
-                getattr(result, f)
-                for f in ("boxes", "polygons", "instances", "spans", "segments")
-                if hasattr(result, f)
-            )
-            return [r.label for r in regions]
+            field = next(f for f in _REGION_FIELDS if hasattr(result, f))
+            return [((field, j, "label"), r.label) for j, r in enumerate(getattr(result, field))]
 
 
 _ATTRIBUTE_TYPES: dict[AttributeType, tuple[type, ...]] = {
@@ -191,25 +225,33 @@ def _type_ok(spec: AttributeSpec, value: object) -> bool:
     return isinstance(value, _ATTRIBUTE_TYPES[spec.type])
 
 
-def _check_attributes(control: ControlSpec, result: Any, problems: list[str]) -> None:
-    regions = [
-        r for f in ("boxes", "polygons", "instances", "spans", "segments") for r in getattr(result, f, [])
-    ]
+def _check_attributes(control: ControlSpec, result: Any, at: int, problems: list[Problem]) -> None:
     by_class = {c.name: c.attributes for c in control.classes}
-    for region in regions:
-        specs = {a.name: a for a in [*control.attributes, *by_class.get(region.label, [])]}
-        for name in region.attributes:
-            if name not in specs:
-                problems.append(f"{control.name}: unknown attribute {name!r} on class {region.label!r}")
-        for spec in specs.values():
-            value = region.attributes.get(spec.name)
-            if value is None:
-                if spec.required:
-                    problems.append(f"{control.name}: attribute {spec.name!r} is required")
-            elif not _type_ok(spec, value):
-                problems.append(f"{control.name}: attribute {spec.name!r} must be a {spec.type.value}")
-            elif spec.choices and value not in spec.choices:
-                problems.append(f"{control.name}: attribute {spec.name!r} must be one of {spec.choices}")
+    for field in _REGION_FIELDS:
+        for j, region in enumerate(getattr(result, field, [])):
+            where = (at, field, j, "attributes")
+            specs = {a.name: a for a in [*control.attributes, *by_class.get(region.label, [])]}
+            problems += [
+                Problem(
+                    f"{control.name}: unknown attribute {name!r} on class {region.label!r}",
+                    control.name,
+                    (*where, name),
+                )
+                for name in region.attributes
+                if name not in specs
+            ]
+            for spec in specs.values():
+                value = region.attributes.get(spec.name)
+                if value is None:
+                    message = f"{control.name}: attribute {spec.name!r} is required" if spec.required else ""
+                elif not _type_ok(spec, value):
+                    message = f"{control.name}: attribute {spec.name!r} must be a {spec.type.value}"
+                elif spec.choices and value not in spec.choices:
+                    message = f"{control.name}: attribute {spec.name!r} must be one of {spec.choices}"
+                else:
+                    message = ""
+                if message:
+                    problems.append(Problem(message, control.name, (*where, spec.name)))
 
 
 MIN_AREA = 1e-12  # relative units: below this a region covers no pixel of any real media
@@ -221,24 +263,39 @@ def _polygon_area(points: list[tuple[float, float]]) -> float:
     return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in pairs)) / 2
 
 
-def _check_geometry(control: ControlSpec, result: Any, problems: list[str]) -> None:
+def _check_geometry(control: ControlSpec, result: Any, at: int, problems: list[Problem]) -> None:
     """Refuse regions that cover nothing: zero-width or zero-height boxes, polygons with
     fewer than three distinct points or no area."""
     if isinstance(result, BBoxResult | VideoBBoxResult):
         problems += [
-            f"{control.name}: box {i} has no area (w and h must be > 0)"
+            Problem(
+                f"{control.name}: box {i} has no area (w and h must be > 0)", control.name, (at, "boxes", i)
+            )
             for i, box in enumerate(result.boxes)
             if box.w * box.h < MIN_AREA
         ]
     elif isinstance(result, PolygonResult):
         for i, polygon in enumerate(result.polygons):
+            where = (at, "polygons", i)
             if len(set(polygon.points)) < 3:
-                problems.append(f"{control.name}: polygon {i} needs at least 3 distinct points")
+                problems.append(
+                    Problem(
+                        f"{control.name}: polygon {i} needs at least 3 distinct points", control.name, where
+                    )
+                )
             elif _polygon_area(polygon.points) < MIN_AREA:
-                problems.append(f"{control.name}: polygon {i} has no area (its points are on one line)")
+                problems.append(
+                    Problem(
+                        f"{control.name}: polygon {i} has no area (its points are on one line)",
+                        control.name,
+                        where,
+                    )
+                )
 
 
-def validate_results(config: LabelConfig, results: list[Any], text_length: int | None = None) -> list[str]:
+def validate_results(
+    config: LabelConfig, results: list[Any], text_length: int | None = None
+) -> list[Problem]:
     """Problems with ``results`` under ``config``; empty when they are valid.
 
     ``text_length`` is the length of the task's inline text, when it has one, so span
@@ -246,46 +303,90 @@ def validate_results(config: LabelConfig, results: list[Any], text_length: int |
     AnnotationTooLarge first (``domain.limits``): every writer of results checks here.
     """
     check_annotation(results)
-    problems: list[str] = []
+    problems: list[Problem] = []
     seen: set[str] = set()
-    for result in results:
+    for at, result in enumerate(results):
         control = config.control(result.control)
         if control is None:
-            problems.append(f"unknown control {result.control!r}")
+            problems.append(Problem(f"unknown control {result.control!r}", None, (at, "control")))
             continue
+        name = control.name
         if result.control in seen:
-            problems.append(f"control {result.control!r} appears twice; put all its regions in one result")
+            problems.append(
+                Problem(
+                    f"control {name!r} appears twice; put all its regions in one result",
+                    name,
+                    (at, "control"),
+                )
+            )
         seen.add(result.control)
         if control.type != ControlType(result.type):
-            problems.append(f"control {control.name!r} is {control.type.value}, not {result.type}")
+            problems.append(
+                Problem(f"control {name!r} is {control.type.value}, not {result.type}", name, (at, "type"))
+            )
             continue
-        for label in _labels_of(result):
-            if label not in control.class_names():
-                problems.append(f"{control.name}: unknown class {label!r}")
-        if isinstance(result, ClassificationResult) and len(result.labels) > 1 and not control.multiple:
-            problems.append(f"{control.name}: single-choice classification takes exactly one label")
-        if isinstance(result, PdfPageClassResult) and not control.multiple:
-            problems += [
-                f"{control.name}: page {p.page} takes exactly one label (the control is single-choice)"
-                for p in result.pages
-                if len(p.labels) > 1
-            ]
-        if isinstance(result, KeypointResult) and control.keypoint_names:
-            skeleton = set(control.keypoint_names)
-            problems += [
-                f"{control.name}: keypoint {point.name!r} is not in the skeleton {sorted(skeleton)}"
-                for instance in result.instances
-                for point in instance.points
-                if point.name not in skeleton
-            ]
-        if isinstance(result, NerResult) and text_length is not None:
-            problems += [
-                f"{control.name}: span {s.start}-{s.end} is outside the text (length {text_length})"
-                for s in result.spans
-                if s.end > text_length
-            ]
-        _check_attributes(control, result, problems)
-        _check_geometry(control, result, problems)
-    missing = [c.name for c in config.controls if c.required and c.name not in seen]
-    problems += [f"required control {name!r} has no result" for name in missing]
+        problems += [
+            Problem(f"{name}: unknown class {label!r}", name, (at, *where))
+            for where, label in _labels_of(result)
+            if label not in control.class_names()
+        ]
+        problems += _check_choices(control, result, at)
+        problems += _check_points_and_spans(control, result, at, text_length)
+        _check_attributes(control, result, at, problems)
+        _check_geometry(control, result, at, problems)
+    problems += [
+        Problem(f"required control {c.name!r} has no result", c.name)
+        for c in config.controls
+        if c.required and c.name not in seen
+    ]
     return problems
+
+
+def _check_choices(control: ControlSpec, result: Any, at: int) -> list[Problem]:
+    """Single-choice controls with more than one label."""
+    name = control.name
+    if isinstance(result, ClassificationResult) and len(result.labels) > 1 and not control.multiple:
+        return [
+            Problem(f"{name}: single-choice classification takes exactly one label", name, (at, "labels"))
+        ]
+    if isinstance(result, PdfPageClassResult) and not control.multiple:
+        return [
+            Problem(
+                f"{name}: page {p.page} takes exactly one label (the control is single-choice)",
+                name,
+                (at, "pages", i, "labels"),
+            )
+            for i, p in enumerate(result.pages)
+            if len(p.labels) > 1
+        ]
+    return []
+
+
+def _check_points_and_spans(
+    control: ControlSpec, result: Any, at: int, text_length: int | None
+) -> list[Problem]:
+    """Keypoints outside the skeleton, spans past the end of the text."""
+    name = control.name
+    if isinstance(result, KeypointResult) and control.keypoint_names:
+        skeleton = set(control.keypoint_names)
+        return [
+            Problem(
+                f"{name}: keypoint {point.name!r} is not in the skeleton {sorted(skeleton)}",
+                name,
+                (at, "instances", j, "points", k, "name"),
+            )
+            for j, instance in enumerate(result.instances)
+            for k, point in enumerate(instance.points)
+            if point.name not in skeleton
+        ]
+    if isinstance(result, NerResult) and text_length is not None:
+        return [
+            Problem(
+                f"{name}: span {s.start}-{s.end} is outside the text (length {text_length})",
+                name,
+                (at, "spans", j),
+            )
+            for j, s in enumerate(result.spans)
+            if s.end > text_length
+        ]
+    return []

@@ -23,7 +23,7 @@ from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.models import Annotation, AnnotationCreate, utcnow
 from serval.domain.permissions import annotates_outside_queue, sees_all_annotations
-from serval.domain.results import validate_results
+from serval.domain.results import problem_details, validate_results
 from serval.errors import Conflict, LeaseNotHeld, NotFound, TaskClosed, ValidationFailed
 from serval.logic import projects as projects_logic
 
@@ -63,7 +63,9 @@ def create(
     text_length = mapping.task_from_item(item).primary_text_length()
     problems = validate_results(config, list(request.results), text_length)
     if problems:
-        raise ValidationFailed("the annotation does not fit the label configuration", details=problems)
+        raise ValidationFailed(
+            "the annotation does not fit the label configuration", details=problem_details(problems)
+        )
     annotation = Annotation(
         annotation_id=ids.new_id("a"),
         task_id=task_id,

@@ -330,6 +330,11 @@ def _assign(project_id: str, user_id: str | None, task_id: str, out: _Chunk) -> 
     out.done += 1
 
 
+def _sentence(detail: object) -> str:
+    """A located problem's sentence (``domain.results.problem_details``), or the detail as text."""
+    return str(detail["message"]) if isinstance(detail, dict) and "message" in detail else str(detail)
+
+
 def _refusable(task_id: str, out: _Chunk, change: Callable[[], None]) -> None:
     """Apply one task's queue change; a refusal (or label config mismatch) fails it with the reason."""
     try:
@@ -337,7 +342,7 @@ def _refusable(task_id: str, out: _Chunk, change: Callable[[], None]) -> None:
     except NotFound:
         out.fail(task_id, DELETED)
     except ValidationFailed as exc:
-        problems = "; ".join(str(p) for p in exc.details) if isinstance(exc.details, list) else ""
+        problems = "; ".join(_sentence(p) for p in exc.details) if isinstance(exc.details, list) else ""
         out.fail(task_id, f"{exc.message}: {problems}" if problems else exc.message)
     except Conflict as exc:
         out.fail(task_id, exc.message)

@@ -34,7 +34,7 @@ from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.limits import stored_json
 from serval.domain.models import AnnotationCreate, Project
-from serval.domain.results import Result, validate_results
+from serval.domain.results import Result, problem_details, validate_results
 from serval.errors import Conflict, LeaseNotHeld, ValidationFailed
 from serval.logic import activity as activity_logic
 from serval.logic import projects as projects_logic
@@ -105,7 +105,9 @@ def mark_gold(project_id: str, task_id: str, request: GoldRequest, actor: Actor)
     text_length = mapping.task_from_item(item).primary_text_length()
     problems = validate_results(project.label_config, list(request.results), text_length)
     if problems:
-        raise ValidationFailed("the gold results do not fit the label configuration", details=problems)
+        raise ValidationFailed(
+            "the gold results do not fit the label configuration", details=problem_details(problems)
+        )
     status = S(item.status)
     refused = Conflict(
         "only a new or queued task nobody is labelling can be gold",

@@ -34,7 +34,7 @@ from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, WaitStep, check_transition
 from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource, Prediction, Project, utcnow
 from serval.domain.permissions import PROJECT_ACTIONS, Action
-from serval.domain.results import Result, validate_results
+from serval.domain.results import Result, problem_details, validate_results
 from serval.errors import Conflict, LeaseNotHeld, NotFound, TaskTokenInvalid, ValidationFailed
 from serval.logic import projects as projects_logic
 from serval.logic import task_detail
@@ -458,7 +458,9 @@ def new_annotation(
     config = project.label_config
     problems = validate_results(config, list(results), mapping.task_from_item(task).primary_text_length())
     if problems:
-        raise ValidationFailed("the annotation does not fit the label configuration", details=problems)
+        raise ValidationFailed(
+            "the annotation does not fit the label configuration", details=problem_details(problems)
+        )
     return Annotation(
         annotation_id=ids.new_id("a"),
         task_id=str(task.task_id),
