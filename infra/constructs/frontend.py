@@ -26,10 +26,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.web_headers import PERMISSIONS_POLICY, content_security_policy
 from infra.constructs.nag import S3_GRANT_ACTIONS, acknowledge, flatten_cfn_reference, wildcard_findings
 from infra.constructs.naming import removal_policy
 from infra.spec import ServalSpec
+from infra.web_headers import PERMISSIONS_POLICY, content_security_policy
 
 PLACEHOLDER_HTML = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Serval</title></head>'

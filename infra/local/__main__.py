@@ -30,7 +30,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--no-seed", action="store_true", help="create no demo users or project")
     parser.add_argument("--fresh", action="store_true", help="start empty, ignoring the saved state")
     parser.add_argument(
-        "--lease-seconds", type=int, default=None, help="how long a task lease lasts (default: the local config's 1800)"
+        "--lease-seconds",
+        type=int,
+        default=None,
+        help="how long a task lease lasts (default: the local config's 1800)",
     )
     parser.add_argument(
         "--verbose",
@@ -83,7 +86,9 @@ def main() -> None:
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     data_dir = args.data_dir or data_dir_from_env()
     if args.lease_seconds is not None:
-        os.environ[LEASE_SECONDS_ENV] = str(args.lease_seconds)  # read by local_spec(), here and in the workers
+        os.environ[LEASE_SECONDS_ENV] = str(
+            args.lease_seconds
+        )  # read by local_spec(), here and in the workers
     stopping = threading.Event()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:

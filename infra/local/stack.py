@@ -61,7 +61,8 @@ def local_spec() -> ServalSpec:
     if lease:
         seconds = int(lease)
         config = config.model_validate(
-            config.model_dump() | {"lease_seconds": seconds, "media_url_seconds": min(seconds, config.media_url_seconds)}
+            config.model_dump()
+            | {"lease_seconds": seconds, "media_url_seconds": min(seconds, config.media_url_seconds)}
         )
     return build(config, ACCOUNT_ID, REGION)
 

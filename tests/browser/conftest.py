@@ -44,7 +44,9 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     if not DIST.is_file():
         pytest.fail("frontend/dist is not built: make setup builds it (npm ci && npm run build)")
     # 60 s leases (heartbeats keep them), so a test can let one expire for real
-    stack = start_dev_stack(tmp_path_factory.mktemp("serval-web"), extra=("--lease-seconds", str(LEASE_SECONDS)))
+    stack = start_dev_stack(
+        tmp_path_factory.mktemp("serval-web"), extra=("--lease-seconds", str(LEASE_SECONDS))
+    )
     yield stack
     stack.stop()
 
@@ -57,7 +59,9 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"], headless=True)
+    browser = playwright.chromium.launch(
+        executable_path=chromium_path(), args=["--no-sandbox"], headless=True
+    )
     yield browser
     browser.close()
 
@@ -141,6 +145,17 @@ def demo_project(stack: DevStack, token: str) -> dict[str, Any]:
     return next(p for p in body["items"] if p["name"].startswith("Demo"))
 
 
+def annotations_of(stack: DevStack, pid: str, task_id: str) -> list[dict[str, Any]]:
+    """The task's annotations, as the demo manager reads them, once there is at least one."""
+    manager = demo_token(stack, "manager")
+
+    def listed() -> list[dict[str, Any]] | None:
+        status, body = http(stack, "GET", f"/projects/{pid}/tasks/{task_id}/annotations", manager)
+        return body["items"] if status == 200 and body["items"] else None
+
+    return wait_for(listed, what=f"an annotation of {task_id}")
+
+
 def user_id(stack: DevStack, role: str) -> str:
     status, me = http(stack, "GET", "/me", demo_token(stack, role))
     assert status == 200, me
@@ -169,16 +184,30 @@ def new_project(
     assert status == 201, project
     pid = str(project["project_id"])
     for role in members:
-        status, added = http(stack, "POST", f"/projects/{pid}/members", manager, {"user_id": user_id(stack, role), "role": role})
+        status, added = http(
+            stack,
+            "POST",
+            f"/projects/{pid}/members",
+            manager,
+            {"user_id": user_id(stack, role), "role": role},
+        )
         assert status in (200, 201), added
     for start in range(0, len(tasks), 1000):
-        status, created = http(stack, "POST", f"/projects/{pid}/tasks", manager, [{"data": d} for d in tasks[start : start + 1000]])
+        status, created = http(
+            stack,
+            "POST",
+            f"/projects/{pid}/tasks",
+            manager,
+            [{"data": d} for d in tasks[start : start + 1000]],
+        )
         assert status in (200, 201), created
     spec = local_spec()
     s3 = aws_client(stack, "s3")
     for file in media:
         key = f"{spec.upload_prefix}{pid}/{file.name}"
-        s3.put_object(Bucket=spec.buckets[UPLOAD_BUCKET].name, Key=key, Body=file.read_bytes(), ContentType="image/png")
+        s3.put_object(
+            Bucket=spec.buckets[UPLOAD_BUCKET].name, Key=key, Body=file.read_bytes(), ContentType="image/png"
+        )
     expected = len(tasks) + len(media)
 
     def queued() -> bool:

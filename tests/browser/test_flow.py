@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import demo_project, shot, sign_in
-from tests.e2e.conftest import DevStack, demo_token, http
+from tests.e2e.conftest import DevStack, demo_token, http, wait_for
 
 
 def draw_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
@@ -22,7 +22,9 @@ def draw_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
     page.mouse.down()
     for step in range(1, 11):
         f = step / 10
-        page.mouse.move(box["x"] + (x0 + f * (x1 - x0)) * box["width"], box["y"] + (y0 + f * (y1 - y0)) * box["height"])
+        page.mouse.move(
+            box["x"] + (x0 + f * (x1 - x0)) * box["width"], box["y"] + (y0 + f * (y1 - y0)) * box["height"]
+        )
     page.mouse.up()
 
 
@@ -46,17 +48,22 @@ def test_label_review_export(web_stack: DevStack, page: Page, new_page: Callable
     # the next task shows at once (it was leased while the annotator worked)
     expect(page.get_by_test_id("labeling")).not_to_have_attribute("data-task-id", task_id or "")
 
-    status, annotations = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}/annotations", manager)
-    assert status == 200 and len(annotations["items"]) == 1, annotations
-    results = {r["control"]: r for r in annotations["items"][0]["results"]}
+    status, listed = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}/annotations", manager)
+    assert status == 200 and len(listed["items"]) == 1, listed
+    results = {r["control"]: r for r in listed["items"][0]["results"]}
     assert results["shape"]["labels"] == ["square"]
     (saved,) = results["objects"]["boxes"]
     assert saved["label"] == "square"
     for name, want in (("x", 0.2), ("y", 0.25), ("w", 0.4), ("h", 0.5)):
         assert abs(saved[name] - want) < 0.01, (name, saved)
 
-    # the reviewer: the task is in the review queue; approve it
-    reviewer = new_page()
+    _approve(web_stack, new_page(), pid, task_id or "")
+    _export_coco(web_stack, new_page(), pid, task_id or "")
+
+
+def _approve(web_stack: DevStack, reviewer: Page, pid: str, task_id: str) -> None:
+    """The reviewer finds the task in the review queue and approves it."""
+    manager = demo_token(web_stack, "manager")
     sign_in(reviewer, web_stack, "reviewer", f"/projects/{pid}/review")
 
     def reviewing() -> bool:
@@ -80,18 +87,17 @@ def test_label_review_export(web_stack: DevStack, page: Page, new_page: Callable
         code, task = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}", manager)
         return code == 200 and task["status"] in ("approved", "exported")
 
-    for _ in range(100):
-        if approved():
-            break
-        page.wait_for_timeout(300)
-    assert approved()
+    wait_for(approved, what=f"{task_id} approved")
 
-    # the manager: a COCO export, downloaded; the box is there in pixels
-    exporter = new_page()
+
+def _export_coco(web_stack: DevStack, exporter: Page, pid: str, task_id: str) -> None:
+    """The manager's COCO export, downloaded: the box is there in pixels."""
     sign_in(exporter, web_stack, "manager", f"/projects/{pid}/export")
     exporter.get_by_test_id("export-format").select_option("coco")
     exporter.get_by_test_id("export-start").click()
-    expect(exporter.get_by_test_id("export-status").first).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    expect(exporter.get_by_test_id("export-status").first).to_have_attribute(
+        "data-status", "succeeded", timeout=120_000
+    )
     href = exporter.get_by_test_id("export-download").first.get_attribute("href")
     assert href
     shot(exporter, "export-done")
@@ -103,7 +109,10 @@ def test_label_review_export(web_stack: DevStack, page: Page, new_page: Callable
     square = next(c["id"] for c in coco["categories"] if c["name"] == "square")
     (exported,) = [a for a in boxes if a["category_id"] == square]
     want = [0.2 * image["width"], 0.25 * image["height"], 0.4 * image["width"], 0.5 * image["height"]]
-    assert all(abs(got - w) <= 0.01 * max(image["width"], image["height"]) for got, w in zip(exported["bbox"], want, strict=True)), (
+    assert all(
+        abs(got - w) <= 0.01 * max(image["width"], image["height"])
+        for got, w in zip(exported["bbox"], want, strict=True)
+    ), (
         exported,
         want,
     )

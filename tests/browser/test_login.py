@@ -30,7 +30,9 @@ def _token(stack: DevStack, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
-def test_sign_in_lands_on_the_projects_page_and_sign_out_clears_the_session(web_stack: DevStack, page: Page) -> None:
+def test_sign_in_lands_on_the_projects_page_and_sign_out_clears_the_session(
+    web_stack: DevStack, page: Page
+) -> None:
     sign_in(page, web_stack, "annotator")
     expect(page.get_by_test_id("projects-page")).to_be_visible()
     expect(page.get_by_test_id("project-card").first).to_be_visible()

@@ -23,7 +23,9 @@ def label_one(page: Page, target: str, key: str = "1") -> str:
     expect(page.get_by_test_id("region")).to_have_count(1)
     page.keyboard.press(key)
     page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("labeling").or_(page.get_by_test_id("queue-empty"))).not_to_have_attribute("data-task-id", task_id)
+    expect(page.get_by_test_id("labeling").or_(page.get_by_test_id("queue-empty"))).not_to_have_attribute(
+        "data-task-id", task_id
+    )
     return task_id
 
 
@@ -42,7 +44,7 @@ def open_review(page: Page, task_id: str) -> None:
 def _quiet(check: Callable[[], bool]) -> bool:
     try:
         return check()
-    except Exception:  # noqa: BLE001 (the page is between two states)
+    except Exception:  # the page is between two states
         return False
 
 
@@ -91,17 +93,31 @@ def test_reject_sends_the_comment_and_regions_back_then_edit_and_approve(
 
     def accepted() -> list[dict[str, object]] | None:
         status, task = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}", manager)
-        if status != 200 or task["status"] not in ("approved", "exported") or not task["accepted_annotation_id"]:
+        if (
+            status != 200
+            or task["status"] not in ("approved", "exported")
+            or not task["accepted_annotation_id"]
+        ):
             return None
-        status, annotation = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}/annotations/{task['accepted_annotation_id']}", manager)
+        status, annotation = http(
+            web_stack,
+            "GET",
+            f"/projects/{pid}/tasks/{task_id}/annotations/{task['accepted_annotation_id']}",
+            manager,
+        )
         assert status == 200, annotation
         return list(annotation["results"][0]["spans"])
 
     spans = wait_for(accepted, timeout_s=60, what="the approved edit")
-    assert sorted((text[s["start"] : s["end"]], s["label"]) for s in spans) == [("Acme", "ORG"), ("Lisbon", "PLACE")]
+    assert sorted((text[s["start"] : s["end"]], s["label"]) for s in spans) == [
+        ("Acme", "ORG"),
+        ("Lisbon", "PLACE"),
+    ]
 
 
-def test_overlap_two_shows_both_results_and_their_agreement(web_stack: DevStack, page: Page, new_page: Callable[[], Page]) -> None:
+def test_overlap_two_shows_both_results_and_their_agreement(
+    web_stack: DevStack, page: Page, new_page: Callable[[], Page]
+) -> None:
     text = "Globex moved to Springfield."
     pid = new_project(
         web_stack,

@@ -10,8 +10,8 @@ import json
 from playwright.sync_api import Page, expect
 
 from infra.local.datasets import datasets_dir
-from tests.browser.conftest import missing_keys, new_project, shot, sign_in
-from tests.e2e.conftest import DevStack, demo_token, http, wait_for
+from tests.browser.conftest import annotations_of, missing_keys, new_project, shot, sign_in
+from tests.e2e.conftest import DevStack, demo_token, http
 
 # 👩‍👩‍👧 is five code points (three people joined by two ZWJ), é here is e + U+0301
 HARD = "東京で👩‍👩‍👧の家族がcafé\u0301を楽しんだ。"
@@ -20,7 +20,9 @@ HARD_TARGET = "👩‍👩‍👧の家族がcafé\u0301"
 
 def _lines() -> list[str]:
     path = datasets_dir() / "text" / "multilingual.jsonl"
-    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _target(text: str) -> str:
@@ -64,7 +66,14 @@ def test_span_offsets_are_the_selected_characters(web_stack: DevStack, page: Pag
         web_stack,
         "NER offsets",
         ["text"],
-        [{"name": "entities", "type": "ner", "source": "text", "classes": [{"name": "PART"}, {"name": "OTHER"}]}],
+        [
+            {
+                "name": "entities",
+                "type": "ner",
+                "source": "text",
+                "classes": [{"name": "PART"}, {"name": "OTHER"}],
+            }
+        ],
         [{"text": {"kind": "text", "text": text}} for text in texts],
     )
     sign_in(page, web_stack, "annotator", f"/projects/{pid}/label")
@@ -81,7 +90,9 @@ def test_span_offsets_are_the_selected_characters(web_stack: DevStack, page: Pag
             shot(page, "labeling-text")
         labelled[task_id] = target
         page.get_by_test_id("submit").click()
-        expect(labeling.or_(page.get_by_test_id("queue-empty"))).not_to_have_attribute("data-task-id", task_id)
+        expect(labeling.or_(page.get_by_test_id("queue-empty"))).not_to_have_attribute(
+            "data-task-id", task_id
+        )
     expect(page.get_by_test_id("queue-empty")).to_be_visible()
     assert missing_keys(page) == []
 
@@ -91,11 +102,6 @@ def test_span_offsets_are_the_selected_characters(web_stack: DevStack, page: Pag
         status, task = http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}", manager)
         assert status == 200, task
         text = task["data"]["text"]["text"]
-        page_of = wait_for(
-            lambda: (lambda r: r[1]["items"] if r[0] == 200 and r[1]["items"] else None)(
-                http(web_stack, "GET", f"/projects/{pid}/tasks/{task_id}/annotations", manager)
-            ),
-            what=f"the annotation of {task_id}",
-        )
+        page_of = annotations_of(web_stack, pid, task_id)
         (span,) = page_of[0]["results"][0]["spans"]
         assert text[span["start"] : span["end"]] == target, (text, span, target)
