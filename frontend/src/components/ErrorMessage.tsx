@@ -16,7 +16,7 @@ export function ErrorMessage({ error }: { error: unknown }) {
         <ul>
           {api.details.map((d, i) => (
             <li key={i}>
-              {(d.loc ?? []).join(" › ")}: {d.msg}
+              {(d.location ?? []).filter((p) => p !== "body").join(" › ")}: {d.message}
             </li>
           ))}
         </ul>

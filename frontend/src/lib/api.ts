@@ -16,10 +16,13 @@ export type JobView = Schemas["JobView"];
 export type TaskStatus = Schemas["TaskStatus"];
 export type MediaType = Schemas["MediaType"];
 
+/** One problem of a 422: where it is in the request (``["body", "results", 0, "boxes", 2]``), its
+ * sentence, and for annotation results the control it concerns. */
 export interface ErrorDetail {
-  loc?: (string | number)[];
-  msg?: string;
+  location?: (string | number)[];
+  message?: string;
   type?: string;
+  control?: string | null;
 }
 
 /** An API refusal: the status and the machine-readable error envelope. */

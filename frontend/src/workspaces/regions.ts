@@ -1,6 +1,6 @@
 // Regions as the workspaces edit them: one list of labelled shapes with stable ids, converted
 // to and from the API's results (one result per control) in the API's units.
-import type { ControlSpec, Result } from "./types";
+import type { ControlSpec, FieldError, Result } from "./types";
 
 export interface Region {
   id: string;
@@ -71,4 +71,22 @@ export function regionAtLoc(loc: (string | number)[], results: Result[], regions
   const index = Number(loc[at + 3]);
   if (!result || Number.isNaN(index)) return undefined;
   return regions.filter((g) => g.control === result.control)[index];
+}
+
+/** A submit's 422 problems, placed: on the region they concern when they name one, else on their
+ * control (the API's ``control``, or the control of the result they point at). */
+export function placeErrors(errors: FieldError[] | undefined, results: Result[], regions: Region[]) {
+  const regionErrors = new Map<string, string>();
+  const controlErrors: FieldError[] = [];
+  for (const e of errors ?? []) {
+    const region = regionAtLoc(e.path, results, regions);
+    if (region) {
+      regionErrors.set(region.id, e.message);
+      continue;
+    }
+    const at = e.path.indexOf("results");
+    const control = e.control ?? (at >= 0 ? results[Number(e.path[at + 1])]?.control : undefined) ?? "";
+    controlErrors.push({ ...e, path: [control] });
+  }
+  return { regionErrors, controlErrors };
 }

@@ -5,9 +5,11 @@ import type { ComponentType } from "react";
 import type { ControlSpec, LabelConfig, Result, TaskDetail } from "@/lib/api";
 
 export interface FieldError {
-  /** the index of the result (region group) or control the error concerns, from the API's ``loc`` */
+  /** where in the request body the error is (``["results", 0, "boxes", 2]``), from the API's ``location`` */
   path: (string | number)[];
   message: string;
+  /** the control it concerns, when the API names one */
+  control?: string;
 }
 
 export interface WorkspaceProps {

@@ -184,7 +184,7 @@ export default function LabelingPage() {
       setError(failure);
       if (failure instanceof ApiError) {
         if (failure.code === "lease_not_held") setState("lost");
-        setFieldErrors(failure.details.map((d) => ({ path: (d.loc ?? []).filter((p) => p !== "body"), message: d.msg ?? "" })));
+        setFieldErrors(failure.details.map((d) => ({ path: (d.location ?? []).filter((p) => p !== "body"), message: d.message ?? "", control: d.control ?? undefined })));
       }
     } finally {
       setBusy(false);

@@ -6,7 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { toPixels, toRelative, type Size } from "@/lib/units";
 import { ClassificationControls } from "../classification/ClassificationControls";
-import { type Region, newId, regionAtLoc, regionsOf, resultsOf } from "../regions";
+import { type Region, newId, placeErrors, regionsOf, resultsOf } from "../regions";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { ControlSpec, WorkspaceProps } from "../types";
 import { shapeOf, toAnnotation } from "./annotorious";
@@ -34,6 +34,8 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
   const img = useRef<HTMLImageElement>(null);
   const stage = useRef<HTMLDivElement>(null);
   const anno = useRef<ImageAnnotator>(null);
+  const shown = useShownSize(img, size);
+  const drawn = useRef<string | undefined>(undefined); // the region drawn last: hotkeys relabel it
   const latest = useRef({ regions, results, activeClass, activeControl, size });
   latest.current = { regions, results, activeClass, activeControl, size };
 
@@ -68,7 +70,11 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
       }
       const region: Region = { id: a.id, control: control.name, label, score: null, attributes: {}, shape };
       emit([...current, region]);
+      // Annotorious selects what was just drawn, and the next press would only deselect it: the
+      // next shape starts at once instead, and the hotkeys still relabel this one
+      drawn.current = a.id;
       setSelected(a.id);
+      window.setTimeout(() => annotator.cancelSelected(), 0);
     });
     annotator.on("updateAnnotation", (a: ImageAnnotation) => {
       const { regions: current, size: s } = latest.current;
@@ -79,7 +85,10 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
     annotator.on("deleteAnnotation", (a: ImageAnnotation) => {
       emit(latest.current.regions.filter((g) => g.id !== a.id));
     });
-    annotator.on("selectionChanged", (selection: ImageAnnotation[]) => setSelected(selection[0]?.id));
+    annotator.on("selectionChanged", (selection: ImageAnnotation[]) => {
+      if (selection[0] && selection[0].id !== drawn.current) drawn.current = undefined;
+      setSelected(selection[0]?.id ?? drawn.current);
+    });
     anno.current = annotator;
     return () => {
       annotator.destroy();
@@ -91,6 +100,9 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
   useEffect(() => {
     const annotator = anno.current;
     if (!annotator || readOnly) return;
+    annotator.cancelSelected(); // a selected shape would take the next press instead of the new tool
+    drawn.current = undefined;
+    setSelected(undefined);
     if (activeControl?.type === "polygon") {
       annotator.setDrawingTool("polygon");
       annotator.setDrawingMode("click"); // polygons draw point by point; drag mode silently does nothing
@@ -126,6 +138,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
     (id: string) => {
       anno.current?.removeAnnotation(id);
       emit(latest.current.regions.filter((g) => g.id !== id));
+      drawn.current = undefined;
       setSelected(undefined);
     },
     [emit],
@@ -155,7 +168,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
   // keypoints: each click places the next named point of the open instance
   const placeKeypoint = (event: React.MouseEvent<SVGSVGElement>) => {
     if (readOnly || activeControl?.type !== "keypoint" || !size || !activeClass) return;
-    const box = event.currentTarget.getBoundingClientRect();
+    const box = (img.current ?? event.currentTarget).getBoundingClientRect();
     const x = toRelative(((event.clientX - box.left) / box.width) * size.width, size.width);
     const y = toRelative(((event.clientY - box.top) / box.height) * size.height, size.height);
     const names = activeControl.keypoint_names?.length ? activeControl.keypoint_names : ["point"];
@@ -183,12 +196,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
   }, []);
   const drag = useRef<{ x: number; y: number } | null>(null);
 
-  const regionErrors = new Map<string, string>();
-  for (const e of errors ?? []) {
-    const region = regionAtLoc(e.path, resultsOf(regions, config.controls, results), regions);
-    if (region) regionErrors.set(region.id, e.message);
-  }
-  const controlErrors = (errors ?? []).filter((e) => !regionAtLoc(e.path, resultsOf(regions, config.controls, results), regions)).map((e) => ({ path: [String(e.path.find((p) => typeof p === "string" && config.controls.some((c) => c.name === p)) ?? "")], message: e.message }));
+  const { regionErrors, controlErrors } = placeErrors(errors, resultsOf(regions, config.controls, results), regions);
 
   if (!url) return <p className="error">{t("workspace.noMedia")}</p>;
   return (
@@ -254,6 +262,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
                 className={activeControl?.type === "keypoint" && !readOnly ? "overlay overlay-active" : "overlay"}
                 viewBox={`0 0 ${size.width} ${size.height}`}
                 preserveAspectRatio="none"
+                style={shown ? { inlineSize: shown.width, blockSize: shown.height } : undefined} // the image's box, whatever else the frame holds
                 onClick={placeKeypoint}
                 data-testid="keypoint-overlay"
               >
@@ -306,4 +315,19 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
       </div>
     </div>
   );
+}
+
+/** The image's size on screen, kept up to date as it zooms or the window resizes. */
+function useShownSize(img: React.RefObject<HTMLImageElement | null>, loaded: Size | undefined): Size | undefined {
+  const [shown, setShown] = useState<Size>();
+  useEffect(() => {
+    const element = img.current;
+    if (!element || !loaded) return;
+    const measure = () => setShown({ width: element.clientWidth, height: element.clientHeight });
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [img, loaded]);
+  return shown;
 }

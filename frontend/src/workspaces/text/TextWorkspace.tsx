@@ -6,7 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { codePointsToUtf16, sliceCodePoints, utf16ToCodePoints } from "@/lib/units";
 import { ClassificationControls } from "../classification/ClassificationControls";
-import { type Region, regionAtLoc, regionsOf, resultsOf } from "../regions";
+import { type Region, placeErrors, regionsOf, resultsOf } from "../regions";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { WorkspaceProps } from "../types";
 import "../workspace.css";
@@ -117,7 +117,7 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
   }, [readOnly, ner, selected, relabel, remove]);
 
   const rejectedSpans = regionsOf(rejected ?? []).filter((g) => g.shape.kind === "span");
-  const allResults = resultsOf(regions, config.controls, results);
+  const { regionErrors, controlErrors } = placeErrors(errors, resultsOf(regions, config.controls, results), regions);
   return (
     <div className="workspace text-workspace" data-testid="text-workspace" data-ready="true">
       {ner && !readOnly ? (
@@ -135,7 +135,7 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
           {text}
         </div>
         <aside className="sidebar">
-          <ClassificationControls controls={classifications} results={results} onChange={onChange} errors={(errors ?? []).filter((e) => !regionAtLoc(e.path, allResults, regions)).map((e) => ({ path: [String(e.path.find((p) => typeof p === "string" && config.controls.some((c) => c.name === p)) ?? "")], message: e.message }))} />
+          <ClassificationControls controls={classifications} results={results} onChange={onChange} errors={controlErrors} />
           {rejectedSpans.length > 0 ? (
             <>
               <h3>{t("workspace.rejectedRegions")}</h3>
@@ -159,6 +159,7 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
                   {g.score !== null ? <span className="badge badge-prediction" data-testid="prelabel">{t("workspace.prelabel", { score: Math.round(g.score * 100) })}</span> : null}
                   {!readOnly && g.score !== null ? <button type="button" className="link" onClick={() => emit(regions.map((r) => (r.id === g.id ? { ...r, score: null } : r)))} data-testid="accept-prelabel">{t("workspace.accept")}</button> : null}
                   {!readOnly ? <button type="button" className="link danger" onClick={() => remove(g.id)} data-testid="delete-region">{t("common.delete")}</button> : null}
+                  {regionErrors.has(g.id) ? <p className="field-error" data-testid="region-error">{regionErrors.get(g.id)}</p> : null}
                 </li>
               ) : null,
             )}
