@@ -184,3 +184,62 @@ def test_rework_is_not_reserved_for_an_annotator_who_left(aws: Aws, admin: Actor
     # Then it is reserved for nobody, and another annotator is offered it
     assert tasks.get_item(project_id, task_id).assignee is None
     assert lease(project_id, other)["task"]["task_id"] == task_id
+
+
+def test_the_task_list_filters_by_assignee_in_this_project_only(aws: Aws, admin: Actor) -> None:
+    # Given two queued tasks of which one is assigned to a member, and a task of another
+    # project assigned to the same member
+    chosen, other = person("u-listed"), person("u-unlisted")
+    project_id = project(admin)
+    first, second = queued(project_id, admin, 2)
+    members(project_id, "annotator", chosen, other)
+    elsewhere = project(admin)
+    (foreign,) = queued(elsewhere, admin, 1)
+    members(elsewhere, "annotator", chosen)
+    for pid, tid in ((project_id, second), (elsewhere, foreign)):
+        assert (
+            call("POST", f"/projects/{pid}/tasks/{tid}/assign", admin, {"user_id": chosen.user_id}).status
+            == 200
+        )
+
+    # When the list is filtered by the member, alone and with a status that does or doesn't match
+    listed = call("GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}", admin)
+    queued_only = call("GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}&status=queued", admin)
+    approved = call("GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}&status=approved", admin)
+    nobody = call("GET", f"/projects/{project_id}/tasks?assignee={other.user_id}", admin)
+
+    # Then only this project's task reserved for the member is listed, by one Query and a get
+    assert [t["task_id"] for t in listed.body["items"]] == [second], listed.body
+    assert [t["task_id"] for t in queued_only.body["items"]] == [second]
+    assert approved.body["items"] == [] and nobody.body["items"] == []
+    assert first not in {t["task_id"] for t in listed.body["items"]}
+    with metered() as requests:
+        call("GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}", admin)
+    assert requests.count("Query") == 1 and requests.count("BatchGetItem") == 1, requests
+
+
+def test_a_cursor_of_another_assignee_is_refused(aws: Aws, admin: Actor) -> None:
+    # Given a page cursor of one member's reservations
+    chosen, other = person("u-cursor"), person("u-thief")
+    project_id = project(admin)
+    task_ids = queued(project_id, admin, 2)
+    members(project_id, "annotator", chosen, other)
+    for tid in task_ids:
+        assert (
+            call(
+                "POST", f"/projects/{project_id}/tasks/{tid}/assign", admin, {"user_id": chosen.user_id}
+            ).status
+            == 200
+        )
+    page = call("GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}&limit=1", admin).body
+    assert page["next_cursor"]
+
+    # When it is replayed for another member / Then it is refused, not followed
+    refused = call(
+        "GET", f"/projects/{project_id}/tasks?assignee={other.user_id}&cursor={page['next_cursor']}", admin
+    )
+    assert refused.status == 422 and refused.body["error"]["code"] == "invalid_cursor"
+    rest = call(
+        "GET", f"/projects/{project_id}/tasks?assignee={chosen.user_id}&cursor={page['next_cursor']}", admin
+    )
+    assert len(rest.body["items"]) == 1 and rest.body["items"][0]["task_id"] != page["items"][0]["task_id"]

@@ -50,6 +50,9 @@ def list_tasks(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     has_prediction: Annotated[bool | None, Query()] = None,
     media_type: Annotated[MediaType | None, Query(description="The task's data type.")] = None,
+    assignee: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="Only tasks reserved for this member.")
+    ] = None,
     order: Annotated[str, Query(pattern="^(asc|desc)$", description="By creation time.")] = "asc",
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -59,6 +62,7 @@ def list_tasks(
         tag=tag,
         has_prediction=has_prediction,
         media_type=media_type,
+        assignee=assignee,
         descending=order == "desc",
     )
     items, next_cursor = tasks.list_page(project_id, f, limit, cursor)

@@ -241,6 +241,7 @@ class TaskFilter:
     tag: str | None = None
     has_prediction: bool | None = None
     media_type: MediaType | None = None
+    assignee: str | None = None
     descending: bool = False
 
 
@@ -261,6 +262,7 @@ def _filter_condition(m: Any, f: TaskFilter, include_status: bool) -> Any:
 def _matches(task: Task, f: TaskFilter) -> bool:
     return (
         (f.status is None or task.status == f.status)
+        and (f.tag is None or f.tag in (task.tags or []))
         and (f.has_prediction is None or bool(task.predictions) == f.has_prediction)
         and (f.media_type is None or task.media_type == f.media_type)
     )
@@ -271,6 +273,8 @@ def list_page(
 ) -> tuple[list[Task], str | None]:
     """One page of a project's tasks. Queries one partition; never scans."""
     m = dynamo.tasks()
+    if f.assignee is not None:
+        return _list_by_assignee(project_id, f, limit, cursor)
     if f.tag is not None:
         return _list_by_tag(project_id, f, limit, cursor)
     if f.status is not None:
@@ -384,6 +388,37 @@ def _list_by_tag(
         by_id[item.task_id] = mapping.task_from_item(item)
     ordered = [by_id[t] for t in task_ids if t in by_id and _matches(by_id[t], f)]
     return ordered, dynamo.encode_cursor(links.last_evaluated_key)
+
+
+def _list_by_assignee(
+    project_id: str, f: TaskFilter, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
+    """The tasks reserved for ``f.assignee`` in the project: one Query of the member's GSI3
+    partition (the project's prefix), then the tasks by key; the other filters apply to them."""
+    m = dynamo.tasks()
+    assignee = f.assignee or ""
+    partition, prefix = keys.assignee_gsi3pk(assignee), keys.assignee_gsi3sk_prefix(project_id)
+    start = dynamo.decode_cursor(cursor, keys.GSI3PK, partition, prefix)
+    kwargs: dict[str, Any] = {
+        "TableName": m.table_name,
+        "IndexName": keys.GSI3,
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+        "ExpressionAttributeNames": {"#pk": keys.GSI3PK, "#sk": keys.GSI3SK},
+        "ExpressionAttributeValues": {":pk": {"S": partition}, ":prefix": {"S": prefix}},
+        "ScanIndexForward": not f.descending,
+        "Limit": limit,
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    task_ids = [item[keys.SK]["S"].removeprefix(keys.task_sk("")) for item in response["Items"]]
+    pk = keys.project_pk(project_id)
+    by_id = {
+        item.task_id: mapping.task_from_item(item)
+        for item in m.TaskItem.batch_get([(pk, keys.task_sk(t)) for t in task_ids])
+    }
+    ordered = [by_id[t] for t in task_ids if t in by_id and _matches(by_id[t], f)]
+    return ordered, dynamo.encode_cursor(response.get("LastEvaluatedKey"))
 
 
 # ---- single-task changes -------------------------------------------------------------------
