@@ -17,7 +17,7 @@ from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
 from infra.local.resources import UPLOAD_BUCKET, LocalResources
 from infra.local.seed import DEMO_USERS, permissions_summary
-from infra.local.stack import LEASE_SECONDS_ENV, LocalStack, data_dir_from_env, logs_dir
+from infra.local.stack import LEASE_SECONDS_ENV, LocalStack, data_dir_from_env, local_spec, logs_dir
 
 
 def _arguments() -> argparse.Namespace:
@@ -100,7 +100,7 @@ def main() -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    stack = LocalStack(verbose=args.verbose)
+    stack = LocalStack(spec=local_spec(args.api_port), verbose=args.verbose)
     try:
         stack.start(args.moto_port, args.api_port, data_dir, seed=not args.no_seed, restore=not args.fresh)
         signal.signal(signal.SIGINT, request_stop)

@@ -53,10 +53,18 @@ log = logging.getLogger("serval.local")
 LEASE_SECONDS_ENV = "SERVAL_LOCAL_LEASE_SECONDS"  # python -m infra.local --lease-seconds
 
 
-def local_spec() -> ServalSpec:
+def local_spec(api_port: int = DEFAULT_API_PORT) -> ServalSpec:
     """The local environment's spec; ``$SERVAL_LOCAL_LEASE_SECONDS`` shortens its leases (and its
-    media URLs, which may not outlive a lease), as the browser tests of lease loss need."""
+    media URLs, which may not outlive a lease), as the browser tests of lease loss need.
+
+    The web app's origin is the gateway's (``api_port``): on another port than the default, the
+    buckets' CORS and the API's allowed origin follow it, as a deployment's follow its domain.
+    """
     config = load("local")
+    if api_port != DEFAULT_API_PORT:
+        config = config.model_validate(
+            config.model_dump() | {"frontend_origin": f"http://127.0.0.1:{api_port}"}
+        )
     lease = os.environ.get(LEASE_SECONDS_ENV)
     if lease:
         seconds = int(lease)

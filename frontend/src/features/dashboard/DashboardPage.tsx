@@ -8,9 +8,9 @@ import { Spinner } from "@/components/Spinner";
 import { unwrap } from "@/lib/api";
 import { formatDay, formatDuration, formatNumber, formatPercent } from "@/lib/format";
 import { useSession } from "@/lib/session";
+import { TASK_STATUSES as STATUSES } from "@/lib/enums";
 import { useAsync } from "@/lib/useAsync";
 
-const STATUSES = ["new", "prelabeled", "queued", "leased", "submitted", "in_review", "rejected", "approved", "exported", "archived"];
 
 export default function DashboardPage() {
   const { t, i18n } = useTranslation();

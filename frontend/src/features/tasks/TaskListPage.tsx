@@ -12,7 +12,8 @@ import { formatDateTime, formatNumber } from "@/lib/format";
 import { useSession } from "@/lib/session";
 import { useAsync } from "@/lib/useAsync";
 import { BulkPanel, type Selection } from "./BulkPanel";
-import { FILTER_KEYS, type Filters, bulkFilterOf, filtersOf, knownTotal, MEDIA_TYPES, STATUSES } from "./filters";
+import { MEDIA_TYPES, TASK_STATUSES as STATUSES } from "@/lib/enums";
+import { FILTER_KEYS, type Filters, bulkFilterOf, filtersOf, knownTotal } from "./filters";
 
 const PAGE_SIZE = 200;
 const ROW_HEIGHT = 38;

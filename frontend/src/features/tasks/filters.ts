@@ -1,9 +1,7 @@
 // The task list's filters: kept in the URL (a filtered view can be shared and survives reload),
 // sent to GET /tasks as they are, and to a bulk job as its selection when the API can select by them.
 import type { MediaType, Schemas, TaskStatus } from "@/lib/api";
-
-export const STATUSES: TaskStatus[] = ["new", "prelabeled", "queued", "leased", "submitted", "in_review", "rejected", "approved", "exported", "archived"];
-export const MEDIA_TYPES: MediaType[] = ["image", "text", "audio", "video", "document"];
+import { MEDIA_TYPES, TASK_STATUSES as STATUSES } from "@/lib/enums";
 export const FILTER_KEYS = ["status", "tag", "has_prediction", "media_type", "assignee", "order"] as const;
 
 export interface Filters {
