@@ -21,7 +21,7 @@ export function Layout({ children }: { children: ReactNode }) {
         </nav>
         <div className="topbar-end">
           <LanguageSwitcher />
-          <span className="who" data-testid="who">
+          <span className="who" data-testid="who" translate="no">
             {session.me.email ?? session.me.username} · {t(`roles.${session.me.role}`)}
           </span>
           <button type="button" className="link" onClick={session.signOut} data-testid="sign-out">

@@ -1,5 +1,5 @@
 // Signs the user in (authorization code + PKCE), then loads who they are and what they may do.
-import { type ReactNode, useEffect, useMemo, useRef } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useAuth } from "react-oidc-context";
 import { Spinner } from "@/components/Spinner";
@@ -50,17 +50,25 @@ export function SignedIn({ config, children }: { config: WebConfig; children: Re
     return { me, memberships: mine.items };
   }, [signedIn, auth.user?.profile.sub]);
 
+  // memberships read again after the user changes them (a project they created, for one)
+  const [fresher, setFresher] = useState<Session["memberships"]>();
+  const refreshMemberships = useCallback(async () => {
+    const mine = await unwrap(api.GET("/me/projects", { params: { query: { limit: 500 } } }));
+    setFresher(mine.items);
+  }, [api]);
+
   const session = useMemo<Session | undefined>(() => {
     if (!profile.data) return undefined;
-    const { me, memberships } = profile.data;
+    const me = profile.data.me;
+    const memberships = fresher ?? profile.data.memberships;
     const signOut = () => {
       const url = new URL(config.oidc.endSessionEndpoint);
       url.searchParams.set("client_id", config.oidc.clientId);
       url.searchParams.set("logout_uri", window.location.origin + "/");
       void auth.removeUser().then(() => window.location.assign(url.toString()));
     };
-    return { config, api, me, memberships, signOut, ...buildPermissions(me, memberships) };
-  }, [profile.data, config, api, auth]);
+    return { config, api, me, memberships, signOut, refreshMemberships, ...buildPermissions(me, memberships) };
+  }, [profile.data, fresher, refreshMemberships, config, api, auth]);
 
   if (auth.error) {
     return (

@@ -18,6 +18,8 @@ export interface Session {
   /** May the caller do a global ``action`` (project:create, user:manage, ...)? */
   canGlobally: (action: string) => boolean;
   signOut: () => void;
+  /** Read the caller's memberships again (after creating a project, say). */
+  refreshMemberships: () => Promise<void>;
 }
 
 export const SessionContext = createContext<Session | null>(null);

@@ -32,7 +32,7 @@ export default function DashboardPage() {
   const review = s?.review as { decided?: number; rejected?: number; rejection_rate?: number | null } | undefined;
   return (
     <section data-testid="dashboard">
-      <h1>{project.data?.name ?? t("dashboard.title")}</h1>
+      <h1 translate={project.data ? "no" : undefined}>{project.data?.name ?? t("dashboard.title")}</h1>
       <ErrorMessage error={project.error ?? stats.error} />
       {!s ? <Spinner label={t("common.loading")} /> : null}
       {s ? (
@@ -81,7 +81,7 @@ export default function DashboardPage() {
             <tbody>
               {annotators.data.annotators.map((a) => (
                 <tr key={a.user_id}>
-                  <td>{a.user_id}</td>
+                  <td translate="no">{a.user_id}</td>
                   <td className="num">{n(a.annotations)}</td>
                   <td className="num">{formatNumber(locale, a.throughput_per_day, 1)}</td>
                   <td className="num">{pct(a.gold_accuracy)}</td>

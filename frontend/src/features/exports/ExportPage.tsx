@@ -5,8 +5,9 @@ import { type FormEvent, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
+import { When } from "@/components/When";
 import { type JobView, type Schemas, type TaskStatus, unwrap } from "@/lib/api";
-import { formatDateTime, formatNumber } from "@/lib/format";
+import { formatNumber } from "@/lib/format";
 import { useSession } from "@/lib/session";
 import { useInterval } from "@/lib/useAsync";
 import { TASK_STATUSES as STATUSES } from "@/lib/enums";
@@ -135,7 +136,7 @@ export default function ExportPage() {
           {jobs.map((j) => (
             <tr key={j.job_id} data-testid="export-status" data-status={j.status} data-job-id={j.job_id}>
               <td>{t(`exports.formats.${String((j.params as { format?: string }).format ?? "json")}`)}</td>
-              <td>{formatDateTime(i18n.language, j.created_at)}</td>
+              <td><When iso={j.created_at} /></td>
               <td>{t(`bulk.status.${j.status}`)}</td>
               <td className="num">{t("exports.tasks", { n: formatNumber(i18n.language, j.counts?.done ?? 0) })}</td>
               <td>

@@ -248,7 +248,7 @@ export default function LabelingPage() {
   return (
     <section className="labeling" data-testid="labeling" data-task-id={current.task.task_id}>
       <div className="page-head">
-        <h1>{project.data.name}</h1>
+        <h1 translate="no">{project.data.name}</h1>
         <span className={left < 120 ? "lease lease-low" : "lease"} data-testid="lease-countdown" data-seconds={left} role="timer">
           {t("labeling.leaseLeft", { time: formatDuration(i18n.language, left) })}
         </span>
@@ -281,10 +281,10 @@ export default function LabelingPage() {
       />
       <div className="actions sticky-actions">
         <button type="button" className="primary" disabled={busy || state !== "working"} onClick={() => void submit()} data-testid="submit">
-          {t("labeling.submit")} <kbd>Ctrl+Enter</kbd>
+          {t("labeling.submit")} <kbd>{t("labeling.keySubmit")}</kbd>
         </button>
         <button type="button" disabled={busy || state !== "working"} onClick={() => void giveBack("skip")} data-testid="skip">
-          {t("labeling.skip")} <kbd>Ctrl+Shift+S</kbd>
+          {t("labeling.skip")} <kbd>{t("labeling.keySkip")}</kbd>
         </button>
         <button type="button" disabled={busy || state !== "working"} onClick={() => void giveBack("release")} data-testid="release">
           {t("labeling.release")}

@@ -3,7 +3,7 @@
 // sending; the API's 422 details are shown at the fields they concern.
 import { type FormEvent, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
-import { Link, useParams } from "react-router";
+import { Link, useNavigate, useParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
 import { Spinner } from "@/components/Spinner";
 import { ApiError, type Project, unwrap } from "@/lib/api";
@@ -44,7 +44,8 @@ type Notice = "saved" | "unchanged";
 
 function ProjectForm({ project }: { project?: Project }) {
   const { t } = useTranslation();
-  const { api } = useSession();
+  const { api, refreshMemberships } = useSession();
+  const navigate = useNavigate();
   const [baseline, setBaseline] = useState(project);
   const [draft, setDraft] = useState<Draft>(() => (project ? draftOf(project) : emptyDraft()));
   const [checked, setChecked] = useState(false);
@@ -84,8 +85,9 @@ function ProjectForm({ project }: { project?: Project }) {
     try {
       if (!baseline) {
         const created = await unwrap(api.POST("/projects", { body: createOf(draft) }));
-        // a full load, so the session reads the new membership that opens the dashboard
-        window.location.assign(`/projects/${encodeURIComponent(created.project_id)}`);
+        // the session reads the new membership that opens the dashboard, then goes there
+        await refreshMemberships();
+        navigate(`/projects/${encodeURIComponent(created.project_id)}`);
         return;
       }
       const change = updateOf(baseline, draft);

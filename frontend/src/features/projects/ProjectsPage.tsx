@@ -19,12 +19,12 @@ function ProjectRow({ project }: { project: Project }) {
   return (
     <li className="card project-card" data-testid="project-card" data-project-id={id}>
       <div className="card-head">
-        <Link to={`/projects/${encodeURIComponent(id)}`} className="card-title">
+        <Link to={`/projects/${encodeURIComponent(id)}`} className="card-title" translate="no">
           {project.name}
         </Link>
         <span className={`badge badge-${project.status ?? "active"}`}>{t(`projectStatus.${project.status ?? "active"}`)}</span>
       </div>
-      {project.description ? <p className="muted">{project.description}</p> : null}
+      {project.description ? <p className="muted" translate="no">{project.description}</p> : null}
       <p className="muted">{project.media_types.map((m) => t(`mediaTypes.${m}`)).join(" · ")}</p>
       {progress ? (
         <>

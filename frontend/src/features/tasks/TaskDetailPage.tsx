@@ -4,6 +4,7 @@ import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
+import { When } from "@/components/When";
 import { Spinner } from "@/components/Spinner";
 import { type Result, type Schemas, unwrap } from "@/lib/api";
 import { formatDateTime, formatNumber, formatPercent } from "@/lib/format";
@@ -22,7 +23,7 @@ function Json({ value, testId }: { value: unknown; testId?: string }) {
 }
 
 function History({ projectId, taskId }: { projectId: string; taskId: string }) {
-  const { t, i18n } = useTranslation();
+  const { t } = useTranslation();
   const { api } = useSession();
   const [events, setEvents] = useState<TaskEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>();
@@ -52,8 +53,8 @@ function History({ projectId, taskId }: { projectId: string; taskId: string }) {
         <tbody>
           {events.map((e) => (
             <tr key={e.audit_id} data-testid="history-row" data-action={e.action}>
-              <td>{formatDateTime(i18n.language, e.at)}</td>
-              <td>
+              <td><When iso={e.at} /></td>
+              <td translate="no">
                 {e.actor_id} <span className="muted">({e.actor_project_role ?? e.actor_role})</span>
               </td>
               <td>
@@ -112,13 +113,13 @@ export default function TaskDetailPage() {
             <dt>{t("tasks.col.media")}</dt>
             <dd>{t(`mediaTypes.${d.media_type}`)}</dd>
             <dt>{t("tasks.col.tags")}</dt>
-            <dd>{(d.tags ?? []).join(", ") || "—"}</dd>
+            <dd translate="no">{(d.tags ?? []).join(", ") || "—"}</dd>
             <dt>{t("tasks.col.priority")}</dt>
             <dd>{n(d.priority ?? 0)}</dd>
             <dt>{t("tasks.col.created")}</dt>
-            <dd>{formatDateTime(i18n.language, d.created_at)}</dd>
+            <dd><When iso={d.created_at} /></dd>
             <dt>{t("taskDetail.updated")}</dt>
-            <dd>{formatDateTime(i18n.language, d.updated_at)}</dd>
+            <dd><When iso={d.updated_at} /></dd>
           </dl>
           {config ? <WorkspaceView key={chosen?.annotation_id ?? "none"} task={d} config={config} results={(chosen?.results ?? []) as Result[]} /> : null}
           <h2>{t("taskDetail.data")}</h2>

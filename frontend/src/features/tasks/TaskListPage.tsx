@@ -6,9 +6,10 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useParams, useSearchParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
+import { When } from "@/components/When";
 import { Spinner } from "@/components/Spinner";
 import { type MediaType, type Task, type TaskStatus, unwrap } from "@/lib/api";
-import { formatDateTime, formatNumber } from "@/lib/format";
+import { formatNumber } from "@/lib/format";
 import { useSession } from "@/lib/session";
 import { useAsync } from "@/lib/useAsync";
 import { BulkPanel, type Selection } from "./BulkPanel";
@@ -144,14 +145,14 @@ function TaskRow({ task, selected, onToggle, style }: { task: Task; selected: bo
       <span role="gridcell">
         <input type="checkbox" checked={selected} onChange={onToggle} aria-label={t("tasks.select", { id: task.task_id })} data-testid="task-select" />
       </span>
-      <span role="gridcell" className="task-id">
+      <span role="gridcell" className="task-id" translate="no">
         <Link to={`/projects/${encodeURIComponent(projectId)}/tasks/${encodeURIComponent(task.task_id)}`}>{task.external_id ?? task.task_id}</Link>
       </span>
       <span role="gridcell">
         <span className={`badge badge-status-${task.status}`}>{t(`taskStatus.${task.status}`)}</span>
       </span>
       <span role="gridcell">{t(`mediaTypes.${task.media_type}`)}</span>
-      <span role="gridcell" className="task-tags">
+      <span role="gridcell" className="task-tags" translate="no">
         {(task.tags ?? []).join(", ")}
       </span>
       <span role="gridcell" className="num">
@@ -162,7 +163,7 @@ function TaskRow({ task, selected, onToggle, style }: { task: Task; selected: bo
       </span>
       <span role="gridcell">{(task.predictions ?? []).length > 0 ? <span className="badge badge-prediction">{t("tasks.predicted")}</span> : null}</span>
       <span role="gridcell" className="muted">
-        {formatDateTime(i18n.language, task.created_at)}
+        <When iso={task.created_at} />
       </span>
     </div>
   );

@@ -6,9 +6,10 @@ import { useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
+import { When } from "@/components/When";
 import { ProgressBar } from "@/components/ProgressBar";
 import { ApiError, unwrap } from "@/lib/api";
-import { formatBytes, formatDateTime, formatDuration, formatNumber } from "@/lib/format";
+import { formatBytes, formatDuration, formatNumber } from "@/lib/format";
 import { useSession } from "@/lib/session";
 import { useAsync, useInterval } from "@/lib/useAsync";
 import { droppedFiles, TransferError, transfer } from "./transfer";
@@ -73,7 +74,7 @@ function Imports({ projectId, refresh }: { projectId: string; refresh: number })
         <tbody>
           {(imports.data?.items ?? []).map((i) => (
             <tr key={i.import_id} data-testid="import-row" data-status={i.status} data-key={i.key ?? ""} data-errors={i.errors ?? 0} data-tasks={i.tasks_created ?? 0}>
-              <td>{(i.key ?? i.import_id).split("/").slice(2).join("/") || i.import_id}</td>
+              <td translate="no">{(i.key ?? i.import_id).split("/").slice(2).join("/") || i.import_id}</td>
               <td>
                 {t(`uploads.importStatus.${i.status}`)}
                 {i.status === "running" && (i.ranges_total ?? 0) > 0 ? <ProgressBar value={i.ranges_done ?? 0} max={i.ranges_total ?? 1} label={t("uploads.importProgress")} /> : null}
@@ -94,7 +95,7 @@ function Imports({ projectId, refresh }: { projectId: string; refresh: number })
                   )
                 ) : null}
               </td>
-              <td>{formatDateTime(i18n.language, i.created_at)}</td>
+              <td><When iso={i.created_at} /></td>
             </tr>
           ))}
         </tbody>
@@ -218,8 +219,8 @@ export default function UploadPage() {
       <ul className="upload-list">
         {items.map((i) => (
           <li key={i.id} data-testid="upload-file" data-name={i.name} data-status={i.status} className={`upload-item upload-${i.status}`}>
-            <span className="upload-name">{i.name}</span>
-            <span className="muted">{formatBytes(locale, i.file.size)}</span>
+            <span className="upload-name" translate="no">{i.name}</span>
+            <data className="muted" value={i.file.size}>{formatBytes(locale, i.file.size)}</data>
             <span>{t(`uploads.status.${i.status}`)}{i.kind === "manifest" ? ` · ${t("uploads.manifest")}` : ""}</span>
             {i.status === "uploading" ? <ProgressBar value={i.sent} max={i.file.size} label={i.name} /> : null}
             {i.error ? (

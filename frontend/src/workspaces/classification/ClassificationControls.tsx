@@ -30,7 +30,7 @@ export function ClassificationControls({
         return (
           <fieldset key={control.name} className="classification" data-testid={`classification-${control.name}`}>
             <legend>
-              {control.name}
+              <span translate="no">{control.name}</span>
               {control.required ? <span className="muted"> · {t("workspace.required")}</span> : null}
             </legend>
             <div className="chips">
@@ -44,7 +44,7 @@ export function ClassificationControls({
                   onClick={() => toggle(c.name)}
                   data-testid={`choice-${control.name}-${c.name}`}
                 >
-                  {c.name}
+                  <span translate="no">{c.name}</span>
                 </button>
               ))}
             </div>

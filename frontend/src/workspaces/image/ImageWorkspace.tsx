@@ -7,6 +7,7 @@ import { useTranslation } from "react-i18next";
 import { toPixels, toRelative, type Size } from "@/lib/units";
 import { ClassificationControls } from "../classification/ClassificationControls";
 import { type Region, newId, placeErrors, regionsOf, resultsOf } from "../regions";
+import { Palette } from "../Palette";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { ControlSpec, WorkspaceProps } from "../types";
 import { shapeOf, toAnnotation } from "./annotorious";
@@ -204,7 +205,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
       <div className="toolbar" role="toolbar" aria-label={t("workspace.tools")}>
         {drawing.map((control, i) => (
           <button key={control.name} type="button" className={i === tool ? "tool tool-on" : "tool"} aria-pressed={i === tool} onClick={() => setTool(i)} data-testid={`tool-${control.name}`}>
-            {t(`workspace.controlType.${control.type}`)}: {control.name}
+            {t(`workspace.controlType.${control.type}`)}: <span translate="no">{control.name}</span>
           </button>
         ))}
         <span className="toolbar-gap" />
@@ -214,14 +215,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
         <button type="button" onClick={() => setZoom(1)}>{t("workspace.fit")}</button>
       </div>
       {activeControl && !readOnly ? (
-        <div className="palette" data-testid="palette">
-          {[...hotkeysOf(activeControl).entries()].map(([key, name]) => (
-            <button key={name} type="button" className={name === activeClass ? "chip chip-on" : "chip"} aria-pressed={name === activeClass} onClick={() => { setActiveClass(name); if (selected) relabel(selected, name); }} data-testid={`class-${name}`}>
-              <span className="swatch" style={{ background: colorOf(activeControl, name) }} />
-              {name} <kbd>{key}</kbd>
-            </button>
-          ))}
-        </div>
+        <Palette control={activeControl} active={activeClass} onPick={(name) => { setActiveClass(name); if (selected) relabel(selected, name); }} />
       ) : null}
       <div className="workspace-body">
         <div
@@ -296,10 +290,10 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
                 <li key={g.id} className={g.id === selected ? "region region-selected" : "region"} data-testid="region" data-label={g.label} data-control={g.control} data-prelabel={g.score !== null ? "true" : "false"}>
                   <span className="swatch" style={{ background: control ? colorOf(control, g.label) : "#888" }} />
                   {readOnly || !control ? (
-                    <span>{g.label}</span>
+                    <span translate="no">{g.label}</span>
                   ) : (
                     <select value={g.label} onChange={(e) => relabel(g.id, e.target.value)} aria-label={t("workspace.label")}>
-                      {(control.classes ?? []).map((c) => <option key={c.name} value={c.name}>{c.name}</option>)}
+                      {(control.classes ?? []).map((c) => <option key={c.name} value={c.name} translate="no">{c.name}</option>)}
                     </select>
                   )}
                   <span className="muted">{t(`workspace.shape.${g.shape.kind}`)}</span>

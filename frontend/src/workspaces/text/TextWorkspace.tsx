@@ -7,6 +7,7 @@ import { useTranslation } from "react-i18next";
 import { codePointsToUtf16, sliceCodePoints, utf16ToCodePoints } from "@/lib/units";
 import { ClassificationControls } from "../classification/ClassificationControls";
 import { type Region, placeErrors, regionsOf, resultsOf } from "../regions";
+import { Palette } from "../Palette";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { WorkspaceProps } from "../types";
 import "../workspace.css";
@@ -121,14 +122,7 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
   return (
     <div className="workspace text-workspace" data-testid="text-workspace" data-ready="true">
       {ner && !readOnly ? (
-        <div className="palette" data-testid="palette">
-          {[...hotkeysOf(ner).entries()].map(([key, name]) => (
-            <button key={name} type="button" className={name === activeClass ? "chip chip-on" : "chip"} aria-pressed={name === activeClass} onClick={() => { setActiveClass(name); if (selected) relabel(selected, name); }} data-testid={`class-${name}`}>
-              <span className="swatch" style={{ background: colorOf(ner, name) }} />
-              {name} <kbd>{key}</kbd>
-            </button>
-          ))}
-        </div>
+        <Palette control={ner} active={activeClass} onPick={(name) => { setActiveClass(name); if (selected) relabel(selected, name); }} />
       ) : null}
       <div className="workspace-body">
         <div ref={container} className="text-body" data-testid="task-text">
@@ -150,9 +144,9 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
               g.shape.kind === "span" ? (
                 <li key={g.id} className={g.id === selected ? "region region-selected" : "region"} data-testid="region" data-label={g.label} data-start={g.shape.start} data-end={g.shape.end} data-prelabel={g.score !== null ? "true" : "false"}>
                   <span className="swatch" style={{ background: ner ? colorOf(ner, g.label) : "#888" }} />
-                  {readOnly || !ner ? <span>{g.label}</span> : (
+                  {readOnly || !ner ? <span translate="no">{g.label}</span> : (
                     <select value={g.label} onChange={(e) => relabel(g.id, e.target.value)} aria-label={t("workspace.label")}>
-                      {(ner.classes ?? []).map((c) => <option key={c.name} value={c.name}>{c.name}</option>)}
+                      {(ner.classes ?? []).map((c) => <option key={c.name} value={c.name} translate="no">{c.name}</option>)}
                     </select>
                   )}
                   <q>{sliceCodePoints(text, g.shape.start, g.shape.end)}</q>

@@ -75,7 +75,7 @@ function ControlBox({
   const classes = control.classes;
   return (
     <fieldset className="pf-box pf-control" data-testid="control" data-index={c}>
-      <legend>{title}</legend>
+      <legend translate={control.name.trim() ? "no" : undefined}>{title}</legend>
       <FieldErrors problems={problems[paths.control(c)]} />
       <div className="pf-row">
         <Field label={t("projectForm.controls.name")} problems={problems[paths.controlField(c, "name")]}>

@@ -5,6 +5,17 @@ import { type Draft, SETTINGS } from "./draft";
 import type { Problems } from "./errors";
 import { CheckField, Field } from "./fields";
 
+/** Sentences of a hint, each its own catalogue string (never glued into one). */
+function Hint({ parts }: { parts: string[] }) {
+  return (
+    <>
+      {parts.map((p, i) => (
+        <span key={i}>{i > 0 ? " " : ""}{p}</span>
+      ))}
+    </>
+  );
+}
+
 export function SettingsFields({
   settings,
   problems,
@@ -28,7 +39,7 @@ export function SettingsFields({
             <CheckField
               key={spec.key}
               label={label}
-              hint={`${help} ${t("projectForm.settings.default", { value: shown })}`}
+              hint={<Hint parts={[help, t("projectForm.settings.default", { value: shown })]} />}
               checked={settings[spec.key] === true}
               onChange={(checked) => set(spec.key, checked)}
               testId={testId}
@@ -38,7 +49,7 @@ export function SettingsFields({
         if (spec.kind === "enum") {
           const name = (value: string) => t(`projectForm.priorityModes.${value}`);
           return (
-            <Field key={spec.key} label={label} hint={`${help} ${t("projectForm.settings.default", { value: name(spec.default) })}`} problems={problems[`settings.${spec.key}`]}>
+            <Field key={spec.key} label={label} hint={<Hint parts={[help, t("projectForm.settings.default", { value: name(spec.default) })]} />} problems={problems[`settings.${spec.key}`]}>
               {(a11y) => (
                 <select {...a11y} value={String(settings[spec.key])} onChange={(e) => set(spec.key, e.target.value)} data-testid={testId} data-default={spec.default}>
                   {spec.options.map((option) => (
@@ -56,7 +67,7 @@ export function SettingsFields({
           <Field
             key={spec.key}
             label={label}
-            hint={`${help} ${t("projectForm.settings.range", { min: spec.min, max: spec.max })} ${t("projectForm.settings.default", { value: shown })}`}
+            hint={<Hint parts={[help, t("projectForm.settings.range", { min: formatNumber(i18n.language, spec.min, 2), max: formatNumber(i18n.language, spec.max, 2) }), t("projectForm.settings.default", { value: shown })]} />}
             problems={problems[`settings.${spec.key}`]}
           >
             {(a11y) => (

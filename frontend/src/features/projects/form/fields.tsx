@@ -43,7 +43,7 @@ export function Field({
   children,
 }: {
   label: string;
-  hint?: string;
+  hint?: ReactNode;
   problems?: Problem[];
   className?: string;
   children: (a11y: InputA11y) => ReactNode;
@@ -56,7 +56,7 @@ export function Field({
       {children({
         id,
         "aria-invalid": invalid || undefined,
-        "aria-describedby": describedBy(hint && `${id}-hint`, invalid && `${id}-error`),
+        "aria-describedby": describedBy(hint ? `${id}-hint` : undefined, invalid && `${id}-error`),
       })}
       {hint ? (
         <small id={`${id}-hint`} className="pf-hint">
@@ -79,7 +79,7 @@ export function CheckField({
   label: string;
   checked: boolean;
   onChange: (checked: boolean) => void;
-  hint?: string;
+  hint?: ReactNode;
   testId?: string;
 }) {
   const id = useId();
