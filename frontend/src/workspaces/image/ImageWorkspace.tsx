@@ -8,6 +8,7 @@ import { toPixels, toRelative, type Size } from "@/lib/units";
 import { ClassificationControls } from "../classification/ClassificationControls";
 import { type Region, newId, placeErrors, regionsOf, resultsOf } from "../regions";
 import { Palette } from "../Palette";
+import { RegionItem } from "../RegionItem";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { ControlSpec, WorkspaceProps } from "../types";
 import { shapeOf, toAnnotation } from "./annotorious";
@@ -134,6 +135,13 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
     },
     [emit],
   );
+
+  /** A region edited in the list: a new class goes through relabel (the drawing's colour too). */
+  const change = (next: Region) => {
+    const before = latest.current.regions.find((g) => g.id === next.id);
+    if (before && before.label !== next.label) relabel(next.id, next.label);
+    else emit(latest.current.regions.map((g) => (g.id === next.id ? next : g)));
+  };
 
   const remove = useCallback(
     (id: string) => {
@@ -284,26 +292,11 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
           <ClassificationControls controls={classifications} results={results} onChange={onChange} errors={controlErrors} />
           <h3>{t("workspace.regions", { count: regions.length })}</h3>
           <ol className="region-list" data-testid="region-list">
-            {regions.map((g) => {
-              const control = config.controls.find((c) => c.name === g.control);
-              return (
-                <li key={g.id} className={g.id === selected ? "region region-selected" : "region"} data-testid="region" data-label={g.label} data-control={g.control} data-prelabel={g.score !== null ? "true" : "false"}>
-                  <span className="swatch" style={{ background: control ? colorOf(control, g.label) : "#888" }} />
-                  {readOnly || !control ? (
-                    <span translate="no">{g.label}</span>
-                  ) : (
-                    <select value={g.label} onChange={(e) => relabel(g.id, e.target.value)} aria-label={t("workspace.label")}>
-                      {(control.classes ?? []).map((c) => <option key={c.name} value={c.name} translate="no">{c.name}</option>)}
-                    </select>
-                  )}
-                  <span className="muted">{t(`workspace.shape.${g.shape.kind}`)}</span>
-                  {g.score !== null ? <span className="badge badge-prediction" data-testid="prelabel">{t("workspace.prelabel", { score: Math.round(g.score * 100) })}</span> : null}
-                  {!readOnly && g.score !== null ? <button type="button" className="link" onClick={() => emit(regions.map((r) => (r.id === g.id ? { ...r, score: null } : r)))} data-testid="accept-prelabel">{t("workspace.accept")}</button> : null}
-                  {!readOnly ? <button type="button" className="link danger" onClick={() => remove(g.id)} data-testid="delete-region">{t("common.delete")}</button> : null}
-                  {regionErrors.has(g.id) ? <p className="field-error" data-testid="region-error">{regionErrors.get(g.id)}</p> : null}
-                </li>
-              );
-            })}
+            {regions.map((g) => (
+              <RegionItem key={g.id} region={g} control={config.controls.find((c) => c.name === g.control)} selected={g.id === selected} readOnly={readOnly} error={regionErrors.get(g.id)} onChange={change} onDelete={() => remove(g.id)}>
+                <span className="muted">{t(`workspace.shape.${g.shape.kind}`)}</span>
+              </RegionItem>
+            ))}
           </ol>
         </aside>
       </div>

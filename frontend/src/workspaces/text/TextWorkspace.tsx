@@ -8,6 +8,7 @@ import { codePointsToUtf16, sliceCodePoints, utf16ToCodePoints } from "@/lib/uni
 import { ClassificationControls } from "../classification/ClassificationControls";
 import { type Region, placeErrors, regionsOf, resultsOf } from "../regions";
 import { Palette } from "../Palette";
+import { RegionItem } from "../RegionItem";
 import { colorOf, hotkeysOf, typingInto } from "../results";
 import type { WorkspaceProps } from "../types";
 import "../workspace.css";
@@ -89,6 +90,13 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
     },
     [emit, text],
   );
+  /** A span edited in the list: a new class goes through relabel (the highlight's colour too). */
+  const change = (next: Region) => {
+    const before = latest.current.regions.find((g) => g.id === next.id);
+    if (before && before.label !== next.label) relabel(next.id, next.label);
+    else emit(latest.current.regions.map((g) => (g.id === next.id ? next : g)));
+  };
+
   const remove = useCallback(
     (id: string) => {
       anno.current?.removeAnnotation(id);
@@ -142,19 +150,9 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
           <ol className="region-list" data-testid="region-list">
             {regions.map((g) =>
               g.shape.kind === "span" ? (
-                <li key={g.id} className={g.id === selected ? "region region-selected" : "region"} data-testid="region" data-label={g.label} data-start={g.shape.start} data-end={g.shape.end} data-prelabel={g.score !== null ? "true" : "false"}>
-                  <span className="swatch" style={{ background: ner ? colorOf(ner, g.label) : "#888" }} />
-                  {readOnly || !ner ? <span translate="no">{g.label}</span> : (
-                    <select value={g.label} onChange={(e) => relabel(g.id, e.target.value)} aria-label={t("workspace.label")}>
-                      {(ner.classes ?? []).map((c) => <option key={c.name} value={c.name} translate="no">{c.name}</option>)}
-                    </select>
-                  )}
-                  <q>{sliceCodePoints(text, g.shape.start, g.shape.end)}</q>
-                  {g.score !== null ? <span className="badge badge-prediction" data-testid="prelabel">{t("workspace.prelabel", { score: Math.round(g.score * 100) })}</span> : null}
-                  {!readOnly && g.score !== null ? <button type="button" className="link" onClick={() => emit(regions.map((r) => (r.id === g.id ? { ...r, score: null } : r)))} data-testid="accept-prelabel">{t("workspace.accept")}</button> : null}
-                  {!readOnly ? <button type="button" className="link danger" onClick={() => remove(g.id)} data-testid="delete-region">{t("common.delete")}</button> : null}
-                  {regionErrors.has(g.id) ? <p className="field-error" data-testid="region-error">{regionErrors.get(g.id)}</p> : null}
-                </li>
+                <RegionItem key={g.id} region={g} control={ner} selected={g.id === selected} readOnly={readOnly} error={regionErrors.get(g.id)} onChange={change} onDelete={() => remove(g.id)} data={{ start: g.shape.start, end: g.shape.end }}>
+                  <q translate="no">{sliceCodePoints(text, g.shape.start, g.shape.end)}</q>
+                </RegionItem>
               ) : null,
             )}
           </ol>
