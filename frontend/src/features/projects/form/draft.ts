@@ -2,6 +2,7 @@
 // ProjectCreate / ProjectUpdate / Project documents. Inputs hold strings (numbers, comma lists)
 // until the form is sent; the conversion is the one place that turns them into API values.
 import type { Project, Schemas } from "@/lib/api";
+import { MEDIA_TYPES } from "@/lib/enums";
 
 export type MediaType = Schemas["MediaType"];
 export type ControlType = Schemas["ControlType"];
@@ -13,7 +14,6 @@ export type ProjectCreate = Schemas["ProjectCreate"];
 export type ProjectUpdate = Schemas["ProjectUpdate"];
 
 // Records keyed by the schema's enums, so a value added to the API fails the typecheck here.
-const MEDIA: Record<MediaType, true> = { image: true, text: true, audio: true, video: true, document: true };
 const CONTROLS: Record<ControlType, true> = {
   classification: true,
   bbox: true,
@@ -28,7 +28,7 @@ const CONTROLS: Record<ControlType, true> = {
 const ATTRIBUTES: Record<AttributeType, true> = { text: true, number: true, boolean: true, choice: true };
 const PRIORITY: Record<PriorityMode, true> = { priority: true, fifo: true, random: true, least_confident: true };
 
-export const MEDIA_TYPES = Object.keys(MEDIA) as MediaType[];
+export { MEDIA_TYPES };
 export const CONTROL_TYPES = Object.keys(CONTROLS) as ControlType[];
 export const ATTRIBUTE_TYPES = Object.keys(ATTRIBUTES) as AttributeType[];
 export const PRIORITY_MODES = Object.keys(PRIORITY) as PriorityMode[];
