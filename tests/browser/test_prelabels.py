@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import annotations_of, missing_keys, new_project, shot, sign_in
 from tests.browser.test_text_ner import _select
-from tests.e2e.conftest import DevStack, demo_token, http
+from tests.e2e.conftest import DevStack, demo_token, http, wait_for
 
 TEXT = "Ada Lovelace met Charles Babbage in London."
 
@@ -50,6 +50,12 @@ def test_predictions_are_prelabels_to_accept_edit_or_delete(web_stack: DevStack,
         [{"data": {"text": TEXT}, "predictions": [prediction]}],
     )
     assert status in (200, 201), created
+
+    def queued() -> bool:
+        status, stats = http(web_stack, "GET", f"/projects/{pid}/stats", manager)
+        return status == 200 and stats["by_status"].get("queued", 0) == 1
+
+    wait_for(queued, timeout_s=120, what="the predicted task in the queue")
 
     # When the annotator opens it
     sign_in(page, web_stack, "annotator", f"/projects/{pid}/label")

@@ -163,7 +163,9 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
       if (label) {
         event.preventDefault();
         setActiveClass(label);
-        const current = selected && latest.current.regions.find((g) => g.id === selected && g.control === activeControl.name);
+        // the region drawn last is known at once (a ref), before this listener sees the new selection
+        const target = selected ?? drawn.current;
+        const current = target && latest.current.regions.find((g) => g.id === target && g.control === activeControl.name);
         if (current) relabel(current.id, label);
       } else if ((event.key === "Delete" || event.key === "Backspace") && selected) {
         event.preventDefault();

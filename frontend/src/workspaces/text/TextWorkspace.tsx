@@ -38,7 +38,13 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
   const text = textOf(task, ner?.source);
   const [regions, setRegions] = useState<Region[]>(() => regionsOf(results));
   const [activeClass, setActiveClass] = useState(ner?.classes?.[0]?.name);
-  const [selected, setSelected] = useState<string>();
+  const [selected, setSelectedState] = useState<string>();
+  // the selection as the key handler must see it: set at once, before the next render
+  const selectedNow = useRef<string | undefined>(undefined);
+  const setSelected = useCallback((id: string | undefined) => {
+    selectedNow.current = id;
+    setSelectedState(id);
+  }, []);
   const container = useRef<HTMLDivElement>(null);
   const anno = useRef<TextAnnotator>(null);
   const latest = useRef({ regions, results, activeClass });
@@ -115,10 +121,10 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
       if (label) {
         event.preventDefault();
         setActiveClass(label);
-        if (selected) relabel(selected, label);
-      } else if ((event.key === "Delete" || event.key === "Backspace") && selected) {
+        if (selectedNow.current) relabel(selectedNow.current, label);
+      } else if ((event.key === "Delete" || event.key === "Backspace") && selectedNow.current) {
         event.preventDefault();
-        remove(selected);
+        remove(selectedNow.current);
       }
     };
     window.addEventListener("keydown", onKey);
