@@ -1,20 +1,36 @@
-// Dates, numbers and durations for the user's locale (Intl), never hand-formatted.
+// Dates, numbers and durations for the user's locale (Intl), never hand-formatted. Formatters
+// are made once per locale and options (making one costs far more than using it: a list of
+// rows formats thousands of values).
+const cache = new Map<string, Intl.NumberFormat | Intl.DateTimeFormat>();
+
+function numbers(locale: string, options: Intl.NumberFormatOptions): Intl.NumberFormat {
+  const key = `n|${locale}|${JSON.stringify(options)}`;
+  let made = cache.get(key) as Intl.NumberFormat | undefined;
+  if (!made) cache.set(key, (made = new Intl.NumberFormat(locale, options)));
+  return made;
+}
+
+function dates(locale: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const key = `d|${locale}|${JSON.stringify(options)}`;
+  let made = cache.get(key) as Intl.DateTimeFormat | undefined;
+  if (!made) cache.set(key, (made = new Intl.DateTimeFormat(locale, options)));
+  return made;
+}
+
 export function formatNumber(locale: string, value: number, digits = 0): string {
-  return new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(value);
+  return numbers(locale, { maximumFractionDigits: digits }).format(value);
 }
 
 export function formatPercent(locale: string, value: number): string {
-  return new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 }).format(value);
+  return numbers(locale, { style: "percent", maximumFractionDigits: 1 }).format(value);
 }
 
 export function formatDateTime(locale: string, iso: string): string {
-  return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+  return dates(locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 }
 
 export function formatDay(locale: string, isoDay: string): string {
-  return new Intl.DateTimeFormat(locale, { month: "short", day: "numeric", timeZone: "UTC" }).format(
-    new Date(`${isoDay}T00:00:00Z`),
-  );
+  return dates(locale, { month: "short", day: "numeric", timeZone: "UTC" }).format(new Date(`${isoDay}T00:00:00Z`));
 }
 
 export function formatBytes(locale: string, bytes: number): string {
@@ -25,13 +41,12 @@ export function formatBytes(locale: string, bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return new Intl.NumberFormat(locale, { style: "unit", unit: units[unit], maximumFractionDigits: 1 }).format(value);
+  return numbers(locale, { style: "unit", unit: units[unit], maximumFractionDigits: 1 }).format(value);
 }
 
 export function formatDuration(locale: string, seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const minutes = Math.floor(s / 60);
   const rest = s % 60;
-  const two = new Intl.NumberFormat(locale, { minimumIntegerDigits: 2 });
-  return `${new Intl.NumberFormat(locale).format(minutes)}:${two.format(rest)}`;
+  return `${numbers(locale, {}).format(minutes)}:${numbers(locale, { minimumIntegerDigits: 2 }).format(rest)}`;
 }

@@ -134,9 +134,12 @@ export default function LabelingPage() {
     };
   }, [project.data]);
 
+  // every task shown starts the prefetch of the one after it (keyed by the task: showing a
+  // prefetched task goes loading → working in one render, which a state change alone would miss)
+  const shownTask = current?.task.task_id;
   useEffect(() => {
     if (state === "working") prefetch();
-  }, [state, prefetch]);
+  }, [state, shownTask, prefetch]);
 
   // a prefetched task the user will not get to goes back to the queue when they leave the page
   useEffect(
@@ -197,7 +200,16 @@ export default function LabelingPage() {
       setBusy(true);
       try {
         const route = how === "skip" ? "/projects/{project_id}/tasks/{task_id}/skip" : "/projects/{project_id}/tasks/{task_id}/release";
-        await unwrap(api.POST(route, { params: { path: { project_id: projectId, task_id: current.task.task_id } } }));
+        const call = unwrap(api.POST(route, { params: { path: { project_id: projectId, task_id: current.task.task_id } } }));
+        if (how === "skip" && next.current) {
+          // the next task is already held: show it now; the skip goes on meanwhile (if it
+          // fails, nothing is lost: the task goes back to the queue when its lease ends)
+          dropDraft(projectId, current.task.task_id);
+          await advance();
+          await call.catch(() => undefined);
+          return;
+        }
+        await call;
         dropDraft(projectId, current.task.task_id);
         if (how === "skip") await advance();
         else {

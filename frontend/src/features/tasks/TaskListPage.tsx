@@ -2,7 +2,7 @@
 // the user scrolls (one page of 200 at a time, never the whole project), selection of rows or of
 // everything matching the filter, and bulk jobs with their progress.
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useParams, useSearchParams } from "react-router";
 import { ErrorMessage } from "@/components/ErrorMessage";
@@ -16,6 +16,7 @@ import { BulkPanel, type Selection } from "./BulkPanel";
 import { MEDIA_TYPES, TASK_STATUSES as STATUSES } from "@/lib/enums";
 import { FILTER_KEYS, type Filters, bulkFilterOf, filtersOf, knownTotal } from "./filters";
 
+const FIRST_PAGE = 50; // small, so the first rows show soon
 const PAGE_SIZE = 200;
 const ROW_HEIGHT = 38;
 
@@ -41,7 +42,7 @@ function useListing(projectId: string, filters: Filters) {
       if (from.loading || from.cursor === null) return;
       const mine = generation.current;
       setListing({ ...from, loading: true, pagesRequested: from.pagesRequested + 1 });
-      const query = { ...filters, limit: PAGE_SIZE, cursor: from.cursor ?? undefined };
+      const query = { ...filters, limit: from.cursor ? PAGE_SIZE : FIRST_PAGE, cursor: from.cursor ?? undefined };
       unwrap(api.GET("/projects/{project_id}/tasks", { params: { path: { project_id: projectId }, query } })).then(
         (page) => {
           if (mine !== generation.current) return;
@@ -137,13 +138,14 @@ function FilterBar({ filters, onChange }: { filters: Filters; onChange: (next: F
   );
 }
 
-function TaskRow({ task, selected, onToggle, style }: { task: Task; selected: boolean; onToggle: () => void; style: React.CSSProperties }) {
+/** A row; memoized on its primitives, so scrolling re-renders only the rows that move in. */
+const TaskRow = memo(function TaskRow({ task, selected, onToggle, start }: { task: Task; selected: boolean; onToggle: (id: string) => void; start: number }) {
   const { t, i18n } = useTranslation();
   const { projectId = "" } = useParams();
   return (
-    <div className="task-row" role="row" data-testid="task-row" data-task-id={task.task_id} style={style}>
+    <div className="task-row" role="row" data-testid="task-row" data-task-id={task.task_id} style={{ position: "absolute", insetBlockStart: start, blockSize: ROW_HEIGHT, inlineSize: "100%" }}>
       <span role="gridcell">
-        <input type="checkbox" checked={selected} onChange={onToggle} aria-label={t("tasks.select", { id: task.task_id })} data-testid="task-select" />
+        <input type="checkbox" checked={selected} onChange={() => onToggle(task.task_id)} aria-label={t("tasks.select", { id: task.task_id })} data-testid="task-select" />
       </span>
       <span role="gridcell" className="task-id" translate="no">
         <Link to={`/projects/${encodeURIComponent(projectId)}/tasks/${encodeURIComponent(task.task_id)}`}>{task.external_id ?? task.task_id}</Link>
@@ -167,7 +169,7 @@ function TaskRow({ task, selected, onToggle, style }: { task: Task; selected: bo
       </span>
     </div>
   );
-}
+});
 
 export default function TaskListPage() {
   const { t, i18n } = useTranslation();
@@ -205,13 +207,16 @@ export default function TaskListPage() {
   const bulkFilter = bulkFilterOf(filters);
   const selection: Selection | undefined = allMatching ? { filter: bulkFilter ?? {} } : picked.size > 0 ? { task_ids: [...picked] } : undefined;
   const loadedAllPicked = rows.length > 0 && rows.every((r) => picked.has(r.task_id));
-  const toggle = (id: string) =>
-    setPicked((now) => {
-      const next = new Set(now);
-      if (next.has(id)) next.delete(id);
-      else next.add(id);
-      return next;
-    });
+  const toggle = useCallback(
+    (id: string) =>
+      setPicked((now) => {
+        const next = new Set(now);
+        if (next.has(id)) next.delete(id);
+        else next.add(id);
+        return next;
+      }),
+    [],
+  );
 
   return (
     <section data-testid="task-list" className="task-list-page">
@@ -284,7 +289,7 @@ export default function TaskListPage() {
                     <Spinner label={t("common.loading")} />
                   </div>
                 );
-              return <TaskRow key={task.task_id} task={task} style={style} selected={allMatching || picked.has(task.task_id)} onToggle={() => toggle(task.task_id)} />;
+              return <TaskRow key={task.task_id} task={task} start={item.start} selected={allMatching || picked.has(task.task_id)} onToggle={toggle} />;
             })}
           </div>
           {!more && rows.length === 0 && !listing.loading ? (
