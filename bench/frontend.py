@@ -525,7 +525,7 @@ def task_list(browser: Browser, big: str, table: Table) -> None:
         "<= 300 ms (p50)",
         _met(percentile(frame, 50), 300),
     )
-    table.add("  of which GET .../tasks?limit=200 (resource timing)", _ms(calls), "", "")
+    table.add("  of which GET .../tasks, the first page (resource timing)", _ms(calls), "", "")
 
     cpu = Cpu(stack)
     cold: list[float] = []
