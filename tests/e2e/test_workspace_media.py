@@ -17,7 +17,6 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from moto.utilities.utils import load_resource
 
-from infra import config
 from tests.e2e.conftest import DevStack, aws_client, demo_token, http, wait_for
 from tests.e2e.flows import POSITIVE
 from tests.e2e.flows import new_flow as _flow
@@ -25,7 +24,6 @@ from tests.e2e.flows import new_flow as _flow
 pytestmark = pytest.mark.e2e
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-ORIGIN = config.load("local").frontend_origin
 LABELS = {"controls": [{"name": "kind", "type": "classification", "classes": [{"name": "cat"}]}]}
 
 
@@ -39,6 +37,11 @@ def _raw(
         return error
 
 
+def origin(stack: DevStack) -> str:
+    """The web app's origin: the stack's gateway (the buckets' CORS follows its port)."""
+    return stack.api_url
+
+
 def _upload(
     stack: DevStack, token: str, project_id: str, filename: str, body: bytes, content_type: str
 ) -> None:
@@ -46,9 +49,9 @@ def _upload(
     request = {"filename": filename, "content_type": content_type, "size": len(body)}
     status, upload = http(stack, "POST", f"/projects/{project_id}/uploads", token, request)
     assert status == 201 and upload["method"] == "PUT", upload
-    answer = _raw(upload["url"], "PUT", upload["headers"] | {"Origin": ORIGIN}, body)
+    answer = _raw(upload["url"], "PUT", upload["headers"] | {"Origin": origin(stack)}, body)
     assert answer.status == 200, answer.read()
-    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert answer.headers["Access-Control-Allow-Origin"] == origin(stack)
 
 
 def _expired(token: str) -> str:
@@ -117,12 +120,12 @@ def test_an_uploaded_image_is_shown_through_its_presigned_url_and_hostile_lines_
     preflight = _raw(
         link["url"],
         "OPTIONS",
-        {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"},
+        {"Origin": origin(dev_stack), "Access-Control-Request-Method": "GET"},
     )
-    assert preflight.status == 200 and preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
-    fetched = _raw(link["url"], headers={"Origin": ORIGIN})
+    assert preflight.status == 200 and preflight.headers["Access-Control-Allow-Origin"] == origin(dev_stack)
+    fetched = _raw(link["url"], headers={"Origin": origin(dev_stack)})
     assert fetched.status == 200 and fetched.read() == PNG
-    assert fetched.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert fetched.headers["Access-Control-Allow-Origin"] == origin(dev_stack)
     # And another origin is not allowed to read it from a page
     foreign = _raw(
         link["url"], "OPTIONS", {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}

@@ -70,8 +70,10 @@ def sqs_source(function: str, url: str, arn: str) -> SqsSource:
 
 
 def test_sqs_partial_batch_failures_are_retried_then_redriven_to_the_dlq() -> None:
-    # Given a queue (1 s visibility, redrive after 2 receives) feeding a function that reports poison messages
-    url, arn, dlq = queue_with_dlq("pt-partial", visibility_s=1, max_receive_count=2)
+    # Given a queue (5 s visibility: longer than a cold start on a loaded machine, so a good
+    # message is never seen again before it is deleted; redrive after 2 receives) feeding a
+    # function that reports poison messages
+    url, arn, dlq = queue_with_dlq("pt-partial", visibility_s=5, max_receive_count=2)
     create_function("pt-sqs-partial", "sqs_partial")
     boto3.client("sqs").send_message_batch(
         QueueUrl=url,
