@@ -8,6 +8,7 @@ import { ErrorMessage } from "@/components/ErrorMessage";
 import { When } from "@/components/When";
 import { type JobView, type Schemas, type TaskStatus, unwrap } from "@/lib/api";
 import { formatNumber } from "@/lib/format";
+import { commaList } from "@/lib/lists";
 import { useSession } from "@/lib/session";
 import { useInterval } from "@/lib/useAsync";
 import { TASK_STATUSES as STATUSES } from "@/lib/enums";
@@ -61,7 +62,7 @@ export default function ExportPage() {
     setError(undefined);
     const filters: Schemas["ExportFilters"] = { approved_only: approvedOnly };
     if (statuses.length > 0) filters.status = statuses;
-    const tagList = [...new Set(tags.split(",").map((x) => x.trim()).filter(Boolean))];
+    const tagList = [...new Set(commaList(tags))];
     if (tagList.length > 0) filters.tags = tagList;
     if (from) filters.created_from = dayStart(from);
     if (to) filters.created_to = dayStart(to);

@@ -7,6 +7,7 @@ import { ErrorMessage } from "@/components/ErrorMessage";
 import { ProgressBar } from "@/components/ProgressBar";
 import { type Schemas, unwrap } from "@/lib/api";
 import { formatNumber } from "@/lib/format";
+import { commaList } from "@/lib/lists";
 import { useSession } from "@/lib/session";
 import { useAsync, useInterval } from "@/lib/useAsync";
 
@@ -19,7 +20,7 @@ const DESTRUCTIVE = new Set<Operation>(["archive", "delete"]);
 const SHOWN_FAILURES = 20;
 
 function tagsOf(text: string): string[] {
-  return [...new Set(text.split(",").map((t) => t.trim()).filter(Boolean))];
+  return [...new Set(commaList(text))];
 }
 
 export function BulkPanel({ projectId, selection, onDone }: { projectId: string; selection: Selection; onDone: () => void }) {

@@ -3,6 +3,7 @@
 // until the form is sent; the conversion is the one place that turns them into API values.
 import type { Project, Schemas } from "@/lib/api";
 import { MEDIA_TYPES } from "@/lib/enums";
+import { commaList } from "@/lib/lists";
 
 export type MediaType = Schemas["MediaType"];
 export type ControlType = Schemas["ControlType"];
@@ -186,13 +187,7 @@ export function draftOf(project: Project): Draft {
   };
 }
 
-/** ``"a, b ,,c"`` → ``["a", "b", "c"]``. */
-export function commaList(text: string): string[] {
-  return text
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-}
+export { commaList };
 
 function attributeSpec(a: AttributeDraft): Schemas["AttributeSpec"] {
   return { name: a.name.trim(), type: a.type, choices: a.type === "choice" ? commaList(a.choices) : [], required: a.required };
