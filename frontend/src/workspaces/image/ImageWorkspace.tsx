@@ -43,6 +43,8 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
 
   const emit = useCallback(
     (next: Region[]) => {
+      // the ref too, at once: a key pressed before the next render must see this region
+      latest.current = { ...latest.current, regions: next };
       setRegions(next);
       onChange?.(resultsOf(next, config.controls, latest.current.results));
     },
@@ -162,6 +164,7 @@ export default function ImageWorkspace({ task, config, results, onChange, reject
       const label = keys.get(event.key.toLowerCase());
       if (label) {
         event.preventDefault();
+        latest.current = { ...latest.current, activeClass: label }; // a shape drawn before the render takes it
         setActiveClass(label);
         // the region drawn last is known at once (a ref), before this listener sees the new selection
         const target = selected ?? drawn.current;

@@ -52,6 +52,8 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
 
   const emit = useCallback(
     (next: Region[]) => {
+      // the ref too, at once: a key pressed before the next render must see this region
+      latest.current = { ...latest.current, regions: next };
       setRegions(next);
       onChange?.(resultsOf(next, config.controls, latest.current.results));
     },
@@ -120,6 +122,7 @@ export default function TextWorkspace({ task, config, results, onChange, rejecte
       const label = keys.get(event.key.toLowerCase());
       if (label) {
         event.preventDefault();
+        latest.current = { ...latest.current, activeClass: label }; // a span made before the render takes it
         setActiveClass(label);
         if (selectedNow.current) relabel(selectedNow.current, label);
       } else if ((event.key === "Delete" || event.key === "Backspace") && selectedNow.current) {
