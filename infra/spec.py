@@ -172,6 +172,24 @@ class QueueRef:
 
 
 @dataclass(frozen=True)
+class FunctionAlarms:
+    """CloudWatch alarms on a queue-triggered function, built by the stack that places it.
+
+    One fires on any message in its queue's dead-letter queue; the other on the share of its
+    attempts that failed over ``failure_window_s``, from two of its Powertools Count metrics
+    (in its environment's namespace, dimension ``service``), judged only once a window holds
+    ``min_attempts``, so a quiet window is never an alarm.
+    """
+
+    failed_metric: str
+    succeeded_metric: str
+    max_failure_rate: float = 0.5
+    failure_window_s: int = 15 * 60
+    min_attempts: int = 10
+    dead_letter_window_s: int = 5 * 60
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     id: str
     name: str
@@ -197,6 +215,7 @@ class FunctionSpec:
     starts_executions: tuple[str, ...] = ()
     # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure).
     completes_steps: bool = False
+    alarms: FunctionAlarms | None = None
 
     # Concurrent invocations of a function without a concurrency of its own (API, state machine
     # steps): the local stack runs that many worker processes of it at most.

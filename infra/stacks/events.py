@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_cdk import aws_dynamodb as dynamodb
 
+from infra.constructs.alarms import ServalAlarms
 from infra.constructs.routing import EventRoutes
 from infra.spec import FunctionSpec, ServalSpec, StreamTrigger
 from infra.stacks.base import ServalStack
@@ -16,7 +17,8 @@ class EventsStack(ServalStack):
     Owns the stream consumers' on-failure queues and the queues the bus rules
     target (except the Workflow stack's, which routes its own), plus every function
     triggered by a stream (the events function on the tasks table, the audit chainer
-    on the audit table) or by one of those queues.
+    on the audit table) or by one of those queues, with the alarms those functions declare
+    (the webhook dispatcher's dead letters and failure rate).
     """
 
     concern = "Events"
@@ -33,6 +35,9 @@ class EventsStack(ServalStack):
             queues={k: (q.queue, q.dlq) for k, q in self.queues.items()},
         )
         self.functions = self.build_functions(streams=streams)
+        self.alarms = ServalAlarms(
+            self, "Alarms", spec=self.spec, functions=self.placed_functions(self.spec), queues=self.queues
+        ).alarms
 
     @staticmethod
     def owned_queues(spec: ServalSpec) -> tuple[str, ...]:
