@@ -108,6 +108,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "api",
         ([*TABLE_READ, *TABLE_WRITE], table("tasks")),
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),
+        ([*TABLE_READ, "dynamodb:PutItem"], table("deliveries")),  # logs test deliveries, reads the log
         # presigned uploads; bulk id lists and the audit evidence of bulk changes
         (
             ["s3:PutObject"],
@@ -124,7 +125,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             ],
         ),
         (USER_ADMIN, ["user-pool"]),
-        (["sqs:SendMessage"], ["queue:jobs", "queue:executions"]),  # refills after a delete
+        # refills after a delete; replays of webhook deliveries
+        (["sqs:SendMessage"], ["queue:jobs", "queue:executions", "queue:webhooks"]),
         SEAL_KEY,
         STEP_CALLBACKS,
     ),
@@ -198,6 +200,17 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         (SQS_CONSUME, ["queue:executions"]),
         (["states:StartExecution"], ["state-machine:task"]),
     ),
+    "webhooks": grants(
+        "webhooks",
+        # subscriptions' failure counts and their disabling: no put, no delete
+        ([*TABLE_READ, "dynamodb:UpdateItem"], table("tasks")),
+        ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),  # a disabling is audited
+        ([*TABLE_READ, *TABLE_WRITE], table("deliveries")),  # the delivery log, in batches
+        (SQS_CONSUME, ["queue:webhooks"]),
+        # retries wait in its own queue; spent deliveries and poison messages go to the DLQ
+        (["sqs:SendMessage"], ["queue:webhooks", "queue:webhooks-dlq"]),
+        SEAL_KEY,
+    ),
 }
 
 _SPEC = build(load("dev"), "123456789012", "us-east-1")
@@ -258,7 +271,18 @@ def test_every_spec_function_has_an_expected_grant_set():
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize(
     "function_id",
-    ["events", "api", "ingest", "ingest-ranges", "jobs", "jobs-dlq", "chainer", "workflow", "starter"],
+    [
+        "events",
+        "api",
+        "ingest",
+        "ingest-ranges",
+        "jobs",
+        "jobs-dlq",
+        "chainer",
+        "workflow",
+        "starter",
+        "webhooks",
+    ],
 )
 def test_each_role_allows_exactly_its_expected_actions_on_its_expected_resources(synth, env, function_id):
     # Given the synthesized role of one function
@@ -292,7 +316,16 @@ def test_only_the_audit_writers_and_the_chainer_touch_the_audit_table(synth, env
         )
     }
     # Then the functions that write audit records, and the chainer, are the only ones
-    assert touching == {"api", "ingest", "ingest-ranges", "jobs", "jobs-dlq", "workflow", "chainer"}
+    assert touching == {
+        "api",
+        "ingest",
+        "ingest-ranges",
+        "jobs",
+        "jobs-dlq",
+        "workflow",
+        "chainer",
+        "webhooks",
+    }
 
 
 @pytest.mark.parametrize("env", ENVS)
