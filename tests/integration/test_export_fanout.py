@@ -218,16 +218,14 @@ def test_redelivered_shard_and_assemble_messages_are_idempotent(
     announced = [
         e
         for r in stream.read()
-        if (
-            e := events.from_change(
-                r["eventID"],
-                r["eventName"],
-                r["dynamodb"].get("OldImage", {}),
-                r["dynamodb"].get("NewImage", {}),
-                "",
-            )
+        for e in events.from_change(
+            r["eventID"],
+            r["eventName"],
+            r["dynamodb"].get("OldImage", {}),
+            r["dynamodb"].get("NewImage", {}),
+            "",
         )
-        and e.type == "export.completed"
+        if e.type == "export.completed"
     ]
     assert [e.data["job_id"] for e in announced] == [job["job_id"]]
     assert announced[0].data["done"] == TASKS

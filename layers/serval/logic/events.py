@@ -19,22 +19,22 @@ def _at(record: dict[str, Any]) -> str:
 def publish_changes(records: list[dict[str, Any]]) -> list[str]:
     """Publish the events of a stream batch. Returns the sequence numbers to retry from.
 
-    Streams are ordered per shard, so on a failure everything from the first failed
-    record on is retried (at-least-once; event ids are stable, so repeats are detectable).
+    Streams are ordered per shard, so on a failure everything from the record of the first
+    failed event on is retried (at-least-once; event ids are stable, so repeats are detectable).
+    A record may announce several events, or none.
     """
     events: list[DomainEvent] = []
-    sequence_of: list[str] = []
+    sequence_of: list[str] = []  # per event: its record's sequence number
     for record in records:
         change = record.get("dynamodb", {})
-        event = from_change(
+        announced = from_change(
             record["eventID"],
             record["eventName"],
             change.get("OldImage", {}),
             change.get("NewImage", {}),
             _at(record),
         )
-        if event is not None:
-            events.append(event)
-            sequence_of.append(change["SequenceNumber"])
+        events += announced
+        sequence_of += [change["SequenceNumber"]] * len(announced)
     failed = bus.publish(settings().EVENT_BUS, events)
     return [] if failed is None else [sequence_of[failed]]
