@@ -148,12 +148,12 @@ class Activity:
         if entity == "task" and kind == "INSERT":
             self._task_created(new)  # (its task.created event is not needed: the source says more)
             return
-        event = from_change(str(record.get("eventID", "")), kind, old, new, "")
+        types = {e.type for e in from_change(str(record.get("eventID", "")), kind, old, new, "")}
         if entity == "task" and kind == "MODIFY":
-            self._task_changed(old, new, event.type if event else None)
-        elif event is not None and event.type == "import.completed":
+            self._task_changed(old, new, types)
+        elif types & {"import.completed", "import.failed"}:
             self._import_finished(new)
-        elif event is not None and entity == "job":  # one of the job kinds' *.completed
+        elif types and entity == "job":  # one of the job kinds' *.completed
             self._job_finished(new)
 
     def _task_created(self, new: dict[str, Any]) -> None:
@@ -169,12 +169,12 @@ class Activity:
         )
         progress.tasks += 1
 
-    def _task_changed(self, old: dict[str, Any], new: dict[str, Any], event: str | None) -> None:
+    def _task_changed(self, old: dict[str, Any], new: dict[str, Any], events: set[str]) -> None:
         appeared = {name for name in new if name not in old}
         self._add("started", "execution_started_at" in appeared)
         self._add("escalated", "escalated_at" in appeared)
         self._add("failed", "workflow_error" in appeared)
-        self._add("completed", event == "task.completed")
+        self._add("completed", "task.completed" in events)
         # A step token replaced by another: a re-created execution took the wait over
         taken_over = any(
             _s(old, t) and _s(new, t) and _s(old, t) != _s(new, t) for t in ("label_token", "review_token")

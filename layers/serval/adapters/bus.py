@@ -21,7 +21,9 @@ def publish(bus_name: str, events: Sequence[DomainEvent]) -> int | None:
                     "Source": SOURCE,
                     "DetailType": event.type,
                     "Detail": event.model_dump_json(),
-                    "Resources": [f"serval:project/{event.project_id}"],
+                    "Resources": [
+                        f"serval:project/{event.project_id}" if event.project_id else "serval:organisation"
+                    ],
                 }
                 for event in chunk
             ]

@@ -521,9 +521,18 @@ def fail(project_id: str, import_id: str, final: Finish, reason: str) -> bool:
     tx.update(
         settings().TASKS_TABLE,
         _import_key(project_id, import_id),
-        "SET #s = :failed, completed_at = :at, updated_at = :at, lease_until = :zero ADD #e :one",
+        # the reason on the item too: import.failed carries it to webhook consumers
+        "SET #s = :failed, completed_at = :at, updated_at = :at, lease_until = :zero, reason = :reason"
+        " ADD #e :one",
         names={"#s": "status", "#e": "errors"},
-        values={":failed": ImportStatus.FAILED.value, ":at": at, ":zero": 0, ":one": 1, ":running": RUNNING},
+        values={
+            ":failed": ImportStatus.FAILED.value,
+            ":at": at,
+            ":zero": 0,
+            ":one": 1,
+            ":running": RUNNING,
+            ":reason": reason[:500],
+        },
         condition="#s = :running",
     )
     _audit_complete(
