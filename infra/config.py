@@ -105,6 +105,41 @@ class EnvConfig(BaseModel):
         description="Tasks per shard of a dataset export; a larger project's export fans out over SQS.",
     )
 
+    # Webhooks (serval.domain.webhooks holds the retry schedule and the delivery rules)
+    webhook_disable_after_failures: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="A subscription is disabled once this many deliveries in a row failed ...",
+    )
+    webhook_disable_after_s: int = Field(
+        default=5 * 86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="... and its deliveries have been failing for at least this long (default 5 days).",
+    )
+    webhook_secret_overlap_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=7 * 86_400,
+        description="After a rotation, the old secret signs too for this long (both signatures are sent).",
+    )
+    webhook_dispatch_concurrency: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="Dispatcher invocations at once (each sends a batch side by side).",
+    )
+    webhook_log_days: int = Field(
+        default=30, ge=1, le=365, description="Days the delivery log keeps an attempt."
+    )
+    webhook_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Tests' accelerated clock, local only: the retry waits last schedule x this.",
+    )
+
     @field_validator("frontend_origin")
     @classmethod
     def _one_origin(cls, value: str) -> str:
@@ -120,6 +155,12 @@ class EnvConfig(BaseModel):
             raise ValueError(
                 f"media_url_seconds ({self.media_url_seconds}) must not exceed lease_seconds ({self.lease_seconds})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _real_clocks_in_the_cloud(self) -> EnvConfig:
+        if self.webhook_time_scale != 1 and self.name != "local":
+            raise ValueError("webhook_time_scale is for the local environment's tests only")
         return self
 
     @property

@@ -305,6 +305,7 @@ class ApiSpec:
         "/imports",
         "/exports",
         "/webhooks",
+        "/events",
         "/audit",
     )
     # Empty: the Cognito authorizer takes id tokens. Non-empty: access tokens with one of these scopes.
@@ -349,6 +350,14 @@ def web_config(
             "endSessionEndpoint": end_session_endpoint,
         },
     }
+
+
+# The dispatcher's timeout: a batch of 10 events fans out to at most 10 x 40 subscriptions (20 a
+# project's, 20 the organisation's), sent 64 at a time, each within 10 s: about 70 s at worst.
+WEBHOOKS_TIMEOUT_S = 120
+
+# Every Serval event goes to the webhook dispatcher, which matches it to subscriptions.
+WEBHOOK_EVENT_PATTERN = '{"source": ["serval"]}'
 
 
 @dataclass(frozen=True)
@@ -426,6 +435,17 @@ def _tables(prefix: str) -> dict[str, TableSpec]:
         "tasks": _single_table("tasks", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
         # GSI3 orders each scope's hash chain by sequence number (sparse: chained records only).
         "audit": _single_table("audit", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
+        # The webhook delivery log: every attempt, by subscription in time order (PK/SK) and by
+        # event (GSI1); rows expire after config.webhook_log_days. No stream: a row announces nothing.
+        "deliveries": TableSpec(
+            id="deliveries",
+            name=f"{prefix}-deliveries",
+            pk=keys.PK,
+            sk=keys.SK,
+            indexes=(IndexSpec(keys.GSI1, keys.GSI1PK, keys.GSI1SK),),
+            ttl_attribute=keys.TTL_ATTRIBUTE,
+            stream=None,
+        ),
     }
 
 
@@ -505,6 +525,16 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             dlq_name=f"{prefix}-executions-dlq",
             max_receive_count=10,
         ),
+        # Domain events for webhook consumers (every Serval event, by a bus rule), and the
+        # dispatcher's own retries and replays. A retry due later than SQS's 15-minute delay
+        # allows comes back early and is sent again with the rest of its wait (docs/decisions.md).
+        "webhooks": QueueSpec(
+            id="webhooks",
+            name=f"{prefix}-webhooks",
+            visibility_timeout_s=6 * WEBHOOKS_TIMEOUT_S,  # six times the dispatcher's timeout
+            dlq_name=f"{prefix}-webhooks-dlq",
+            max_receive_count=5,
+        ),
     }
     bus = f"{prefix}-events"
     event_rules = (
@@ -513,8 +543,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             queue="executions",
             pattern='{"source": ["serval"], "detail-type": ["task.created"]}',
         ),
-        # No rule routes events to webhooks yet: a queue without its consumer would only fill up.
-        # The webhooks issue adds the rule together with the dispatcher that drains it.
+        EventRuleSpec(name=f"{prefix}-events-to-webhooks", queue="webhooks", pattern=WEBHOOK_EVENT_PATTERN),
     )
     origin = config.frontend_origin
     auth = AuthSpec(
@@ -548,6 +577,12 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         ACTIVE_WINDOW=config.active_window,
         EXPORT_SHARD_TASKS=config.export_shard_tasks,
         INGEST_RANGE_BYTES=config.ingest_range_bytes,
+        DELIVERIES_TABLE=tables["deliveries"].name,
+        WEBHOOK_DISABLE_AFTER_FAILURES=config.webhook_disable_after_failures,
+        WEBHOOK_DISABLE_AFTER_S=config.webhook_disable_after_s,
+        WEBHOOK_SECRET_OVERLAP_S=config.webhook_secret_overlap_s,
+        WEBHOOK_LOG_DAYS=config.webhook_log_days,
+        WEBHOOK_TIME_SCALE=config.webhook_time_scale,
     ).model_dump(exclude=PER_FUNCTION_SETTINGS)
     env = {k: str(v) for k, v in base_env.items() if v != ""}
 
@@ -570,7 +605,8 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
                 "AWS_CALL_BUDGET": "request",
                 "AWS_CALL_DEADLINE_S": str(config.api_call_deadline_s),
             },
-            table_access={"tasks": "write", "audit": "append"},
+            # deliveries: a subscription's test delivery is logged, and the log is read
+            table_access={"tasks": "write", "audit": "append", "deliveries": "append"},
             # what presigning and the API's own small writes need (tests/infra checks these against keys.py)
             bucket_access={
                 # uploads (presigned PUT, multipart); import error reports and the media of tasks
@@ -584,7 +620,12 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             },
             manages_users=True,
             # a deleted task's freed window slot is refilled by the starter
-            sends_to={"JOBS_QUEUE_URL": QueueRef("jobs"), "EXECUTIONS_QUEUE_URL": QueueRef("executions")},
+            # replays of webhook deliveries go to the dispatcher's queue
+            sends_to={
+                "JOBS_QUEUE_URL": QueueRef("jobs"),
+                "EXECUTIONS_QUEUE_URL": QueueRef("executions"),
+                "WEBHOOKS_QUEUE_URL": QueueRef("webhooks"),
+            },
             secrets=("audit-seal",),
             completes_steps=True,
         ),
@@ -728,6 +769,29 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             secrets=("audit-seal",),
             # every handled message is kept in jobs-dead (a DLQ: it can be inspected and redriven)
             sends_to={"JOBS_DEAD_URL": QueueRef("jobs-dlq", dead_letter=True)},
+        ),
+        "webhooks": FunctionSpec(
+            id="webhooks",
+            name=f"{prefix}-webhooks",
+            handler="webhooks.handler.handler",
+            description="Delivers domain events to webhook subscriptions: signed, logged, retried for a day",
+            memory_mb=512,
+            # a batch's deliveries run side by side, each within domain.webhooks.DELIVERY_TIMEOUT_S
+            timeout_s=WEBHOOKS_TIMEOUT_S,
+            trigger=SqsTrigger(
+                queue="webhooks", batch_size=10, max_concurrency=config.webhook_dispatch_concurrency
+            ),
+            environment=fenv("webhooks"),
+            # tasks: subscriptions' failure counts and automatic disabling (audited)
+            table_access={"tasks": "update", "audit": "append", "deliveries": "write"},
+            secrets=("audit-seal",),
+            # retries wait in the queue itself; a delivery whose retries are spent goes to the DLQ
+            sends_to={
+                "WEBHOOKS_QUEUE_URL": QueueRef("webhooks"),
+                "WEBHOOKS_DLQ_URL": QueueRef("webhooks", dead_letter=True),
+            },
+            # the metrics functions/webhooks/handler.py emits per batch
+            alarms=FunctionAlarms(failed_metric="DeliveriesFailed", succeeded_metric="DeliveriesSucceeded"),
         ),
     }
     for queue_spec in queues.values():

@@ -23,6 +23,7 @@ GLOBAL: dict[str, set[str | None]] = {
     "user:manage": {"admin"},
     "user:activity:read": ANYONE,
     "audit:read:all": {"admin"},
+    "webhook:manage:all": {"admin"},
 }
 
 PROJECT: dict[str, set[str]] = {
@@ -52,6 +53,7 @@ PROJECT: dict[str, set[str]] = {
     "task:gold": {"manager"},
     "review:lease": {"manager", "reviewer"},
     "review:decide": {"manager", "reviewer"},
+    "webhook:manage": {"manager"},
 }
 
 # The strongest project role each global role may hold (no group at all: viewer).

@@ -22,7 +22,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from api.cors import EnvironmentCORS, cors_headers
 from api.error_responses import document_errors
 from api.guard import SECURITY_SCHEME, authorize_matched_route
-from api.routes import activity, audit, chain, exports, members, projects, system, tasks, uploads, users
+from api.routes import (
+    activity,
+    audit,
+    chain,
+    exports,
+    members,
+    projects,
+    system,
+    tasks,
+    uploads,
+    users,
+    webhooks,
+)
 from api.routes import annotations as annotation_routes
 from api.routes import bulk as bulk_routes
 from api.routes import quality as quality_routes
@@ -80,6 +92,7 @@ for module in (
     queue_routes,
     bulk_routes,
     quality_routes,
+    webhooks,
 ):
     app.include_router(module.router)
 

@@ -75,6 +75,12 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class LimitExceeded(Conflict):
+    """A scope already holds as many of a thing as Serval allows (webhook subscriptions)."""
+
+    code = "limit_exceeded"
+
+
 class ImportBusy(ServalError):
     """Another worker holds this import's lease; the message should be retried later."""
 

@@ -338,3 +338,34 @@ def assignee_gsi3sk_prefix(project_id: str) -> str:
 def gold_gsi1pk(project_id: str) -> str:
     """The GSI1 partition of a project's gold tasks (out of every status partition, so out of the queue)."""
     return f"PROJECT#{project_id}#GOLD"
+
+
+# ---- webhooks --------------------------------------------------------------------------------
+# Subscriptions live in the tasks table, in a partition of their own per scope (a project, or
+# the organisation), so no query of a project's items ever meets one. The delivery log has a
+# table of its own (no stream: a log row announces nothing).
+WEBHOOK_SK_PREFIX = "WEBHOOK#"
+ORG_WEBHOOKS_SCOPE = "ORG"
+
+
+def webhooks_pk(project_id: str | None) -> str:
+    """The partition of a scope's subscriptions: a project's, or (None) the organisation's."""
+    return f"WEBHOOKS#{project_id or ORG_WEBHOOKS_SCOPE}"
+
+
+def webhook_sk(webhook_id: str) -> str:
+    return f"{WEBHOOK_SK_PREFIX}{webhook_id}"
+
+
+def delivery_pk(webhook_id: str) -> str:
+    """A subscription's delivery log: its attempts in time order."""
+    return f"SUB#{webhook_id}"
+
+
+def delivery_sk(attempted_at: str, event_id: str, attempt: int) -> str:
+    return f"{attempted_at}#{event_id}#{attempt:03d}"
+
+
+def event_deliveries_gsi1pk(event_id: str) -> str:
+    """Every attempt to deliver one event, to any subscription."""
+    return f"EVENT#{event_id}"

@@ -59,6 +59,15 @@ class RuntimeSettings(BaseModel):
     AWS_CALL_BUDGET: Literal["request", "worker"] = "worker"
     # Seconds after an invocation starts when no AWS attempt may start (429 instead); 0 = none.
     AWS_CALL_DEADLINE_S: float = Field(default=0, ge=0)
+    # Webhooks: the delivery log's table, the dispatcher's queue and DLQ, and its rules
+    DELIVERIES_TABLE: str = ""
+    WEBHOOKS_QUEUE_URL: str = ""
+    WEBHOOKS_DLQ_URL: str = ""
+    WEBHOOK_DISABLE_AFTER_FAILURES: int = Field(default=50, ge=1)
+    WEBHOOK_DISABLE_AFTER_S: int = Field(default=5 * 86_400, ge=0)
+    WEBHOOK_SECRET_OVERLAP_S: int = Field(default=86_400, ge=0)
+    WEBHOOK_LOG_DAYS: int = Field(default=30, ge=1)
+    WEBHOOK_TIME_SCALE: float = Field(default=1.0, gt=0, le=1)
     POWERTOOLS_SERVICE_NAME: str = "serval"
 
 

@@ -277,6 +277,28 @@ class TaskTableModels:
             started_at = UnicodeAttribute(null=True)
             finished_at = UnicodeAttribute(null=True)
 
+        class WebhookItem(Item, discriminator="webhook"):
+            """A webhook subscription (``adapters.webhooks``), in its scope's own partition. Its
+            secrets never leave the adapter except to sign a delivery."""
+
+            webhook_id = UnicodeAttribute()
+            scope = UnicodeAttribute()  # project | org
+            project_id = UnicodeAttribute(null=True)  # None: the organisation's
+            url = UnicodeAttribute()
+            description = UnicodeAttribute(default="")
+            event_types = ListAttribute(of=UnicodeAttribute, default=list)
+            status = UnicodeAttribute()
+            disabled_reason = UnicodeAttribute(null=True)
+            consecutive_failures = NumberAttribute(default=0)
+            failing_since = UnicodeAttribute(null=True)
+            secret = UnicodeAttribute()
+            previous_secret = UnicodeAttribute(null=True)
+            previous_secret_until = NumberAttribute(null=True)  # epoch seconds
+            created_by = UnicodeAttribute()
+            created_at = UnicodeAttribute()
+            updated_at = UnicodeAttribute()
+            version = NumberAttribute(default=1)
+
         class ActivityItem(Item, discriminator="activity"):
             """One user's annotation counters for one UTC day in a project (all ADDed atomically).
 
@@ -304,6 +326,7 @@ class TaskTableModels:
         self.ExternalIdItem = ExternalIdItem
         self.JobItem = JobItem
         self.ActivityItem = ActivityItem
+        self.WebhookItem = WebhookItem
 
 
 class AuditTableModels:

@@ -11,7 +11,7 @@ from serval.adapters import clients
 from serval.errors import Throttled
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
 SEND_BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
@@ -33,21 +33,39 @@ def send(queue_url: str, body: str, attributes: dict[str, str]) -> str:
     return response["MessageId"]
 
 
-def send_batch(queue_url: str, bodies: Sequence[str], attributes: dict[str, str], attempts: int = 6) -> int:
-    """Send every body (each with ``attributes``) in SendMessageBatch calls of 10, sending the
-    entries SQS failed again with backoff; returns the calls made. Raises Throttled when some
-    still fail after ``attempts`` tries (the caller's message is then retried)."""
+MAX_DELAY_S = 900  # SQS delays a message by 15 minutes at most
+
+
+def send_batch(
+    queue_url: str,
+    bodies: Sequence[str],
+    attributes: dict[str, str],
+    attempts: int = 6,
+    delays: Sequence[int] | None = None,
+) -> int:
+    """Send every body (each with ``attributes``, and ``delays[i]`` seconds of delay when given)
+    in SendMessageBatch calls of 10, sending the entries SQS failed again with backoff; returns
+    the calls made. Raises Throttled when some still fail after ``attempts`` tries (the
+    caller's message is then retried)."""
     _check(queue_url)
+
+    def entry(i: str, body: str) -> SendMessageBatchRequestEntryTypeDef:
+        sent: SendMessageBatchRequestEntryTypeDef = {
+            "Id": i,
+            "MessageBody": body,
+            "MessageAttributes": _attributes(attributes),
+        }
+        if delays is not None:
+            sent["DelaySeconds"] = max(0, min(MAX_DELAY_S, delays[int(i)]))
+        return sent
+
     calls = 0
     for base in range(0, len(bodies), SEND_BATCH_LIMIT):
         pending = {str(i): bodies[i] for i in range(base, min(len(bodies), base + SEND_BATCH_LIMIT))}
         for attempt in range(attempts):
             response = clients.sqs().send_message_batch(
                 QueueUrl=queue_url,
-                Entries=[
-                    {"Id": i, "MessageBody": body, "MessageAttributes": _attributes(attributes)}
-                    for i, body in pending.items()
-                ],
+                Entries=[entry(i, body) for i, body in pending.items()],
             )
             calls += 1
             pending = {f["Id"]: pending[f["Id"]] for f in response.get("Failed", [])}

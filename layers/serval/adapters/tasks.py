@@ -670,13 +670,13 @@ def transition(project_id: str, task_id: str, target: TaskStatus) -> Task:
     return task.model_copy(update={"status": target, "updated_at": at})
 
 
-def batch_write(requests: Sequence[dict[str, Any]]) -> int:
+def batch_write(requests: Sequence[dict[str, Any]], table: str | None = None) -> int:
     """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
 
-    Raises ItemRefused when DynamoDB refuses a chunk (it then writes none of it); the chunks
-    before it are written.
+    ``table``: the tasks table unless named. Raises ItemRefused when DynamoDB refuses a chunk
+    (it then writes none of it); the chunks before it are written.
     """
-    table = settings().TASKS_TABLE
+    table = table or settings().TASKS_TABLE
     calls = 0
     from botocore.exceptions import ClientError
 

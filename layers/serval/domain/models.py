@@ -24,6 +24,16 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def iso_of(epoch: float) -> str:
+    """An epoch time as :func:`utcnow` writes times."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def epoch_of(iso: str) -> float:
+    """The epoch seconds of an ISO-8601 time (``Z`` or an offset)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 class PriorityMode(StrEnum):
     PRIORITY = "priority"
     FIFO = "fifo"

@@ -31,6 +31,7 @@ class Action(StrEnum):
     USER_MANAGE = "user:manage"
     USER_ACTIVITY_READ = "user:activity:read"
     AUDIT_READ_ALL = "audit:read:all"
+    WEBHOOK_MANAGE_ALL = "webhook:manage:all"  # organisation-wide subscriptions
     # project-scoped
     PROJECT_READ = "project:read"
     PROJECT_UPDATE = "project:update"
@@ -58,6 +59,7 @@ class Action(StrEnum):
     TASK_GOLD = "task:gold"
     REVIEW_LEASE = "review:lease"
     REVIEW_DECIDE = "review:decide"
+    WEBHOOK_MANAGE = "webhook:manage"  # the project's subscriptions, their deliveries and replays
 
 
 class GlobalRole(StrEnum):
@@ -95,6 +97,7 @@ GLOBAL_ACTIONS: dict[Action, frozenset[GlobalRole | None]] = {
     A.USER_MANAGE: frozenset({G.ADMIN}),
     A.USER_ACTIVITY_READ: _ANYONE,  # your own; an admin's for anyone (see the activity logic)
     A.AUDIT_READ_ALL: frozenset({G.ADMIN}),
+    A.WEBHOOK_MANAGE_ALL: frozenset({G.ADMIN}),
 }
 
 # Project actions -> the project roles that may perform them. Global admins may do all.
@@ -127,6 +130,7 @@ PROJECT_ACTIONS: dict[Action, frozenset[ProjectRole]] = {
     A.TASK_GOLD: frozenset({P.MANAGER}),
     A.REVIEW_LEASE: frozenset({P.MANAGER, P.REVIEWER}),
     A.REVIEW_DECIDE: frozenset({P.MANAGER, P.REVIEWER}),
+    A.WEBHOOK_MANAGE: frozenset({P.MANAGER}),
 }
 
 # The strongest project role each global role may hold; no group at all: viewer.

@@ -142,8 +142,20 @@ def url_refusal(url: str, local: bool = False) -> str | None:
         return "the URL may not hold credentials; a delivery is signed instead"
     if parts.fragment:
         return "the URL may not have a fragment"
+    if _is_ip(host):  # an address literal is checked now too (a name: at each delivery)
+        refusal = address_refusal(host, allow_loopback=local)
+        if refusal:
+            return f"the URL's host is refused: {refusal}"
     if parts.scheme == "https":
         return None
     if parts.scheme == "http" and local and host == "127.0.0.1":
         return None if port is None or port > 0 else "the URL's port is invalid"
     return "the URL must use https" + (" (or http://127.0.0.1 in the local environment)" if local else "")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,42 @@
+"""Webhooks Lambda: the dispatcher. Domain events from the bus (and its own retries and
+replays) in, signed deliveries to the subscriptions' URLs out (``serval.logic.dispatch``).
+
+A message that is neither goes to the DLQ with its reason. The batch is all or nothing: an AWS
+failure retries it whole (an attempt already made is then repeated; consumers deduplicate on
+``webhook-id``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from serval.logic import dispatch
+from serval.settings import METRICS_NAMESPACE
+
+logger = Logger(service="webhooks")
+metrics = Metrics(service="webhooks", namespace=METRICS_NAMESPACE)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = dispatch.dispatch(event.get("Records", []))
+    for name, value in (
+        ("DeliveriesSucceeded", report.delivered),
+        ("DeliveriesFailed", report.failed),
+        ("DeliveriesSkipped", report.skipped),
+        ("DeliveriesDead", report.dead),
+        ("RetriesDeferred", report.deferred),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for message_id, reason in report.poison:
+        logger.warning(
+            "a webhooks message was neither an event nor a delivery", message_id=message_id, reason=reason
+        )
+    for webhook_id in report.disabled:
+        logger.warning("disabled a webhook subscription", webhook_id=webhook_id)
+    return {"batchItemFailures": []}
