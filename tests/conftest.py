@@ -40,7 +40,12 @@ SHARED_SESSION_UNITS = {
     "tests/infra/": "infra: one CDK synthesis (the synth fixture)",
     "tests/browser/": "browser: one local stack and one Chromium (the web_stack and browser fixtures)",
     **dict.fromkeys(
-        ("tests/e2e/test_dev_stack.py", "tests/e2e/test_fuzz.py", "tests/e2e/test_workflow.py"),
+        (
+            "tests/e2e/test_dev_stack.py",
+            "tests/e2e/test_fuzz.py",
+            "tests/e2e/test_workflow.py",
+            "tests/e2e/test_webhooks_live.py",
+        ),
         "e2e: one local stack (the dev_stack fixture)",
     ),
 }

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from infra.local.receiver import Receiver
 from infra.local.seed import DEMO_USERS, DemoUser
 from tests import policy
 from tests.conftest import ROOT
@@ -45,6 +46,9 @@ LABELS = {
 }
 ANNOTATION = {"results": [{"control": "sentiment", "type": "classification", "labels": ["pos"]}]}
 PASSWORD = "Matrix-Passw0rd!2026"
+# Every world's subscriptions deliver here (on loopback, as the local environment allows)
+RECEIVER = Receiver(secrets=[]).start()
+SHARED_ORG: dict[str, str] = {}  # the organisation subscription the worlds share
 
 
 def _routes() -> list[tuple[str, str, dict[str, Any]]]:
@@ -148,7 +152,7 @@ def _first_item(page: Any) -> str:
     return str(page["items"][0])
 
 
-def build_world(env: Env) -> World:
+def build_world(env: Env, fresh_org: bool = False) -> World:
     own = env.call("admin", "POST", "/projects", _project_body("matrix own"), expect=201)["project_id"]
     other = env.call("admin", "POST", "/projects", _project_body(f"matrix other {CANARY}"), expect=201)[
         "project_id"
@@ -202,6 +206,8 @@ def build_world(env: Env) -> World:
                 success_status(operation),
             )
             world.ids[scope]["export_id"] = job["job_id"]
+        hook = env.call("admin", "POST", f"/projects/{project}/webhooks", {"url": RECEIVER.url}, expect=201)
+        world.ids[scope] |= _webhook_ids(env, f"/projects/{project}/webhooks", hook)
         bulk = ("POST", "/projects/{project_id}/bulk")
         operation = next((op for m, p, op in ROUTES if (m, p) == bulk), None)
         if operation is not None:
@@ -213,7 +219,27 @@ def build_world(env: Env) -> World:
                 success_status(operation),
             )
             world.ids[scope]["bulk_id"] = job["job_id"]
+    # the organisation's subscription: one for every world (a scope holds at most 20), except
+    # for the world of a case that deletes it
+    if fresh_org or not SHARED_ORG:
+        org_hook = env.call(
+            "admin", "POST", "/webhooks", {"url": RECEIVER.url, "event_types": ["webhook.test"]}, expect=201
+        )
+        ids = _webhook_ids(env, "/webhooks", org_hook)
+        if fresh_org:
+            world.ids["org"] = ids
+            return world
+        SHARED_ORG.update(ids)
+    world.ids["org"] = dict(SHARED_ORG)
     return world
+
+
+def _webhook_ids(env: Env, base: str, created: dict[str, Any]) -> dict[str, str]:
+    """A subscription to the matrix's receiver, with one logged delivery (a test event)."""
+    RECEIVER.secrets.append(created["secret"])
+    test = env.call("admin", "POST", f"{base}/{created['webhook_id']}/test", expect=200)
+    assert test["delivery"]["outcome"] == "delivered", test
+    return {"webhook_id": created["webhook_id"], "event_id": test["event_id"]}
 
 
 def _project_body(name: str) -> dict[str, Any]:
@@ -302,7 +328,14 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/projects/{project_id}/tasks/{task_id}/review"): lambda env, w, s: {"decision": "approve"},
     # the world's tasks are new and nobody labels them: they may become gold
     ("PUT", "/projects/{project_id}/tasks/{task_id}/gold"): lambda env, w, s: ANNOTATION,
+    ("POST", "/projects/{project_id}/webhooks"): lambda env, w, s: {"url": RECEIVER.url},
+    ("PATCH", "/projects/{project_id}/webhooks/{webhook_id}"): lambda env, w, s: {"description": "changed"},
+    ("POST", "/projects/{project_id}/webhooks/{webhook_id}/replay"): lambda env, w, s: EVERYTHING,
+    ("POST", "/webhooks"): lambda env, w, s: {"url": RECEIVER.url, "event_types": ["webhook.test"]},
+    ("PATCH", "/webhooks/{webhook_id}"): lambda env, w, s: {"description": "changed"},
+    ("POST", "/webhooks/{webhook_id}/replay"): lambda env, w, s: EVERYTHING,
 }
+EVERYTHING = {"from": "2020-01-01T00:00:00.000Z", "to": "2100-01-01T00:00:00.000Z"}
 
 # Routes that change their objects for good: each case gets a world of its own.
 CONSUMING = {
@@ -312,7 +345,10 @@ CONSUMING = {
     ("POST", "/projects/{project_id}/archive"),
     ("DELETE", "/projects/{project_id}/tasks/{task_id}"),
     ("DELETE", "/projects/{project_id}/members/{user_id}"),
+    ("DELETE", "/projects/{project_id}/webhooks/{webhook_id}"),
+    ("DELETE", "/webhooks/{webhook_id}"),
 }
+ORG_DELETE = ("DELETE", "/webhooks/{webhook_id}")
 
 
 # Queue routes that need a lease the caller holds: on the world's tasks (status ``new``, never
@@ -387,6 +423,8 @@ def _fill(path: str, env: Env, world: World, who: Identity, scope: str) -> str:
         name = match.group(1)
         if name == "project_id":
             return world.other if scope == "other" else world.own
+        if name in ("webhook_id", "event_id") and not path.startswith("/projects/"):
+            return world.ids["org"][name]  # the organisation's subscription and its test event
         if name == "user_id" and not path.startswith("/projects/"):
             return env.user_ids[who.name] if scope == "own" else world.ids["other"]["member_id"]
         source = "own" if scope == "own" else "other"
@@ -486,7 +524,8 @@ def test_route_answers_exactly_what_the_policy_says(
     env: Env, shared_world: World, method: str, path: str, who: Identity, scope: str
 ) -> None:
     operation = OPENAPI["paths"][path][method.lower()]
-    world = build_world(env) if (method, path) in CONSUMING else shared_world
+    consuming = (method, path) in CONSUMING
+    world = build_world(env, fresh_org=(method, path) == ORG_DELETE) if consuming else shared_world
     body: Any = None
     if "requestBody" in operation:
         if (method, path) not in BODIES:
