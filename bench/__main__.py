@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import cloud_model, flow, frontend, imports, ingest, live, query_flatness, write_flatness
+from bench import cloud_model, flow, frontend, imports, ingest, live, query_flatness, webhooks, write_flatness
 
 
 def main() -> int:
@@ -28,6 +28,9 @@ def main() -> int:
         print(table.render(), flush=True)
     print("\n== Label -> review -> export on the local stack ==", flush=True)
     for table in flow.run():
+        print(table.render(), flush=True)
+    print("\n== Webhook deliveries on the live local stack (all pollers, state machine) ==", flush=True)
+    for table in webhooks.run():
         print(table.render(), flush=True)
     print(
         "\n== The web app in headless Chromium on the live local stack (all pollers, state machine) ==",
