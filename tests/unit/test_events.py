@@ -429,3 +429,15 @@ def test_docs_events_md_documents_every_event_type() -> None:
         assert header in doc
     for event_type in CATALOGUE:
         assert f"## `{event_type}`" in doc
+
+
+def test_a_disabled_webhook_event_names_its_endpoint_without_the_query() -> None:
+    # Given a subscription whose URL carries the consumer's own token in its query
+    old = webhook("active")
+    new = webhook("disabled", disabled_reason="410")
+    new["url"] = {"S": "https://hooks.example.com:8443/in/serval?token=consumer-secret"}
+
+    # Then the event other subscribers receive names the endpoint, not the token
+    event = one("MODIFY", old, new)
+    assert event.data["url"] == "https://hooks.example.com:8443/in/serval"
+    assert "consumer-secret" not in event.model_dump_json()

@@ -132,7 +132,9 @@ class WebhookDisabled(_Payload):
     scope: Literal["project", "org"] = Field(
         description="project: a project's subscription; org: the organisation's (envelope project_id null)."
     )
-    url: str = Field(description="The subscription's endpoint.")
+    url: str = Field(
+        description="The subscription's endpoint: scheme, host and path only (a query may hold a consumer's token)."
+    )
     reason: str | None = Field(description="Why Serval disabled it.")
     consecutive_failures: int = Field(description="Deliveries that failed in a row before it was disabled.")
 
@@ -189,7 +191,7 @@ CATALOGUE: dict[str, EventSpec] = {
     "task.prelabeled": EventSpec(
         TaskStatusChanged,
         "A task's status moved to prelabeled (machine pre-labels applied before labelling).",
-        "The task's workflow (auto-labelling)",
+        "The task's workflow, once auto-labelling is configured. Not emitted yet: the AutoLabel step passes tasks through until SageMaker auto-labelling lands",
         _status_example("new", "prelabeled"),
     ),
     "task.leased": EventSpec(
@@ -419,6 +421,14 @@ def _member(kind: str, old: Image, new: Image) -> Announced:
     return []  # a role change announces nothing
 
 
+def _endpoint(url: str) -> str:
+    """A URL without its query (or credentials and fragment, which a subscription never holds)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
 def _webhook(kind: str, old: Image, new: Image) -> Announced:
     """Only the attributes named here leave a webhook item: it also holds its secrets."""
     if kind != "MODIFY" or _status_moved(old, new) != WEBHOOK_DISABLED:
@@ -426,7 +436,7 @@ def _webhook(kind: str, old: Image, new: Image) -> Announced:
     disabled = {
         "webhook_id": _str(new, "webhook_id"),
         "scope": _str(new, "scope"),
-        "url": _str(new, "url"),
+        "url": _endpoint(_str(new, "url") or ""),
         "reason": _str(new, "disabled_reason"),
         "consecutive_failures": _num(new, "consecutive_failures"),
     }
