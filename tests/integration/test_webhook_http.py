@@ -4,6 +4,7 @@ the connection made to the checked address (TLS verified for the host name)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import ssl
@@ -91,6 +92,32 @@ def test_a_consumer_that_hangs_past_the_timeout_fails_the_attempt() -> None:
     with Consumer(delay_s=2.0) as consumer:
         attempt = deliver(consumer.url, b"{}", HEADERS, allow_loopback=True, timeout_s=0.5)
     assert attempt.status is None and attempt.error and "0.5 s" in attempt.error
+
+
+def test_a_consumer_that_drips_its_answer_is_cut_off_at_the_deadline() -> None:
+    """Each byte within the socket's timeout, the whole far beyond it: the attempt still ends
+    at its one deadline (a hostile consumer must not hold a dispatcher thread for minutes)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        with contextlib.suppress(OSError):
+            for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok":
+                connection.sendall(bytes([byte]))
+                time.sleep(0.2)
+        connection.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    attempt = deliver(f"http://127.0.0.1:{port}/hook", b"{}", HEADERS, allow_loopback=True, timeout_s=1.0)
+    took = time.monotonic() - started
+    listener.close()
+    assert attempt.status is None and attempt.error and "1 s" in attempt.error
+    assert took < 2.0  # the whole answer would take 9 s
 
 
 def test_loopback_is_refused_outside_the_local_environment() -> None:

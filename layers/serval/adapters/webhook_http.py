@@ -9,9 +9,11 @@ answer like any other (a failed attempt). The whole attempt has one deadline.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,11 +108,25 @@ def deliver(
     else:
         connection = _PinnedHTTPConnection(host, port, address, remaining)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The socket's timeout bounds each read; the watchdog bounds the whole attempt (a consumer
+    # that sends its answer a byte at a time would otherwise hold the attempt for minutes).
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(remaining, cut_off)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("POST", path, body=body, headers={"user-agent": USER_AGENT, **headers})
         answer = connection.getresponse()
         excerpt = answer.read(BODY_EXCERPT_BYTES).decode("utf-8", errors="replace")
-        if time.monotonic() - started > timeout_s:
+        if expired.is_set() or time.monotonic() - started > timeout_s:
             return Attempt(
                 None, took(), excerpt, error=f"no full answer within {timeout_s:g} s", address=address
             )
@@ -118,6 +134,9 @@ def deliver(
     except TimeoutError:
         return Attempt(None, took(), error=f"no answer within {timeout_s:g} s", address=address)
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            return Attempt(None, took(), error=f"no answer within {timeout_s:g} s", address=address)
         return Attempt(None, took(), error=f"{type(exc).__name__}: {exc}", address=address)
     finally:
+        watchdog.cancel()
         connection.close()
