@@ -120,6 +120,17 @@ def test_a_consumer_that_drips_its_answer_is_cut_off_at_the_deadline() -> None:
     assert took < 2.0  # the whole answer would take 9 s
 
 
+def test_a_name_server_that_never_answers_costs_the_attempt_its_deadline_only() -> None:
+    def silent(host: str, port: int) -> list[str]:
+        time.sleep(5)
+        return ["127.0.0.1"]
+
+    started = time.monotonic()
+    attempt = deliver("https://slow.example.com/", b"{}", HEADERS, timeout_s=0.5, resolver=silent)
+    assert attempt.status is None and "not resolved within 0.5 s" in (attempt.error or "")
+    assert time.monotonic() - started < 2.0
+
+
 def test_loopback_is_refused_outside_the_local_environment() -> None:
     with Consumer() as consumer:
         attempt = deliver(consumer.url, b"{}", HEADERS)

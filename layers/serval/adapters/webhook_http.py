@@ -67,6 +67,28 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
+def _within(timeout_s: float, resolver: Resolver, host: str, port: int) -> list[str]:
+    """``resolver(host, port)`` in a thread of its own, given up on after ``timeout_s``: a name
+    server that never answers (getaddrinfo has no timeout) costs the attempt, not the batch."""
+    found: list[list[str]] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            found.append(resolver(host, port))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if failed:
+        raise failed[0]
+    if not found:
+        raise TimeoutError(host)
+    return found[0]
+
+
 def deliver(
     url: str,
     body: bytes,
@@ -89,7 +111,9 @@ def deliver(
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
     try:
-        addresses = resolver(host, port)
+        addresses = _within(timeout_s, resolver, host, port)
+    except TimeoutError:
+        return Attempt(None, took(), error=f"{host} was not resolved within {timeout_s:g} s")
     except (OSError, UnicodeError) as exc:
         return Attempt(None, took(), error=f"{host} could not be resolved ({exc})")
     if not addresses:
