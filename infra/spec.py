@@ -21,6 +21,7 @@ if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
 
 from infra.config import EnvConfig  # noqa: E402
 from serval import errors, keys  # noqa: E402
+from serval.domain import webhooks  # noqa: E402
 from serval.domain.access import PASSWORD_MIN_LENGTH  # noqa: E402
 from serval.settings import METRICS_NAMESPACE, RuntimeSettings  # noqa: E402
 
@@ -791,7 +792,9 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
                 "WEBHOOKS_DLQ_URL": QueueRef("webhooks", dead_letter=True),
             },
             # the metrics functions/webhooks/handler.py emits per batch
-            alarms=FunctionAlarms(failed_metric="DeliveriesFailed", succeeded_metric="DeliveriesSucceeded"),
+            alarms=FunctionAlarms(
+                failed_metric=webhooks.METRIC_FAILED, succeeded_metric=webhooks.METRIC_SUCCEEDED
+            ),
         ),
     }
     for queue_spec in queues.values():

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from serval.domain import webhooks
 from serval.logic import dispatch
 from serval.settings import METRICS_NAMESPACE
 
@@ -26,8 +27,8 @@ metrics = Metrics(service="webhooks", namespace=METRICS_NAMESPACE)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = dispatch.dispatch(event.get("Records", []))
     for name, value in (
-        ("DeliveriesSucceeded", report.delivered),
-        ("DeliveriesFailed", report.failed),
+        (webhooks.METRIC_SUCCEEDED, report.delivered),
+        (webhooks.METRIC_FAILED, report.failed),
         ("DeliveriesSkipped", report.skipped),
         ("DeliveriesDead", report.dead),
         ("RetriesDeferred", report.deferred),

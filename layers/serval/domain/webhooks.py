@@ -34,6 +34,9 @@ SIGNATURE_VERSION = "v1"
 RETRY_SCHEDULE_S: tuple[int, ...] = (5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
 JITTER = 0.1  # each delay is drawn from ±10 % of its schedule value
 DELIVERY_TIMEOUT_S = 10.0
+# The dispatcher's Powertools counts that its failure-rate alarm (infra/spec.py) reads
+METRIC_SUCCEEDED = "DeliveriesSucceeded"
+METRIC_FAILED = "DeliveriesFailed"
 
 
 def new_secret(random_bytes: Callable[[int], bytes] = os.urandom) -> str:

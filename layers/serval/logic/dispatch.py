@@ -140,9 +140,9 @@ def _parse(body: str) -> DomainEvent | DeliveryMessage:
     raise ValueError("neither a Serval bus event nor a delivery")
 
 
-def _fan_out(events: Sequence[DomainEvent], now: float) -> tuple[list[tuple[Any, DeliveryMessage]], int]:
+def _fan_out(events: Sequence[DomainEvent], now: float) -> list[tuple[Any, DeliveryMessage]]:
     """First attempts of ``events``: every subscription of each event's project and of the
-    organisation whose filter matches. Returns (subscription, message) pairs and AWS reads."""
+    organisation whose filter matches, as (subscription, message) pairs."""
     scopes = {e.project_id for e in events if e.project_id} | {None}
     found = {scope: subscriptions.list_scope(scope) for scope in scopes}
     pairs = []
@@ -158,7 +158,7 @@ def _fan_out(events: Sequence[DomainEvent], now: float) -> tuple[list[tuple[Any,
                         due_at=now,
                     )
                     pairs.append((item, message))
-    return pairs, len(scopes)
+    return pairs
 
 
 def _retry_message(message: DeliveryMessage, now: float) -> tuple[DeliveryMessage | None, float | None]:
@@ -307,7 +307,7 @@ def dispatch(records: Sequence[dict[str, Any]], now: Callable[[], float] = time.
     _send(batch.early, started)
     report.deferred = len(batch.early)
 
-    pairs, _ = _fan_out(batch.fresh, started)
+    pairs = _fan_out(batch.fresh, started)
     found = subscriptions.get_many((m.project_id, m.webhook_id) for m in batch.due)
     pairs += [(found[m.webhook_id], m) for m in batch.due if m.webhook_id in found]
     results = _send_all(pairs, now)

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from serval import ids
+from serval import ids, keys
 from serval.adapters import deliveries, dynamo, projects
 from serval.adapters import webhooks as store
 from serval.domain import events, webhooks
@@ -168,14 +168,13 @@ def deliveries_of(
 ) -> tuple[list[Delivery], str | None]:
     """A subscription's attempts, newest first, filtered by outcome and time."""
     store.get_item(project_id, webhook_id)  # 404 unless it is this scope's
-    pk = f"SUB#{webhook_id}"
     page = deliveries.for_subscription(
         webhook_id,
         since=_bound(since, "from"),
         until=_bound(until, "to"),
         outcome=outcome,
         limit=limit,
-        start_key=dynamo.decode_cursor(cursor, "PK", pk),
+        start_key=dynamo.decode_cursor(cursor, keys.PK, keys.delivery_pk(webhook_id)),
     )
     return [deliveries.to_delivery(r) for r in page.rows], dynamo.encode_cursor(page.last_key)
 
@@ -185,8 +184,8 @@ def deliveries_of_event(
 ) -> tuple[list[Delivery], str | None]:
     """Every attempt to deliver one event to the scope's subscriptions (a project's own; the
     organisation's admins see every subscription's)."""
-    gsi_pk = f"EVENT#{event_id}"
-    page = deliveries.for_event(event_id, limit, dynamo.decode_cursor(cursor, "GSI1PK", gsi_pk))
+    start = dynamo.decode_cursor(cursor, keys.GSI1PK, keys.event_deliveries_gsi1pk(event_id))
+    page = deliveries.for_event(event_id, limit, start)
     rows = [r for r in page.rows if project_id is None or deliveries.subscription_project(r) == project_id]
     if not rows and cursor is None and page.last_key is None:
         raise NotFound(
