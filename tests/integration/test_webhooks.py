@@ -39,11 +39,9 @@ class Pipeline:
         self.dlq = aws.env["WEBHOOKS_DLQ_URL"]
         self.batches = 0
 
-    def step(self) -> int:
-        """Publish new stream records, then hand one receive of the webhooks queue to the
-        dispatcher (deleting what it handled, as Lambda does). Returns the messages handled."""
+    def publish(self) -> None:
+        """The events function on the stream's new records: their events reach the queue."""
         from events.handler import handler as events_handler
-        from webhooks.handler import handler as dispatcher
 
         records = self.stream.read()
         if records:
@@ -51,6 +49,13 @@ class Pipeline:
                 {"Records": records}, LambdaContextStub(function_name="serval-local-events")
             )
             assert result == {"batchItemFailures": []}
+
+    def step(self) -> int:
+        """Publish new stream records, then hand one receive of the webhooks queue to the
+        dispatcher (deleting what it handled, as Lambda does). Returns the messages handled."""
+        from webhooks.handler import handler as dispatcher
+
+        self.publish()
         messages = self.aws.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get(
             "Messages", []
         )
@@ -486,6 +491,41 @@ def test_a_delivery_whose_retries_are_spent_goes_to_the_dlq(
         ).status
         == 202
     )
+
+
+def test_a_batch_past_its_attempt_budget_queues_the_rest_and_loses_none(
+    hooks: Pipeline, admin: Actor, receivers: list[Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serval.logic import dispatch
+
+    # Given a budget of 2 attempts per invocation and two subscriptions to task.created
+    monkeypatch.setattr(dispatch, "MAX_ATTEMPTS", 2)
+    pid = _project(admin)
+    first, second = _receiver(receivers), _receiver(receivers)
+    for receiver in (first, second):
+        _subscribe(f"/projects/{pid}/webhooks", admin, receiver, event_types=["task.created"])
+    task_ids = _tasks(pid, admin, 3)
+    # When one invocation gets the project's first events: three task.created (six deliveries)
+    hooks.publish()
+    messages = hooks.aws.sqs.receive_message(QueueUrl=hooks.queue, MaxNumberOfMessages=10)["Messages"]
+    types = [json.loads(m["Body"])["detail-type"] for m in messages]
+    assert types.count("task.created") == 3
+    report = dispatch.dispatch([{"messageId": m["MessageId"], "body": m["Body"]} for m in messages])
+    hooks.aws.sqs.delete_message_batch(
+        QueueUrl=hooks.queue,
+        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+    )
+    # Then it attempts two and queues the rest again, due now
+    assert report.delivered == 2 and report.deferred == 4
+    assert len(first.received) + len(second.received) == 2
+    # And the rest reaches both receivers: every event once each, as a first attempt
+    hooks.drain()
+    for receiver in (first, second):
+        got = sorted(
+            r.event["data"]["task_id"] for r in receiver.received if r.event["type"] == "task.created"
+        )
+        assert got == sorted(task_ids)
+        assert len(set(receiver.ids())) == len(receiver.ids())
 
 
 def test_a_test_event_is_delivered_now_and_answers_with_the_result(

@@ -37,6 +37,10 @@ from serval.domain.subscriptions import Delivery, DeliveryOutcome, SubscriptionS
 from serval.settings import settings
 
 MAX_PARALLEL = 64  # deliveries in flight at once in one invocation (see infra.spec.WEBHOOKS_TIMEOUT_S)
+# attempts one invocation makes at most (six rounds of MAX_PARALLEL, each within the delivery
+# timeout): a batch that fans out to more queues the rest again, due at once, so an invocation
+# always ends well within its timeout however many subscriptions match
+MAX_ATTEMPTS = 6 * MAX_PARALLEL
 
 
 class DeliveryMessage(BaseModel):
@@ -59,7 +63,7 @@ class Report:
     delivered: int = 0
     failed: int = 0
     skipped: int = 0
-    deferred: int = 0  # retries that came back early and were sent again with their rest
+    deferred: int = 0  # retries back early (sent again with their rest), attempts past the budget
     dead: int = 0
     disabled: list[str] = field(default_factory=list)
     poison: list[tuple[str, str]] = field(default_factory=list)  # (message id, reason)
@@ -245,6 +249,24 @@ def _sort(records: Sequence[dict[str, Any]], report: Report, started: float) -> 
     return batch
 
 
+def _within_budget(
+    pairs: Sequence[tuple[Any, DeliveryMessage]],
+) -> tuple[list[tuple[Any, DeliveryMessage]], list[DeliveryMessage]]:
+    """The pairs this invocation attempts (at most MAX_ATTEMPTS sends; a skipped one costs
+    none) and the messages of the rest, queued again as they are (due now)."""
+    kept: list[tuple[Any, DeliveryMessage]] = []
+    overflow: list[DeliveryMessage] = []
+    sends = 0
+    for item, message in pairs:
+        active = item.status == SubscriptionStatus.ACTIVE.value
+        if active and sends >= MAX_ATTEMPTS:
+            overflow.append(message)
+            continue
+        sends += active
+        kept.append((item, message))
+    return kept, overflow
+
+
 def _send_all(
     pairs: Sequence[tuple[Any, DeliveryMessage]], now: Callable[[], float]
 ) -> list[tuple[Any, DeliveryMessage, Delivery]]:
@@ -307,9 +329,12 @@ def dispatch(records: Sequence[dict[str, Any]], now: Callable[[], float] = time.
     _send(batch.early, started)
     report.deferred = len(batch.early)
 
-    pairs = _fan_out(batch.fresh, started)
     found = subscriptions.get_many((m.project_id, m.webhook_id) for m in batch.due)
-    pairs += [(found[m.webhook_id], m) for m in batch.due if m.webhook_id in found]
+    pairs = [(found[m.webhook_id], m) for m in batch.due if m.webhook_id in found]
+    pairs += _fan_out(batch.fresh, started)
+    pairs, overflow = _within_budget(pairs)
+    _send(overflow, started)
+    report.deferred += len(overflow)
     results = _send_all(pairs, now)
 
     after = now()
