@@ -234,7 +234,7 @@ def _annotated_image_tasks(stack: LocalStack, project_id: str, n: int) -> None:
                 )
                 for i in chunk
             ]
-            task_store.batch_write(
+            dynamo.batch_write(
                 [
                     {"PutRequest": {"Item": m.AnnotationItem(**mapping.annotation_to_attrs(a)).serialize()}}
                     for a in annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serval import keys
-from serval.adapters import clients, dynamo, tasks
+from serval.adapters import clients, dynamo
 from serval.domain.subscriptions import Delivery, DeliveryOutcome
 from serval.settings import settings
 
@@ -51,7 +51,7 @@ def put(attempts: Sequence[LoggedAttempt]) -> int:
     if len(rows) == 1:
         clients.dynamodb().put_item(TableName=cfg.DELIVERIES_TABLE, Item=rows[0])
         return 1
-    return tasks.batch_write([{"PutRequest": {"Item": row}} for row in rows], table=cfg.DELIVERIES_TABLE)
+    return dynamo.batch_write([{"PutRequest": {"Item": row}} for row in rows], table=cfg.DELIVERIES_TABLE)
 
 
 def _plain(value: dict[str, Any]) -> Any:

@@ -431,3 +431,37 @@ def read_counters(project_id: str) -> dict[str, int]:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+BATCH_WRITE_LIMIT = 25  # requests per BatchWriteItem
+
+
+def batch_write(requests: Sequence[dict[str, Any]], table: str | None = None) -> int:
+    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
+
+    ``table``: the tasks table unless named. Raises ItemRefused when DynamoDB refuses a chunk
+    (it then writes none of it); the chunks before it are written.
+    """
+    from botocore.exceptions import ClientError
+
+    from serval.adapters import clients
+
+    table = table or settings().TASKS_TABLE
+    calls = 0
+    for chunk in chunks(requests, BATCH_WRITE_LIMIT):
+        pending: list[dict[str, Any]] = list(chunk)
+        for attempt in range(12):
+            calls += 1
+            try:
+                response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                    raise refused(exc, f"DynamoDB refused a batch of {len(pending)} writes") from exc
+                raise
+            pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
+            if not pending:
+                break
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        else:
+            raise Throttled(f"{len(pending)} items stayed unprocessed after retries")
+    return calls

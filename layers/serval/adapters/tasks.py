@@ -15,10 +15,9 @@ from serval.domain.actor import Actor
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TaskPatch, utcnow
-from serval.errors import Conflict, ItemRefused, ItemTooLarge, NotFound, Throttled, ValidationFailed
+from serval.errors import Conflict, ItemRefused, ItemTooLarge, NotFound, ValidationFailed
 from serval.settings import settings
 
-BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 MAX_FILTER_PAGES = 10  # a filtered listing reads at most this many pages before returning a cursor
 
@@ -97,13 +96,13 @@ def batch_put(tasks: Sequence[Task]) -> BatchResult:
             result.refused.append(Refused(task, exc.message))
             continue
         owned += [(index, r) for r in requests]
-    for chunk in dynamo.chunks(owned, BATCH_WRITE_LIMIT):
+    for chunk in dynamo.chunks(owned, dynamo.BATCH_WRITE_LIMIT):
         try:
-            result.requests += batch_write([r for _, r in chunk])
+            result.requests += dynamo.batch_write([r for _, r in chunk])
         except ItemRefused:
             for index in dict.fromkeys(i for i, _ in chunk):
                 try:
-                    result.requests += batch_write(_put_requests(tasks[index]))
+                    result.requests += dynamo.batch_write(_put_requests(tasks[index]))
                 except ItemRefused as exc:
                     result.refused.append(Refused(tasks[index], _reason(exc)))
     return result
@@ -548,12 +547,9 @@ def _delete_once(project_id: str, task_id: str, actor: Actor, audited: bool) -> 
             tx, actor, "task.delete", "task", task_id, project_id, before=task.model_dump(mode="json")
         )
     tx.commit()
-    for chunk in dynamo.chunks(later, BATCH_WRITE_LIMIT):
-        clients.dynamodb().batch_write_item(
-            RequestItems={
-                table: [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in chunk]
-            }
-        )
+    dynamo.batch_write(
+        [{"DeleteRequest": {"Key": {keys.PK: {"S": pk}, keys.SK: {"S": sk}}}} for sk in later], table=table
+    )
     return deleted
 
 
@@ -579,7 +575,7 @@ def set_tags_priority(
     The links are idempotent puts and deletes written after the item, so calling this again
     with the same values repairs links a crash left behind. False: the task changed meanwhile
     (or is gone); reload it and retry. Given ``deferred_links``, the link writes are appended
-    there for the caller to pass to :func:`batch_write` (after every item of a batch).
+    there for the caller to pass to :func:`dynamo.batch_write` (after every item of a batch).
     """
     pk = keys.project_pk(item.project_id)
     before = list(item.tags or [])
@@ -627,7 +623,7 @@ def set_tags_priority(
             for t in tags
         ]
         if deferred_links is None:
-            batch_write(requests)
+            dynamo.batch_write(requests)
         else:
             deferred_links += requests
     return True
@@ -668,32 +664,3 @@ def transition(project_id: str, task_id: str, target: TaskStatus) -> Task:
     except dynamo.TransactionCancelled as exc:
         raise Conflict("the task changed meanwhile; reload and retry") from exc
     return task.model_copy(update={"status": target, "updated_at": at})
-
-
-def batch_write(requests: Sequence[dict[str, Any]], table: str | None = None) -> int:
-    """BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff. Returns requests made.
-
-    ``table``: the tasks table unless named. Raises ItemRefused when DynamoDB refuses a chunk
-    (it then writes none of it); the chunks before it are written.
-    """
-    table = table or settings().TASKS_TABLE
-    calls = 0
-    from botocore.exceptions import ClientError
-
-    for chunk in dynamo.chunks(requests, BATCH_WRITE_LIMIT):
-        pending: list[dict[str, Any]] = list(chunk)
-        for attempt in range(12):
-            calls += 1
-            try:
-                response = clients.dynamodb().batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ValidationException":
-                    raise dynamo.refused(exc, f"DynamoDB refused a batch of {len(pending)} writes") from exc
-                raise
-            pending = response.get("UnprocessedItems", {}).get(table, [])  # type: ignore[assignment]
-            if not pending:
-                break
-            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-        else:
-            raise Throttled(f"{len(pending)} items stayed unprocessed after retries")
-    return calls

@@ -239,7 +239,7 @@ def _patch_chunk(project_id: str, params: BulkParams, task_ids: list[str], out: 
                 out.fail(task_id, DELETED)
             elif _patch_item(params, item, out, links) is False:
                 _patch(project_id, params, task_id, out)
-    task_store.batch_write(links)
+    dynamo.batch_write(links)
 
 
 def _patch_item(params: BulkParams, item: Any, out: _Chunk, links: list[dict[str, Any]] | None) -> bool:
