@@ -68,11 +68,12 @@ def catalogue(language: str) -> dict[str, Any]:
 
 @cache
 def patterns(language: str) -> list[re.Pattern[str]]:
-    """Each catalogue string as a pattern: its placeholders match any text."""
+    """Each catalogue string as a pattern: its placeholders match any text, none included (an
+    optional part such as the "+" of "{{n}}{{more}} tasks loaded" is empty when there is no more)."""
     out = []
     for leaf in _leaves(catalogue(language)):
         parts = re.split(r"\{\{\s*[\w.]+\s*\}\}", re.sub(r"\s+", " ", leaf).strip())
-        out.append(re.compile(".+?".join(re.escape(p) for p in parts), re.DOTALL))
+        out.append(re.compile(".*?".join(re.escape(p) for p in parts), re.DOTALL))
     return out
 
 
