@@ -353,11 +353,10 @@ def web_config(
     }
 
 
-# The dispatcher's timeout: an invocation sends at most logic.dispatch.MAX_ATTEMPTS (384) of its
-# batch's deliveries, 64 at a time, each within 10 s: about 60 s at worst (the rest are queued
-# again, due at once). A batch is up to WEBHOOKS_BATCH_SIZE events gathered for up to a second:
-# most events match no subscription, and an invocation per 10 of them kept a local stack (and a
-# bill) busy for nothing during a 10k-task import.
+# The dispatcher's timeout: an invocation makes at most logic.dispatch.MAX_ATTEMPTS deliveries
+# (six rounds of 64, each within 10 s: about 60 s at worst); the rest of its batch is queued
+# again, due at once. A batch is up to WEBHOOKS_BATCH_SIZE events gathered for up to a second:
+# most events match no subscription, so small batches would cost invocations for nothing.
 WEBHOOKS_TIMEOUT_S = 120
 WEBHOOKS_BATCH_SIZE = 100
 

@@ -33,8 +33,8 @@
    ``Queue.attributes`` counts every message of the queue to answer any one attribute (each
    ``SendMessage`` asks for one), so attributes are computed when read; its ``DeleteMessage``
    scans every message of the queue, twice, building a list per message, to find the one with
-   the receipt handle (0.1 s per batch of 10 at a backlog of 10k): handles are indexed as they
-   are handed out. Step Functions parses
+   the receipt handle (17 ms of a receive-and-delete of 10 at a backlog of 10k, which still costs
+   95 ms in moto's receive): handles are indexed as they are handed out. Step Functions parses
    the state machine's definition with ANTLR at every execution and builds a new boto3 client
    for every Lambda step, and jsonpath_ng builds a new parser for every path it evaluates (in
    each step and for each event target); the programs, clients and parsed paths are reused, and
