@@ -59,7 +59,7 @@ lint: setup ## ruff + mypy, and the web app's ESLint (its types are checked by i
 	cd frontend && npm run --silent lint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p jobs_dlq -p workflow -p starter -p webhooks -p infra -p bench
+	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p jobs_dlq -p workflow -p starter -p webhooks -p reconciler -p infra -p bench
 
 synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
 	npx cdk synth --quiet -c env=$(ENV)

@@ -161,7 +161,15 @@ class StateMachineTrigger:
     kind: Literal["states"] = "states"
 
 
-Trigger = SqsTrigger | StreamTrigger | ApiTrigger | StateMachineTrigger
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    """Invoked on a fixed rate: an EventBridge schedule in AWS, a timer in the local stack."""
+
+    every_minutes: int
+    kind: Literal["schedule"] = "schedule"
+
+
+Trigger = SqsTrigger | StreamTrigger | ApiTrigger | StateMachineTrigger | ScheduleTrigger
 
 
 @dataclass(frozen=True)
@@ -214,8 +222,11 @@ class FunctionSpec:
     secrets: tuple[str, ...] = ()
     # StateMachineSpec ids whose executions the function starts (env STATE_MACHINE_ARN) ...
     starts_executions: tuple[str, ...] = ()
-    # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure).
+    # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure) ...
     completes_steps: bool = False
+    # StateMachineSpec ids whose executions the function reads (DescribeExecution; env
+    # STATE_MACHINE_ARN, built from the machine's name: no reference to the stack that owns it).
+    describes_executions: tuple[str, ...] = ()
     alarms: FunctionAlarms | None = None
 
     # Concurrent invocations of a function without a concurrency of its own (API, state machine
@@ -358,6 +369,8 @@ def web_config(
 # again, due at once. A batch is up to WEBHOOKS_BATCH_SIZE events gathered for up to a second:
 # most events match no subscription, so small batches would cost invocations for nothing.
 WEBHOOKS_TIMEOUT_S = 120
+# How often the reconciler runs; a handoff is overdue serval.domain.handoffs.GRACE_S after its commit.
+RECONCILE_EVERY_MINUTES = 5
 WEBHOOKS_BATCH_SIZE = 100
 
 # Every Serval event goes to the webhook dispatcher, which matches it to subscriptions.
@@ -436,7 +449,13 @@ def _tables(prefix: str) -> dict[str, TableSpec]:
     return {
         # GSI3 lists the tasks reserved for each user (sparse: reserved tasks only), so releasing
         # a removed or disabled member's reservations is a Query, never a scan.
-        "tasks": _single_table("tasks", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
+        # GSI4 is the outbox of step handoffs not yet delivered (sparse), which the reconciler reads.
+        "tasks": _single_table(
+            "tasks",
+            prefix,
+            IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK),
+            IndexSpec(keys.GSI4, keys.GSI4PK, keys.GSI4SK),
+        ),
         # GSI3 orders each scope's hash chain by sequence number (sparse: chained records only).
         "audit": _single_table("audit", prefix, IndexSpec(keys.GSI3, keys.GSI3PK, keys.GSI3SK)),
         # The webhook delivery log: every attempt, by subscription in time order (PK/SK) and by
@@ -719,6 +738,25 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             environment=fenv("starter"),
             table_access={"tasks": "write"},
             starts_executions=("task",),
+        ),
+        # Finishes half-done work: step handoffs committed but never delivered (serval.logic.reconcile).
+        "reconciler": FunctionSpec(
+            id="reconciler",
+            name=f"{prefix}-reconciler",
+            handler="reconciler.handler.handler",
+            description="Repairs half-finished work: delivers overdue step handoffs, re-creates lost executions",
+            memory_mb=256,
+            timeout_s=300,
+            trigger=ScheduleTrigger(every_minutes=RECONCILE_EVERY_MINUTES),
+            environment=fenv("reconciler"),
+            # repairs task items (no put, no delete), each audited
+            table_access={"tasks": "update", "audit": "append"},
+            secrets=("audit-seal",),
+            # a lost execution is re-created by the starter, throttled as every start is
+            sends_to={"EXECUTIONS_QUEUE_URL": QueueRef("executions")},
+            completes_steps=True,
+            describes_executions=("task",),
+            unreserved_concurrency=1,  # one run at a time (runs end well within their interval)
         ),
         "chainer": FunctionSpec(
             id="chainer",

@@ -5,15 +5,16 @@ spec declares: grants on tables (GSIs included, at one of the :data:`TABLE_ACCES
 levels) and buckets, PutEvents on the bus, the Cognito admin actions on the one
 user pool, sqs:SendMessage on its ``sends_to`` queues, GetSecretValue on its
 secrets, StartExecution on the state machines it starts (whose ARN it gets as
-``STATE_MACHINE_ARN``), the task-token callbacks when it completes workflow steps,
-writes to its own log group, X-Ray segments, and whatever its trigger needs.
+``STATE_MACHINE_ARN``), DescribeExecution on their executions when it reads them, the
+task-token callbacks when it completes workflow steps, writes to its own log group, X-Ray
+segments, and whatever its trigger needs (a schedule trigger gets its EventBridge rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Arn, ArnFormat, Duration, Stack
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -22,6 +23,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -34,6 +37,7 @@ from infra.spec import (
     ApiTrigger,
     FunctionSpec,
     ObjectAccess,
+    ScheduleTrigger,
     ServalSpec,
     SqsTrigger,
     StateMachineTrigger,
@@ -106,6 +110,14 @@ STEP_CALLBACK_ACTIONS: tuple[str, ...] = (
 STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
 
+def executions_of(scope: Construct, machine: sfn.IStateMachine) -> str:
+    """The ARN prefix of the state machine's executions (``...:execution:<machine name>``)."""
+    name = Arn.split(machine.state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name
+    return Stack.of(scope).format_arn(
+        service="states", resource="execution", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+
+
 def latest_python_runtime() -> str:
     """The newest Python runtime this aws-cdk-lib knows (what cdk-nag's L1 rule compares with)."""
     versions = [r.name for r in lambda_.Runtime.ALL if r.family == lambda_.RuntimeFamily.PYTHON]
@@ -118,8 +130,9 @@ def event_source(
     queues: Mapping[str, sqs.IQueue] | None = None,
     tables: Mapping[str, dynamodb.ITable] | None = None,
 ) -> lambda_.IEventSource | None:
-    """The CDK event source of a spec trigger; ``None`` for API triggers (wired by the REST API)
-    and state machine triggers (the state machine's Task states invoke the function).
+    """The CDK event source of a spec trigger; ``None`` for API triggers (wired by the REST API),
+    state machine triggers (the state machine's Task states invoke the function) and schedule
+    triggers (an EventBridge rule invokes it, see :class:`ServalFunction`).
 
     ``queues`` holds the trigger's queue (SQS) or its on-failure queue (streams), by spec id.
     """
@@ -152,7 +165,7 @@ def event_source(
             on_failure=on_failure,
             report_batch_item_failures=trigger.report_batch_item_failures,
         )
-    if isinstance(trigger, ApiTrigger | StateMachineTrigger):
+    if isinstance(trigger, ApiTrigger | StateMachineTrigger | ScheduleTrigger):
         return None
     raise TypeError(f"unknown trigger {trigger!r}")
 
@@ -208,6 +221,8 @@ class ServalFunction(Construct):
         environment.update({name: queue.queue_url for name, queue in send_to.items()})
         for machine_id in fs.starts_executions:
             environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
+        for machine_id in fs.describes_executions:
+            environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
 
         self.function = lambda_.Function(
             self,
@@ -255,12 +270,19 @@ class ServalFunction(Construct):
             )
         for machine_id in fs.starts_executions:
             state_machines[machine_id].grant_start_execution(self.role)
+        execution_arns = [f"{executions_of(self, state_machines[m])}:*" for m in fs.describes_executions]
+        if execution_arns:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["states:DescribeExecution"], resources=execution_arns)
+            )
         if fs.completes_steps:
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(STEP_CALLBACK_ACTIONS), resources=["*"])
             )
         if source is not None:
             self.function.add_event_source(source)
+        if isinstance(fs.trigger, ScheduleTrigger):
+            self._schedule(fs, fs.trigger)
 
         acknowledge_grant_wildcards(
             self.role,
@@ -269,6 +291,7 @@ class ServalFunction(Construct):
                 buckets[b].bucket_arn for b, m in fs.bucket_access.items() if not isinstance(m, ObjectAccess)
             ],
             object_arns=object_arns,
+            execution_arns=execution_arns,
         )
         if RUNTIME.name != latest_python_runtime():
             acknowledge(
@@ -277,6 +300,29 @@ class ServalFunction(Construct):
                 f"{RUNTIME.name} is pinned in infra/spec.py together with the layer's wheels "
                 f"(pip --python-version); runtime and layer build move to {latest_python_runtime()} together.",
             )
+
+    def _schedule(self, fs: FunctionSpec, trigger: ScheduleTrigger) -> None:
+        """An EventBridge schedule that invokes the function at the trigger's rate, through a role of
+        its own that may invoke this function only (for schedules of this account)."""
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description=f"Lets the schedule of {fs.name} invoke it",
+        )
+        scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=f"{fs.name}-schedule",
+            description=f"Runs {fs.name} every {trigger.every_minutes} minutes",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(trigger.every_minutes)),
+            # a run that fails is the next run's work: no retries pile up behind it
+            target=scheduler_targets.LambdaInvoke(self.function, role=role, retry_attempts=0),
+        )
+        acknowledge_grant_wildcards(role, function_arns=[self.function.function_arn])
 
     def _grant_objects(self, bucket: s3.IBucket, access: ObjectAccess) -> list[str]:
         """Grant ``access`` on ``bucket``'s matching keys; returns the object ARNs granted."""
@@ -299,9 +345,9 @@ class ServalFunction(Construct):
         secrets: Mapping[str, secretsmanager.ISecret],
         state_machines: Mapping[str, sfn.IStateMachine],
     ) -> None:
-        if len(fs.starts_executions) > 1:
+        if len(set(fs.starts_executions) | set(fs.describes_executions)) > 1:
             raise ValueError(
-                f"function {fs.id!r} starts several state machines but has one {STATE_MACHINE_ARN_VARIABLE}"
+                f"function {fs.id!r} uses several state machines but has one {STATE_MACHINE_ARN_VARIABLE}"
             )
         unknown = {mode for mode in fs.table_access.values() if mode not in TABLE_ACCESS}
         if unknown:
@@ -309,7 +355,11 @@ class ServalFunction(Construct):
         missing = [f"table {t!r}" for t in fs.table_access if t not in tables]
         missing += [f"bucket {b!r}" for b in fs.bucket_access if b not in buckets]
         missing += [f"secret {s!r}" for s in fs.secrets if s not in secrets]
-        missing += [f"state machine {m!r}" for m in fs.starts_executions if m not in state_machines]
+        missing += [
+            f"state machine {m!r}"
+            for m in (*fs.starts_executions, *fs.describes_executions)
+            if m not in state_machines
+        ]
         if fs.publishes_events and bus is None:
             missing.append("the event bus")
         if fs.manages_users and user_pool is None:

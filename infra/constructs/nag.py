@@ -113,6 +113,7 @@ def _grant_reason(
     bucket_arns: Iterable[str],
     function_arns: Iterable[str] = (),
     object_arns: Iterable[str] = (),
+    execution_arns: Iterable[str] = (),
 ) -> str | None:
     if finding.startswith("Action::"):
         action = finding.removeprefix("Action::")
@@ -136,6 +137,8 @@ def _grant_reason(
     for arn in function_arns:
         if resource == f"{arn}:*" and actions == {"lambda:InvokeFunction"}:
             return "Function.grant_invoke covers the function's versions and aliases; scoped to this one function"
+    if resource in execution_arns and actions == {"states:DescribeExecution"}:
+        return "DescribeExecution on one state machine's executions; their names are only known at run time"
     return None
 
 
@@ -146,12 +149,14 @@ def acknowledge_grant_wildcards(
     bucket_arns: Iterable[Any] = (),
     function_arns: Iterable[Any] = (),
     object_arns: Iterable[Any] = (),
+    execution_arns: Iterable[Any] = (),
 ) -> list[str]:
     """Acknowledge the IAM5 findings that ``grant*`` calls produced on ``role``'s default policy.
 
     ``table_arns``, ``bucket_arns`` and ``function_arns`` are the ARNs (tokens are fine) of
     the tables, buckets and functions (invoke) this role was granted on, ``object_arns`` the key
-    patterns of its object-level grants; a wildcard on anything else is not acknowledged. Returns the acknowledged rule ids.
+    patterns of its object-level grants, ``execution_arns`` the execution patterns it may
+    describe; a wildcard on anything else is not acknowledged. Returns the acknowledged rule ids.
     """
     policy = role.node.try_find_child("DefaultPolicy")
     if not isinstance(policy, iam.Policy):
@@ -162,12 +167,13 @@ def acknowledge_grant_wildcards(
     buckets = [flatten_cfn_reference(stack.resolve(arn)) for arn in bucket_arns]
     functions = [flatten_cfn_reference(stack.resolve(arn)) for arn in function_arns]
     objects = [flatten_cfn_reference(stack.resolve(arn)) for arn in object_arns]
+    executions = [flatten_cfn_reference(stack.resolve(arn)) for arn in execution_arns]
     # cdk-nag reports each distinct finding id once per policy, so an id is acknowledged only
     # when every statement that produces it is grant-generated.
     reasons: dict[str, list[str | None]] = {}
     for finding, actions in wildcard_findings(document):
         reasons.setdefault(finding, []).append(
-            _grant_reason(finding, actions, tables, buckets, functions, objects)
+            _grant_reason(finding, actions, tables, buckets, functions, objects, executions)
         )
     acknowledged: list[str] = []
     for finding, found in reasons.items():

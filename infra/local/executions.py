@@ -18,6 +18,7 @@ import boto3
 from infra.local.resources import LocalResources
 from infra.spec import ServalSpec, SqsTrigger
 from serval.domain.executions import ResumeRequest, current_execution, resume_message
+from serval.domain.handoffs import Handoff
 from serval.domain.lifecycle import TaskStatus, waiting_step
 
 SEND_BATCH = 10  # SendMessageBatch's limit
@@ -34,8 +35,9 @@ def executions_queue(spec: ServalSpec) -> str:
 
 
 def tasks_left_waiting(table_name: str) -> Iterator[ResumeRequest]:
-    """A resume request for every task that waits in Label or Review (by its status and the step
-    tokens it holds) and whose execution never ended, naming the execution that issued its token.
+    """A resume request for every task that waits in Label or Review (by its status, the step
+    tokens it holds and its undelivered handoff) and whose execution never ended, naming the
+    execution that issued its token.
 
     A scan: this runs once on start, never on a request path. The starter reads each task again
     before it resumes it."""
@@ -44,7 +46,7 @@ def tasks_left_waiting(table_name: str) -> Iterator[ResumeRequest]:
         .get_paginator("scan")
         .paginate(
             TableName=table_name,
-            ProjectionExpression="project_id, task_id, execution_name, #s, label_token, review_token",
+            ProjectionExpression="project_id, task_id, execution_name, #s, label_token, review_token, handoff",
             FilterExpression=(
                 "#e = :task AND (attribute_exists(label_token) OR attribute_exists(review_token))"
                 " AND attribute_not_exists(execution_ended_at)"
@@ -56,8 +58,10 @@ def tasks_left_waiting(table_name: str) -> Iterator[ResumeRequest]:
     for page in pages:
         for item in page["Items"]:
             status = TaskStatus(item["status"]["S"])
-            if waiting_step(status, "label_token" in item, "review_token" in item) is None:
-                continue  # between steps (e.g. a round submitted whose Label step was never told)
+            pending = Handoff.from_stored(item["handoff"]["S"]) if "handoff" in item else None
+            step = pending.step if pending else None
+            if waiting_step(status, "label_token" in item, "review_token" in item, step) is None:
+                continue  # between steps
             task_id = item["task_id"]["S"]
             name = item.get("execution_name", {}).get("S")
             yield ResumeRequest(item["project_id"]["S"], task_id, current_execution(task_id, name))

@@ -22,6 +22,10 @@ when the function reports ``batchItemFailures`` (by sequence number), else split
 in two when ``bisect_batch_on_error``, else whole. After ``retry_attempts``
 retries its metadata (``DDBStreamBatchInfo``) goes to the on-failure queue and
 the shard moves on.
+
+**Schedules** (:class:`SchedulePoller`): every ``every_minutes``, as an EventBridge schedule
+rule would, invokes the function with a ``Scheduled Event``; a run that fails is not retried
+(the rule's target has no retries), the next one comes at its time.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from botocore.config import Config
 
 from infra.local import patches
 from infra.local.resources import LocalResources
-from infra.spec import ServalSpec, SqsTrigger, StreamTrigger
+from infra.spec import FunctionSpec, ScheduleTrigger, ServalSpec, SqsTrigger, StreamTrigger
 
 log = logging.getLogger("serval.local.pollers")
 
@@ -492,6 +496,56 @@ class StreamPoller:
         self._sqs.send_message(QueueUrl=self.source.on_failure_queue_url, MessageBody=json.dumps(record))
 
 
+# --------------------------------------------------------------------------- schedules
+
+
+def scheduled_event(rule_arn: str, region: str, account_id: str) -> dict[str, Any]:
+    """The event an EventBridge schedule rule gives its Lambda target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+class SchedulePoller:
+    """Invokes a function every ``interval_s`` (its schedule's rate), the first time one interval
+    after the start; one run at a time, as a rate rule whose runs end within their interval."""
+
+    def __init__(
+        self, fn: FunctionSpec, resources: LocalResources, *, interval_s: float | None = None
+    ) -> None:
+        assert isinstance(fn.trigger, ScheduleTrigger)
+        self.function_name = fn.name
+        self._interval_s = interval_s if interval_s is not None else fn.trigger.every_minutes * 60
+        self._rule_arn = f"arn:aws:events:{resources.region}:{resources.account_id}:rule/{fn.name}-schedule"
+        self._resources = resources
+        self._lambda = _lambda_client(fn.timeout_s)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{fn.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            event = scheduled_event(self._rule_arn, self._resources.region, self._resources.account_id)
+            invoke(self._lambda, self.function_name, event)
+
+
 # --------------------------------------------------------------------------- wiring from the spec
 
 
@@ -545,4 +599,6 @@ def pollers_for(
                 observed.add(trigger.table)
                 watcher = partial(observe, trigger.table)
             pollers.append(StreamPoller(stream_source, observe=watcher, **options.get("stream", {})))
+        elif isinstance(trigger, ScheduleTrigger):
+            pollers.append(SchedulePoller(fn, resources, **options.get("schedule", {})))
     return pollers

@@ -135,7 +135,9 @@ class ServalStack(Stack):
                 secrets=shared.secrets,
                 source=event_source(f.trigger, queues=own_queues, tables=streams),
                 send_to={variable: self.queue(ref, shared) for variable, ref in f.sends_to.items()},
-                state_machines={m: self.state_machine(m) for m in f.starts_executions},
+                state_machines={
+                    m: self.state_machine(m) for m in (*f.starts_executions, *f.describes_executions)
+                },
                 **(wiring(f) if wiring else {}),
             )
             for f in placed

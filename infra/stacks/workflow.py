@@ -15,7 +15,8 @@ class WorkflowStack(ServalStack):
     """Task workflow: bus (task.created) -> executions queue -> starter -> state machine -> workflow function.
 
     Owns the queues of the functions that start executions (with the bus rules that feed
-    them), every spec state machine, the functions its Task states invoke, and the starters.
+    them), every spec state machine, the functions its Task states invoke, the starters, and
+    the reconciler, which reads the executions.
     The functions a state machine invokes are built first, the state machine from their
     ARNs, then the starters from its ARN: all references stay inside this stack.
     """
@@ -65,10 +66,11 @@ class WorkflowStack(ServalStack):
 
     @classmethod
     def placed_functions(cls, spec: ServalSpec) -> list[FunctionSpec]:
-        """The starters (consumers of this stack's queues) and the functions the state machines invoke."""
+        """The starters (consumers of this stack's queues), the functions the state machines invoke,
+        and those that read their executions (the reconciler)."""
         queue_consumers = super().placed_functions(spec)
         return [
             f
             for f in spec.functions.values()
-            if isinstance(f.trigger, StateMachineTrigger) or f in queue_consumers
+            if isinstance(f.trigger, StateMachineTrigger) or f.describes_executions or f in queue_consumers
         ]

@@ -19,6 +19,10 @@ Tasks table (single-table design, see docs/data-model.md):
 A task reserved for a member (``assignee``) is also in GSI3 (sparse): GSI3PK=ASSIGNEE#<user id>,
 GSI3SK=<pid>#<tid>, so a member's reservations are found by key, per project or in all of them.
 
+A task with a step handoff committed but not yet delivered to its execution is also in GSI4
+(sparse, the outbox): GSI4PK=REPAIR#<pid>, GSI4SK=<due, epoch seconds>#<tid>, so the reconciler
+finds every handoff overdue by key, and ``/stats`` counts them.
+
 Audit table: PK=PROJECT#<pid> (or GLOBAL), SK=<time>#<audit id>; GSI1 by actor, GSI2 by target.
 """
 
@@ -35,6 +39,9 @@ GSI2SK = "GSI2SK"
 GSI3 = "GSI3"
 GSI3PK = "GSI3PK"
 GSI3SK = "GSI3SK"
+GSI4 = "GSI4"
+GSI4PK = "GSI4PK"
+GSI4SK = "GSI4SK"
 ENTITY = "entity"
 TTL_ATTRIBUTE = "expires_at"
 
@@ -369,3 +376,18 @@ def delivery_sk(attempted_at: str, event_id: str, attempt: int) -> str:
 def event_deliveries_gsi1pk(event_id: str) -> str:
     """Every attempt to deliver one event, to any subscription."""
     return f"EVENT#{event_id}"
+
+
+def repair_gsi4pk(project_id: str) -> str:
+    """The GSI4 partition (tasks table) of a project's outbox: handoffs not yet delivered."""
+    return f"REPAIR#{project_id}"
+
+
+def repair_gsi4sk(due: int, task_id: str) -> str:
+    """Ordered by when the handoff becomes overdue (epoch seconds)."""
+    return f"{due:012d}#{task_id}"
+
+
+def repair_gsi4sk_below(now: int) -> str:
+    """Every outbox key below this was due before ``now`` (a key range for ``GSI4SK < :k``)."""
+    return f"{now:012d}"

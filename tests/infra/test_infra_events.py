@@ -7,6 +7,8 @@ import json
 import pytest
 from cfn_helpers import flat, queues, resources, spec_functions
 
+from infra.spec import ScheduleTrigger
+
 
 def _mapping(synth, function_id):
     """The function's stack template and the properties of its one event source mapping."""
@@ -91,3 +93,30 @@ def test_every_event_rule_forwards_bus_events_to_its_queue_with_a_dlq(synth):
             assert allowed[0]["Condition"] == {
                 "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}
             }
+
+
+def test_every_scheduled_function_runs_on_its_rate_without_retries(synth):
+    # Given the dev spec's functions with a schedule trigger (the reconciler)
+    spec = synth.envs["dev"].spec
+    scheduled = {f.name: f for f in spec.functions.values() if isinstance(f.trigger, ScheduleTrigger)}
+    assert "serval-dev-reconciler" in scheduled
+    schedules = {
+        concern: r["Properties"]
+        for concern in synth.envs["dev"].stacks
+        for r in resources(synth.raw("dev", concern), "AWS::Scheduler::Schedule").values()
+    }
+    # Then each has one EventBridge schedule, at the spec's rate, in the stack of its function,
+    # invoking it once per run (a failed run is not retried: the next one is its retry)
+    assert sorted(p["Name"] for p in schedules.values()) == sorted(f"{name}-schedule" for name in scheduled)
+    for concern, props in schedules.items():
+        fn = scheduled[props["Name"].removesuffix("-schedule")]
+        assert isinstance(fn.trigger, ScheduleTrigger)
+        assert props["ScheduleExpression"] == f"rate({fn.trigger.every_minutes} minutes)"
+        assert props.get("State", "ENABLED") == "ENABLED"
+        assert props["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+        functions = {
+            logical_id
+            for logical_id, r in resources(synth.raw("dev", concern), "AWS::Lambda::Function").items()
+            if r["Properties"]["FunctionName"] == fn.name
+        }
+        assert props["Target"]["Arn"] == {"Fn::GetAtt": [functions.pop(), "Arn"]}

@@ -200,6 +200,15 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         (SQS_CONSUME, ["queue:executions"]),
         (["states:StartExecution"], ["state-machine:task"]),
     ),
+    "reconciler": grants(
+        "reconciler",
+        ([*TABLE_READ, "dynamodb:UpdateItem"], table("tasks")),  # repairs task items: no put, no delete
+        ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),  # each repair is audited
+        (["sqs:SendMessage"], ["queue:executions"]),  # a lost execution is re-created by the starter
+        (["states:DescribeExecution"], ["executions:task"]),  # is the step's execution still running?
+        SEAL_KEY,
+        STEP_CALLBACKS,  # delivers overdue handoffs
+    ),
     "webhooks": grants(
         "webhooks",
         # subscriptions' failure counts and their disabling: no put, no delete
@@ -236,6 +245,11 @@ def _label(template: dict[str, Any], prefix: str, resource: Any) -> str:
         if stream := re.search(r"Tables(\w+?)Table\w*StreamArn", output):
             return f"stream:{stream.group(1).lower()}"
     text = flat(resource)
+    # the executions of a state machine of the template (its name is split out of its ARN)
+    if ":execution:" in text and (ref := re.search(r'\{"Ref": "(\w+)"\}\]\}\]\}:\*$', text)):
+        target = template["Resources"][ref.group(1)]
+        if target["Type"] == "AWS::StepFunctions::StateMachine":
+            return f"executions:{target['Properties']['StateMachineName'].removeprefix(f'{prefix}-')}"
     patterns = (
         (r"^\*$", "*"),
         (rf":dynamodb:[^:]+:.+:table/{prefix}-([\w-]+?)(/index/\*)?$", r"table:\1\2"),
@@ -282,6 +296,7 @@ def test_every_spec_function_has_an_expected_grant_set():
         "workflow",
         "starter",
         "webhooks",
+        "reconciler",
     ],
 )
 def test_each_role_allows_exactly_its_expected_actions_on_its_expected_resources(synth, env, function_id):
@@ -325,6 +340,7 @@ def test_only_the_audit_writers_and_the_chainer_touch_the_audit_table(synth, env
         "workflow",
         "chainer",
         "webhooks",
+        "reconciler",
     }
 
 

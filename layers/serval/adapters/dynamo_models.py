@@ -129,6 +129,11 @@ class TaskTableModels:
             assigned_until = NumberAttribute(null=True)  # epoch seconds: then anyone may take it
             GSI3PK = UnicodeAttribute(null=True)  # set with assignee (keys.assignee_gsi3pk)
             GSI3SK = UnicodeAttribute(null=True)
+            # the outbox: a step's result committed with the change that produced it and not yet
+            # delivered to the execution ({"step", "output"}), and its place in GSI4 (keys.repair_gsi4pk)
+            handoff = Utf8JSONAttribute(null=True)
+            GSI4PK = UnicodeAttribute(null=True)
+            GSI4SK = UnicodeAttribute(null=True)
             annotators = ListAttribute(of=UnicodeAttribute, null=True)
             round_annotation_ids = ListAttribute(of=UnicodeAttribute, null=True)
             skipped_by = ListAttribute(of=UnicodeAttribute, null=True)

@@ -16,6 +16,7 @@ from typing import Any
 from serval import keys
 from serval.adapters import audit, clients, dynamo
 from serval.domain.actor import Actor
+from serval.domain.handoffs import GRACE_S, Handoff
 from serval.domain.lifecycle import TaskStatus, check_transition
 from serval.domain.models import utcnow
 from serval.errors import LeaseNotHeld
@@ -239,47 +240,146 @@ def apply_as_holder(item: Any, actor: Actor, action: str, gsi1sk: str, **changes
         raise LeaseNotHeld(f"you no longer hold the lease on task {task_id}") from None
 
 
-def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> None:
-    """Remove a used task token from the item, unless another has replaced it meanwhile."""
+# The outbox's attributes on a task item: the handoff and its place in GSI4.
+HANDOFF = ("handoff", keys.GSI4PK, keys.GSI4SK)
+
+
+def handoff(project_id: str, task_id: str, pending: Handoff, now: int) -> dict[str, Any]:
+    """The attributes that put ``pending`` in the task's outbox (a :class:`Transition`'s ``set``),
+    overdue :data:`~serval.domain.handoffs.GRACE_S` after ``now``."""
+    return {
+        "handoff": pending.to_json(),
+        keys.GSI4PK: keys.repair_gsi4pk(project_id),
+        keys.GSI4SK: keys.repair_gsi4sk(now + GRACE_S, task_id),
+    }
+
+
+def _task_key(project_id: str, task_id: str) -> dict[str, Any]:
+    return {keys.PK: {"S": keys.project_pk(project_id)}, keys.SK: {"S": keys.task_sk(task_id)}}
+
+
+def _update_if(request: dict[str, Any]) -> bool:
+    """One UpdateItem of a task item; False when its condition failed."""
     from botocore.exceptions import ClientError
 
     try:
-        clients.dynamodb().update_item(
-            TableName=settings().TASKS_TABLE,
-            Key={keys.PK: {"S": keys.project_pk(project_id)}, keys.SK: {"S": keys.task_sk(task_id)}},
-            UpdateExpression="REMOVE #t",
-            ConditionExpression="#t = :t",
-            ExpressionAttributeNames={"#t": attribute},
-            ExpressionAttributeValues={":t": {"S": token}},
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
-
-
-def replace_token(project_id: str, task_id: str, attribute: str, old: str, new: str, execution: str) -> bool:
-    """Give the step the task waits in the token of another execution (a re-created one), in
-    place of ``old``; False when the task no longer holds ``old``."""
-    from botocore.exceptions import ClientError
-
-    try:
-        clients.dynamodb().update_item(
-            TableName=settings().TASKS_TABLE,
-            Key={keys.PK: {"S": keys.project_pk(project_id)}, keys.SK: {"S": keys.task_sk(task_id)}},
-            UpdateExpression="SET #t = :new, #e = :execution",
-            ConditionExpression="#t = :old",
-            ExpressionAttributeNames={"#t": attribute, "#e": "execution_name"},
-            ExpressionAttributeValues={
-                ":old": {"S": old},
-                ":new": {"S": new},
-                ":execution": {"S": execution},
-            },
-        )
+        clients.dynamodb().update_item(TableName=settings().TASKS_TABLE, **request)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
         return False
     return True
+
+
+def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> bool:
+    """Remove a used task token from the item, with the handoff it delivered, unless another
+    token has replaced it meanwhile (then a handoff stays for the new token). False if so."""
+    removes = ", ".join(f"#h{i}" for i in range(len(HANDOFF)))
+    return _update_if(
+        {
+            "Key": _task_key(project_id, task_id),
+            "UpdateExpression": f"REMOVE #t, {removes}",
+            "ConditionExpression": "#t = :t",
+            "ExpressionAttributeNames": {"#t": attribute} | {f"#h{i}": n for i, n in enumerate(HANDOFF)},
+            "ExpressionAttributeValues": {":t": {"S": token}},
+        }
+    )
+
+
+def replace_token(project_id: str, task_id: str, attribute: str, old: str, new: str, execution: str) -> bool:
+    """Give the step the task waits in the token of another execution (a re-created one), in
+    place of ``old``; False when the task no longer holds ``old``."""
+    return _update_if(
+        {
+            "Key": _task_key(project_id, task_id),
+            "UpdateExpression": "SET #t = :new, #e = :execution",
+            "ConditionExpression": "#t = :old",
+            "ExpressionAttributeNames": {"#t": attribute, "#e": "execution_name"},
+            "ExpressionAttributeValues": {
+                ":old": {"S": old},
+                ":new": {"S": new},
+                ":execution": {"S": execution},
+            },
+        }
+    )
+
+
+def settle_handoff(
+    project_id: str,
+    task_id: str,
+    entry: str,
+    actor: Actor,
+    action: str,
+    after: dict[str, Any],
+    *,
+    token: tuple[str, str] | None = None,
+    due: int | None = None,
+) -> bool:
+    """A repair of the task's outbox entry (``entry``: its GSI4SK, as read), audited in the same
+    transaction. With ``due`` the entry is overdue again then (the reconciler looks again);
+    otherwise it goes, and with it ``token`` (attribute, value), the step token it delivered.
+    False when the entry changed meanwhile: nothing is written."""
+    names = {"#sk": keys.GSI4SK}
+    values: dict[str, Any] = {":entry": entry}
+    condition = "#sk = :entry"
+    if due is not None:
+        expression = "SET #sk = :due"
+        values[":due"] = keys.repair_gsi4sk(due, task_id)
+    else:
+        names |= {"#h": "handoff", "#pk": keys.GSI4PK}
+        expression = "REMOVE #h, #pk, #sk"
+        if token is not None:
+            names["#t"], values[":t"] = token
+            expression += ", #t"
+            condition += " AND #t = :t"
+    tx = dynamo.Tx().update(
+        settings().TASKS_TABLE,
+        dynamo.item_key(keys.project_pk(project_id), keys.task_sk(task_id)),
+        expression,
+        names=names,
+        values=values,
+        condition=condition,
+    )
+    audit.record(tx, actor, action, "task", task_id, project_id, after=after)
+    try:
+        tx.commit()
+    except dynamo.TransactionCancelled:
+        return False
+    return True
+
+
+def _overdue_query(project_id: str, now: int) -> dict[str, Any]:
+    return {
+        "TableName": settings().TASKS_TABLE,
+        "IndexName": keys.GSI4,
+        "KeyConditionExpression": "#pk = :pk AND #sk < :below",
+        "ExpressionAttributeNames": {"#pk": keys.GSI4PK, "#sk": keys.GSI4SK},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": keys.repair_gsi4pk(project_id)},
+            ":below": {"S": keys.repair_gsi4sk_below(now)},
+        },
+    }
+
+
+def _pages(kwargs: dict[str, Any]) -> Iterator[Any]:
+    while True:
+        response = clients.dynamodb().query(**kwargs)
+        yield response
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            return
+        kwargs = kwargs | {"ExclusiveStartKey": start}
+
+
+def overdue_handoffs(project_id: str, now: int) -> list[str]:
+    """The tasks of the project whose handoff was due before ``now`` (Queries of its GSI4 partition)."""
+    kwargs = _overdue_query(project_id, now) | {"ProjectionExpression": "task_id"}
+    return [item["task_id"]["S"] for page in _pages(kwargs) for item in page["Items"]]
+
+
+def count_overdue_handoffs(project_id: str, now: int) -> int:
+    """How many of the project's handoffs were due before ``now``."""
+    return sum(int(page["Count"]) for page in _pages(_overdue_query(project_id, now) | {"Select": "COUNT"}))
 
 
 def set_assignee(

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from serval.adapters import clients
+from serval.domain.handoffs import Delivery, Execution
 from serval.errors import TaskTokenInvalid
 
 # Errors that mean "this step is no longer waiting": already completed, timed out, or never was.
@@ -35,6 +36,44 @@ def send_success(token: str, output: dict[str, Any]) -> None:
                 details={"reason": _code(exc)},
             ) from exc
         raise
+
+
+def deliver(token: str, output: dict[str, Any]) -> Delivery:
+    """Hand the waiting step that issued ``token`` its result, as :func:`send_success`, and say
+    what came of it instead of raising: a send that failed after the SDK's retries leaves the
+    handoff in the task's outbox, for the reconciler."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        send_success(token, output)
+    except TaskTokenInvalid:
+        return Delivery.STEP_GONE
+    except (ClientError, BotoCoreError):
+        return Delivery.NOT_DELIVERED
+    return Delivery.DELIVERED
+
+
+_ENDED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the machine's execution called ``name``."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def execution_state(state_machine_arn: str, name: str) -> Execution:
+    """Whether the machine's execution ``name`` runs, has ended, or does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        described = clients.stepfunctions().describe_execution(
+            executionArn=execution_arn(state_machine_arn, name)
+        )
+    except ClientError as exc:
+        if _code(exc) == "ExecutionDoesNotExist":
+            return Execution.MISSING
+        raise
+    return Execution.ENDED if described["status"] in _ENDED else Execution.RUNNING
 
 
 def send_failure(token: str, error: str, cause: str) -> bool:

@@ -75,10 +75,15 @@ WAITING_STATUSES: dict[WaitStep, frozenset[TaskStatus]] = {
 }
 
 
-def waiting_step(status: TaskStatus, label_token: bool, review_token: bool) -> WaitStep | None:
-    """The step a task's execution waits in, from its status and the step tokens it holds; None
+def waiting_step(
+    status: TaskStatus, label_token: bool, review_token: bool, handoff: WaitStep | None = None
+) -> WaitStep | None:
+    """The step a task's execution waits in, from its status, the step tokens it holds and its
+    undelivered ``handoff`` (a step whose result is committed waits until it is delivered); None
     when it waits in neither (between steps, or done). Review comes after Label: when a task
     holds both tokens (a used Label token not yet cleared), it waits in Review."""
+    if handoff is not None and (label_token, review_token)[handoff is WaitStep.REVIEW]:
+        return handoff
     if review_token and status in WAITING_STATUSES[WaitStep.REVIEW]:
         return WaitStep.REVIEW
     if label_token and status in WAITING_STATUSES[WaitStep.LABEL]:

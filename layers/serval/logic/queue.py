@@ -31,6 +31,7 @@ from serval.domain import agreement, lifecycle
 from serval.domain import queue as domain
 from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
+from serval.domain.handoffs import TOKEN_ATTRIBUTE, Delivery, Handoff
 from serval.domain.lifecycle import TaskStatus, WaitStep, check_transition
 from serval.domain.models import Annotation, AnnotationCreate, AnnotationSource, Prediction, Project, utcnow
 from serval.domain.permissions import PROJECT_ACTIONS, Action
@@ -45,6 +46,9 @@ WORKFLOW = "workflow"
 CONSENSUS = "consensus"
 ATTEMPT_ROUNDS = 3  # fresh candidate windows read by one /next before it answers "nothing"
 ASSIGNABLE = (S.NEW, S.PRELABELED, S.QUEUED, S.REJECTED)
+# What a step after the human waits removes: its execution has every result, so the used tokens
+# and any handoff not yet cleared have done their work.
+STEP_DONE = ("label_token", "review_token", *store.HANDOFF)
 
 
 def _system() -> Actor:
@@ -114,7 +118,7 @@ def enter_label(project_id: str, task_id: str, token: str, rework: int, executio
         _system(),
         "task.queue",
         set=sets,
-        remove=("lease_owner", "lease_until", "reviewer"),
+        remove=("lease_owner", "lease_until", "reviewer", "review_token", *store.HANDOFF),
         condition="#ver = :ver",
         names={"#ver": "version"},
         values={":ver": int(item.version)},
@@ -147,7 +151,7 @@ def enter_review(project_id: str, task_id: str, token: str, execution: str | Non
         _system(),
         "task.review",
         set={"review_token": token, "execution_name": execution or task_id},
-        remove=("lease_owner", "lease_until", "reviewer"),
+        remove=("lease_owner", "lease_until", "reviewer", "label_token", *store.HANDOFF),
         condition="#ver = :ver",
         names={"#ver": "version"},
         values={":ver": int(item.version)},
@@ -159,12 +163,13 @@ def enter_review(project_id: str, task_id: str, token: str, execution: str | Non
             raise Conflict(f"task {task_id} changed while it entered review") from None
 
 
-TOKEN_ATTRIBUTE = {WaitStep.LABEL: "label_token", WaitStep.REVIEW: "review_token"}
-
-
 def waits_in(item: Any) -> WaitStep | None:
-    """The step the task's execution waits in (by its status and the tokens it holds), if any."""
-    return lifecycle.waiting_step(S(item.status), bool(item.label_token), bool(item.review_token))
+    """The step the task's execution waits in (by its status, the tokens it holds and its
+    undelivered handoff), if any."""
+    pending = Handoff.from_stored(item.handoff)
+    return lifecycle.waiting_step(
+        S(item.status), bool(item.label_token), bool(item.review_token), pending.step if pending else None
+    )
 
 
 def _take_over(item: Any, step: WaitStep, token: str, execution: str | None) -> bool:
@@ -187,7 +192,14 @@ def mark_exported(project_id: str, task_id: str) -> None:
     if S(item.status) is S.EXPORTED:
         return
     change = store.Transition(
-        project_id, task_id, S(item.status), S.EXPORTED, _time_key(item), _system(), "task.export"
+        project_id,
+        task_id,
+        S(item.status),
+        S.EXPORTED,
+        _time_key(item),
+        _system(),
+        "task.export",
+        remove=STEP_DONE,
     )
     try:
         store.apply(change)
@@ -210,6 +222,7 @@ def accept_consensus(project_id: str, task_id: str) -> None:
         _system(),
         "task.accept_consensus",
         set={"accepted_by": CONSENSUS, "accepted_annotation_id": round_answer(item)},
+        remove=STEP_DONE,
         audit_after={
             "accepted_by": CONSENSUS,
             "agreement": item.agreement,
@@ -516,6 +529,7 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
     outcome: dict[str, Any] = {"annotation_ids": round_ids, "agreement": None, "needs_review": True}
     sets: dict[str, Any] = {"answer_annotation_id": annotation.annotation_id} if target is S.SUBMITTED else {}
     metrics: dict[str, float] = {}
+    token = item.label_token
     if human and target is S.SUBMITTED and project.settings.overlap >= 2:
         value, answer = _round_outcome(project_id, task_id, _strings(item.round_annotation_ids), annotation)
         sets |= {"agreement": value, "answer_annotation_id": answer}
@@ -523,6 +537,8 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
         below = value < project.settings.agreement_threshold
         outcome |= {"agreement": value, "needs_review": below}
         metrics = {"agreement_n": 1, "agreement_sum": value, "agreement_below": int(below)}
+    pending = Handoff(WaitStep.LABEL, outcome) if target is S.SUBMITTED and token else None
+    outbox = store.handoff(project_id, task_id, pending, epoch_now()) if pending else {}
     change = store.Transition(
         project_id,
         task_id,
@@ -531,7 +547,7 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
         _time_key(item) if target is S.SUBMITTED else str(item.queue_key or _time_key(item)),
         actor,
         "task.submit",
-        set=sets,
+        set=sets | outbox,
         remove=("lease_owner", "lease_until", *store.RESERVATION),
         append={"annotators": me, "round_annotation_ids": [annotation.annotation_id]},
         add={"annotation_count": 1},
@@ -543,16 +559,29 @@ def _record(project: Project, item: Any, annotation: Annotation, actor: Actor, *
         audited=human,
     )
     _apply_held(change, task_id, tx)
-    token = item.label_token
-    if target is S.SUBMITTED and token:
-        _finish_step(project_id, task_id, "label_token", str(token), outcome)
+    if pending is not None:
+        delivered = hand_off(project_id, task_id, str(token), pending)
+        if delivered is Delivery.STEP_GONE and human:
+            raise step_gone()
     return target
 
 
-def _finish_step(project_id: str, task_id: str, attribute: str, token: str, output: dict[str, Any]) -> None:
-    """Complete the waiting step that issued ``token`` and drop the used token from the task."""
-    workflow.send_success(token, output)
-    store.clear_token(project_id, task_id, attribute, token)
+def step_gone() -> TaskTokenInvalid:
+    return TaskTokenInvalid(
+        "this step of the task's workflow is no longer waiting (already completed or timed out); "
+        "the change is kept and its workflow is repaired",
+        details={"reason": "step_gone"},
+    )
+
+
+def hand_off(project_id: str, task_id: str, token: str, pending: Handoff) -> Delivery:
+    """Give the waiting step that issued ``token`` the committed ``pending`` result; once it has
+    it, the token and the handoff go from the task. Otherwise the handoff stays in the task's
+    outbox, for the reconciler (:mod:`serval.logic.reconcile`)."""
+    delivered = workflow.deliver(token, pending.output)
+    if delivered is Delivery.DELIVERED:
+        store.clear_token(project_id, task_id, pending.token_attribute, token)
+    return delivered
 
 
 def _round_outcome(
@@ -652,13 +681,15 @@ def _unreserve(project_id: str, item: Any, actor: Actor) -> store.Transition:
 
 
 def _requeue_from_review(project_id: str, item: Any, actor: Actor) -> None:
-    """Hold the task (no reviewer can lease or decide it), then complete its Review step with
-    ``requeue``; a re-run finds the hold and sends again (a used token means it was sent)."""
+    """Hold the task (no reviewer can lease or decide it) with the Review step's ``requeue``
+    result in its outbox, then hand the step that result; a re-run finds the hold and hands it
+    again. A result the step could not take stays in the outbox, for the reconciler."""
     task_id, token = str(item.task_id), item.review_token
     if not token:
         if item.lease_owner == REQUEUE_HOLDER:
             return  # sent already: the Label step queues the task
         raise Conflict("the task is in review but no Review step waits for it", details={"task_id": task_id})
+    pending = Handoff(WaitStep.REVIEW, {"decision": REQUEUE, "comment": None})
     if item.lease_owner != REQUEUE_HOLDER:
         hold = store.Transition(
             project_id,
@@ -668,7 +699,8 @@ def _requeue_from_review(project_id: str, item: Any, actor: Actor) -> None:
             keys.lease_sk(HOLD_UNTIL, task_id),
             actor,
             "task.requeue",
-            set={"lease_owner": REQUEUE_HOLDER, "lease_until": HOLD_UNTIL},
+            set={"lease_owner": REQUEUE_HOLDER, "lease_until": HOLD_UNTIL}
+            | store.handoff(project_id, task_id, pending, epoch_now()),
             remove=("reviewer",),
             condition="#token = :token",
             names={"#token": "review_token"},
@@ -676,10 +708,7 @@ def _requeue_from_review(project_id: str, item: Any, actor: Actor) -> None:
             audited=False,
         )
         store.apply(hold)
-    try:
-        _finish_step(project_id, task_id, "review_token", str(token), {"decision": REQUEUE, "comment": None})
-    except TaskTokenInvalid:  # an earlier run completed the step
-        store.clear_token(project_id, task_id, "review_token", str(token))
+    hand_off(project_id, task_id, str(token), pending)
 
 
 def accept_prediction(project: Project, task_id: str, annotation_id: str, accepted_by: str) -> None:
@@ -731,19 +760,12 @@ def _stored(project_id: str, task_id: str, annotation_id: str) -> bool:
 
 
 def _finish_accepted(project_id: str, item: Any, annotation_id: str) -> None:
-    """The prediction was stored by an earlier run: complete the Label step if it still waits."""
-    token = item.label_token
-    if (
-        S(item.status) is not S.SUBMITTED
-        or not token
-        or annotation_id not in _strings(item.round_annotation_ids)
-    ):
+    """The prediction was stored by an earlier run: hand the Label step the round's result if
+    it is still in the task's outbox (what the step cannot take stays there, for the reconciler)."""
+    pending, token = Handoff.from_stored(item.handoff), item.label_token
+    if pending is None or not token or annotation_id not in _strings(item.round_annotation_ids):
         return
-    outcome = {"annotation_ids": _strings(item.round_annotation_ids), "agreement": None, "needs_review": True}
-    try:
-        _finish_step(project_id, str(item.task_id), "label_token", str(token), outcome)
-    except TaskTokenInvalid:  # completed by the earlier run
-        store.clear_token(project_id, str(item.task_id), "label_token", str(token))
+    hand_off(project_id, str(item.task_id), str(token), pending)
 
 
 def _best_prediction(item: Any) -> Prediction:

@@ -15,12 +15,13 @@ import random
 from typing import Any
 
 from serval import keys
-from serval.adapters import dynamo, quality, tasks, workflow
+from serval.adapters import dynamo, quality, tasks
 from serval.adapters import queue as store
 from serval.domain import queue as domain
 from serval.domain.access import ProjectAccess
 from serval.domain.actor import Actor
-from serval.domain.lifecycle import TaskStatus
+from serval.domain.handoffs import Delivery, Handoff
+from serval.domain.lifecycle import TaskStatus, WaitStep
 from serval.domain.limits import stored_json
 from serval.domain.models import Rejection, utcnow
 from serval.errors import LeaseNotHeld
@@ -129,6 +130,9 @@ def decide(
     accepted = (edit.annotation_id if edit else queue.round_answer(item)) if approved else None
     if not approved:
         quality.add_rejection(tx, project_id, sorted({str(a) for a in item.annotators or []}))
+    token = item.review_token
+    result = {"decision": "approved" if approved else "rejected", "comment": request.comment}
+    pending = Handoff(WaitStep.REVIEW, result) if token else None
     change = store.Transition(
         project_id,
         task_id,
@@ -139,7 +143,8 @@ def decide(
         "review.approve" if approved else "review.reject",
         set={"reviewer": actor.user_id}
         | ({"accepted_annotation_id": accepted} if accepted else {})
-        | ({} if approved else {"last_rejection": stored_json(_rejection(item, request, actor))}),
+        | ({} if approved else {"last_rejection": stored_json(_rejection(item, request, actor))})
+        | (store.handoff(project_id, task_id, pending, queue.epoch_now()) if pending else {}),
         remove=("lease_owner", "lease_until") + (("last_rejection",) if approved else ()),
         add={"annotation_count": 1} if edit else {},
         condition="#owner = :me",
@@ -160,9 +165,6 @@ def decide(
         store.apply(change, tx)
     except store.Lost:
         raise LeaseNotHeld(f"you no longer hold the review lease on task {task_id}") from None
-    token = item.review_token
-    if token:
-        decision = "approved" if approved else "rejected"
-        workflow.send_success(str(token), {"decision": decision, "comment": request.comment})
-        store.clear_token(project_id, task_id, "review_token", str(token))
+    if pending is not None and queue.hand_off(project_id, task_id, str(token), pending) is Delivery.STEP_GONE:
+        raise queue.step_gone()
     return domain.ReviewOutcome(task_id=task_id, status=target, annotation=edit)

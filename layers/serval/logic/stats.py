@@ -3,8 +3,9 @@ agreement and the review rejection rate.
 
 Answers with a fixed number of reads whatever the project's size: one Query of the counter
 shards (status counts and quality totals, see ``serval.adapters.dynamo.METRICS``), one
-GetItem of the project, and a Query of the per-user, per-day activity counters over the
-range (users x days items, never the tasks).
+GetItem of the project, a Query of the per-user, per-day activity counters over the
+range (users x days items, never the tasks), and a count of the project's overdue outbox
+entries (a GSI4 partition that holds only undelivered handoffs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from serval.adapters import dynamo
 from serval.domain import activity
 from serval.logic import activity as activity_logic
+from serval.logic import reconcile
 
 
 class DayThroughput(BaseModel):
@@ -38,6 +40,14 @@ class ReviewStats(BaseModel):
     )
 
 
+class PendingRepairs(BaseModel):
+    handoffs: int = Field(
+        description="Results of human work (a round's last submit, a review decision, a requeue from review) "
+        "committed but not yet delivered to the task's workflow, past their grace period. The reconciler, "
+        "which runs every few minutes, delivers each one (re-creating a lost execution first)."
+    )
+
+
 class ProjectStats(BaseModel):
     project_id: str
     tasks: int = Field(description="Tasks in the project (every status but archived).")
@@ -54,6 +64,9 @@ class ProjectStats(BaseModel):
     )
     agreement: AgreementStats
     review: ReviewStats
+    pending_repairs: PendingRepairs = Field(
+        description="Half-finished work the reconciler has yet to repair."
+    )
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -91,4 +104,5 @@ def project_stats(
             rejected=int(m["review_rejected"]),
             rejection_rate=_ratio(m["review_rejected"], m["review_approved"] + m["review_rejected"]),
         ),
+        pending_repairs=PendingRepairs(handoffs=reconcile.pending(project_id)),
     )

@@ -29,10 +29,12 @@ from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
 from serval.domain.executions import (
     REFILL,
+    RESUME,
     ResumeRequest,
     StartRequest,
     current_execution,
     refill_message,
+    resume_message,
     successor,
 )
 from serval.domain.lifecycle import TaskStatus, WaitStep
@@ -146,6 +148,11 @@ def request_refill(project_id: str) -> None:
     queues.send(settings().EXECUTIONS_QUEUE_URL, refill_message(project_id), {"kind": REFILL})
 
 
+def request_resume(request: ResumeRequest) -> None:
+    """Ask the starter to re-create an execution that ended while its task waited (see :func:`resume`)."""
+    queues.send(settings().EXECUTIONS_QUEUE_URL, resume_message(request), {"kind": RESUME})
+
+
 def end_deleted(project_id: str, deleted: tasks.Deleted, refill: bool = True) -> None:
     """End what a deleted task left behind: its waiting Label or Review step fails with
     :data:`TASK_DELETED` (the state machine catches it and ends in ``Deleted``), and the window
@@ -211,6 +218,7 @@ def _mark(project_id: str, task_id: str, action: str, attributes: dict[str, Any]
         Actor.system("workflow"),
         action,
         set=attributes,
+        remove=queue_store.HANDOFF,  # the execution ran a step past the waits: it had the result
         audit_after=attributes,
     )
     try:
