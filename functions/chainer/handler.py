@@ -15,10 +15,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import audit_chain
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="chainer")
-metrics = Metrics(service="chainer", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 
 
 def _change(record: dict[str, Any]) -> audit_chain.StreamChange:

@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import jobs
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="jobs")
-metrics = Metrics(service="jobs", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 # batches hold one message: a busy job is reported as a failed item, not as a crashed invocation
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
