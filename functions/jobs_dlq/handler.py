@@ -34,7 +34,7 @@ def record_handler(record: SQSRecord) -> None:
     logger.error(
         "dead-lettered job message", outcome=outcome.kind, message_id=record.message_id, **outcome.detail
     )
-    if outcome.kind == "failed":
+    if outcome.kind is jobs.OutcomeKind.FAILED:
         metrics.add_metric(name="DeadJobsFailed", unit=MetricUnit.Count, value=1)
 
 
