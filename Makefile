@@ -55,11 +55,12 @@ test: setup lint ## Lint, then run the whole test suite (unit, integration, infr
 test-fast: setup ## Unit and integration tests only
 	$(PYTEST) tests/unit tests/integration
 
-lint: setup ## ruff + mypy, and the web app's ESLint (its types are checked by its build)
+lint: setup ## ruff + mypy + import-linter's contracts (pyproject.toml), and the web app's ESLint (its types are checked by its build)
 	cd frontend && npm run --silent lint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy -p serval -p api -p ingest -p events -p chainer -p jobs -p jobs_dlq -p workflow -p starter -p webhooks -p reconciler -p infra -p bench
+	PYTHONPATH=layers:functions .venv/bin/lint-imports --no-logo
 
 synth: setup ## Synthesize the CloudFormation templates of every stack (ENV=dev|staging|prod)
 	npx cdk synth --quiet -c env=$(ENV)

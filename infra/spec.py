@@ -21,7 +21,7 @@ if str(LAYER_SRC) not in sys.path:  # the settings model lives in the layer
 
 from infra.config import EnvConfig  # noqa: E402
 from serval import errors, keys  # noqa: E402
-from serval.domain import webhooks  # noqa: E402
+from serval.domain import events, webhooks  # noqa: E402
 from serval.domain.access import PASSWORD_MIN_LENGTH  # noqa: E402
 from serval.settings import METRICS_NAMESPACE, RuntimeSettings  # noqa: E402
 
@@ -374,7 +374,7 @@ RECONCILE_EVERY_MINUTES = 5
 WEBHOOKS_BATCH_SIZE = 100
 
 # Every Serval event goes to the webhook dispatcher, which matches it to subscriptions.
-WEBHOOK_EVENT_PATTERN = '{"source": ["serval"]}'
+WEBHOOK_EVENT_PATTERN = events.bus_pattern()
 
 
 @dataclass(frozen=True)
@@ -564,7 +564,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
         EventRuleSpec(
             name=f"{prefix}-tasks-to-executions",
             queue="executions",
-            pattern='{"source": ["serval"], "detail-type": ["task.created"]}',
+            pattern=events.bus_pattern("task.created"),
         ),
         EventRuleSpec(name=f"{prefix}-events-to-webhooks", queue="webhooks", pattern=WEBHOOK_EVENT_PATTERN),
     )

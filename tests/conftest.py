@@ -12,6 +12,8 @@ import botocore.loaders
 import botocore.session
 import pytest
 
+from serval.settings import METRICS_NAMESPACE
+
 ROOT = Path(__file__).resolve().parent.parent
 for path in (ROOT, ROOT / "layers", ROOT / "functions"):
     if str(path) not in sys.path:
@@ -24,6 +26,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
 for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(leaked, None)
+# Powertools reads its service name and metrics namespace from the environment when a handler
+# module is imported. A test process imports many functions' handlers, so they share these
+# (a test that needs one function's own imports its handler with that environment).
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "serval-tests")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
 
 # moto's mock_aws gives every test a new default boto3 session, and every new botocore session
 # parses the SDK's endpoint and service JSON again (about a second per test on the `aws` fixture).

@@ -41,8 +41,8 @@ from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
-from serval.adapters import clients
 from serval.domain import json_input
+from serval.logic.deadline import invocation_deadline
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
@@ -233,5 +233,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "body": json.dumps(error),
             "isBase64Encoded": False,
         }
-    with clients.deadline(clients.invocation_deadline_s()):
+    with invocation_deadline():
         return app.resolve(event, context)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from serval.settings import METRICS_NAMESPACE
-
-logger = Logger(service="api")
-metrics = Metrics(service="api", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 
 
 def count(name: str, value: int = 1) -> None:

@@ -15,10 +15,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import audit_chain
-from serval.settings import METRICS_NAMESPACE
+from serval.logic.audit_chain import LinkKind
 
-logger = Logger(service="chainer")
-metrics = Metrics(service="chainer", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 
 
 def _change(record: dict[str, Any]) -> audit_chain.StreamChange:
@@ -29,19 +30,19 @@ def _change(record: dict[str, Any]) -> audit_chain.StreamChange:
 
 
 def _report(outcome: audit_chain.LinkOutcome) -> None:
-    if outcome.kind == "ignored":
+    if outcome.kind is LinkKind.IGNORED:
         return
     logger.info(
         "audit record", outcome=outcome.kind, scope=outcome.scope, seq=outcome.seq, audit_id=outcome.audit_id
     )
-    if outcome.kind == "linked":
+    if outcome.kind is LinkKind.LINKED:
         metrics.add_metric(name="AuditRecordsLinked", unit=MetricUnit.Count, value=1)
         if outcome.seal_ok is False:
             logger.warning(
                 "linked an audit record whose seal is invalid", scope=outcome.scope, seq=outcome.seq
             )
             metrics.add_metric(name="AuditSealInvalid", unit=MetricUnit.Count, value=1)
-    elif outcome.kind == "gone":
+    elif outcome.kind is LinkKind.GONE:
         logger.warning("an audit record was deleted before it could be linked", audit_id=outcome.audit_id)
         metrics.add_metric(name="AuditRecordsGone", unit=MetricUnit.Count, value=1)
 

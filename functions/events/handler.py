@@ -9,10 +9,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import events
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="events")
-metrics = Metrics(service="events", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -14,27 +14,28 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import ingest
-from serval.settings import METRICS_NAMESPACE
+from serval.logic.ingest import OutcomeKind as Kind
 
-logger = Logger(service="ingest")
-metrics = Metrics(service="ingest", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _report(outcomes: list[ingest.Outcome]) -> None:
     for outcome in outcomes:
         logger.info("ingest outcome", outcome=outcome.kind, **outcome.detail)
-        if outcome.kind == "task_created":
+        if outcome.kind is Kind.TASK_CREATED:
             metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
-        elif outcome.kind in ("range_done", "import_completed", "import_closed"):
+        elif outcome.kind in (Kind.RANGE_DONE, Kind.IMPORT_COMPLETED, Kind.IMPORT_CLOSED):
             # each range counts its own tasks once, when it is done
             created = outcome.detail.get("range_tasks_created", 0)
             metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=created)
-            if outcome.kind == "import_completed":
+            if outcome.kind is Kind.IMPORT_COMPLETED:
                 metrics.add_metric(name="ImportsCompleted", unit=MetricUnit.Count, value=1)
-        elif outcome.kind == "import_split":
+        elif outcome.kind is Kind.IMPORT_SPLIT:
             metrics.add_metric(name="ImportRanges", unit=MetricUnit.Count, value=outcome.detail["ranges"])
-        elif outcome.kind == "poison":
+        elif outcome.kind is Kind.POISON:
             metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
 
 

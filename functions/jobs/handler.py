@@ -17,19 +17,19 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import jobs
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="jobs")
-metrics = Metrics(service="jobs", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 # batches hold one message: a busy job is reported as a failed item, not as a crashed invocation
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 METRICS = {
-    "succeeded": "JobsSucceeded",
-    "failed": "JobsFailed",
-    "poison": "PoisonJobMessages",
-    "fanned_out": "ExportsFannedOut",
-    "gathered": "ExportShardsGathered",
+    jobs.OutcomeKind.SUCCEEDED: "JobsSucceeded",
+    jobs.OutcomeKind.FAILED: "JobsFailed",
+    jobs.OutcomeKind.POISON: "PoisonJobMessages",
+    jobs.OutcomeKind.FANNED_OUT: "ExportsFannedOut",
+    jobs.OutcomeKind.GATHERED: "ExportShardsGathered",
 }
 
 
@@ -38,7 +38,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     outcome = jobs.process_message(
         record.body, time_left=lambda: context.get_remaining_time_in_millis() / 1000.0
     )
-    if outcome.kind == "poison":
+    if outcome.kind is jobs.OutcomeKind.POISON:
         logger.error("poison job message", message_id=record.message_id, **outcome.detail)
     else:
         logger.info("job outcome", outcome=outcome.kind, message_id=record.message_id, **outcome.detail)

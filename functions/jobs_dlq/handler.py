@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.logic import jobs
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="jobs-dlq")
-metrics = Metrics(service="jobs-dlq", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -34,7 +34,7 @@ def record_handler(record: SQSRecord) -> None:
     logger.error(
         "dead-lettered job message", outcome=outcome.kind, message_id=record.message_id, **outcome.detail
     )
-    if outcome.kind == "failed":
+    if outcome.kind is jobs.OutcomeKind.FAILED:
         metrics.add_metric(name="DeadJobsFailed", unit=MetricUnit.Count, value=1)
 
 

@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.domain.handoffs import Repair
 from serval.logic import reconcile
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="reconciler")
-metrics = Metrics(service="reconciler", namespace=METRICS_NAMESPACE)
+logger = Logger()
+metrics = Metrics()
 
 METRIC_NAMES = {kind: f"Handoffs{kind.value.title().replace('_', '')}" for kind in Repair}
 

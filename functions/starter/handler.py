@@ -22,10 +22,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from serval.domain import executions
 from serval.errors import ValidationFailed
 from serval.logic import workflow
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="starter")
-metrics = Metrics(service="starter", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

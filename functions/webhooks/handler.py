@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.domain import webhooks
 from serval.logic import dispatch
-from serval.settings import METRICS_NAMESPACE
 
-logger = Logger(service="webhooks")
-metrics = Metrics(service="webhooks", namespace=METRICS_NAMESPACE)
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
+metrics = Metrics()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from serval.errors import NotFound, Throttled
 from serval.logic import workflow
 
-logger = Logger(service="workflow")
+# Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
+logger = Logger()
 
 
 class TransientError(Exception):

@@ -17,7 +17,11 @@ Like the AWS runtime it
   so it reports them when the handler returns).
 
 The function's environment is bound with :func:`serval.settings.invocation_environment`
-for the invocation; ``os.environ`` is shared by every function and never changed.
+for the invocation; ``os.environ`` is shared by every function and never changed, except that
+the metrics namespace, the same for every function, is put there for Powertools, which reads
+it when a handler module is imported. Each function's own service name
+(``POWERTOOLS_SERVICE_NAME``) cannot be, so handlers run here log the process's; the workers
+of :mod:`infra.local.workers` run each function with its own environment.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import decimal
 import importlib
 import json
+import os
 import sys
 import threading
 import time
@@ -221,6 +226,8 @@ def invoke(fn: MotoFunction, event: Any, handlers: HandlerCache = HANDLERS) -> I
     refused = unsupported_runtime(fn, request_id)
     if refused is not None:
         return finish(fn, request_id, started, refused, True)
+    if "POWERTOOLS_METRICS_NAMESPACE" in env:
+        os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", env["POWERTOOLS_METRICS_NAMESPACE"])
     with _environment_of(fn.function_name), invocation_environment(env):
         payload, errored = run_handler(fn.handler or "", event, context_for(fn, request_id, env), handlers)
     return finish(fn, request_id, started, payload, errored)

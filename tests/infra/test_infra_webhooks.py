@@ -3,8 +3,11 @@ alarms and its least-privilege grants, all as infra.spec declares them."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from cfn_helpers import actions_of, flat, queues, resources, resources_of, role_
 
 from infra.config import load
 from infra.constructs.alarms import dead_letter_alarm_name, failure_rate_alarm_name
-from infra.spec import PYTHON_RUNTIME, WEBHOOK_EVENT_PATTERN, SqsTrigger, build
+from infra.spec import PYTHON_RUNTIME, WEBHOOK_EVENT_PATTERN, FunctionSpec, SqsTrigger, build
 
 ENVS = ("dev", "prod")
 
@@ -223,14 +226,29 @@ class _Context:
     aws_request_id: str = "req"
 
 
+def _imported_as_deployed(fs: FunctionSpec, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The function's handler module imported afresh with its POWERTOOLS_* environment, as its
+    execution environment imports it (Powertools reads its service name and namespace then)."""
+    for name, value in fs.environment.items():
+        if name.startswith("POWERTOOLS_"):
+            monkeypatch.setenv(name, value)
+    module_name = fs.handler.rpartition(".")[0]
+    package, _, leaf = module_name.rpartition(".")
+    monkeypatch.delitem(sys.modules, module_name, raising=False)
+    if package in sys.modules:
+        monkeypatch.delattr(sys.modules[package], leaf, raising=False)
+    return importlib.import_module(module_name)
+
+
 def test_the_dispatcher_emits_the_metrics_its_alarm_reads(monkeypatch, capsys):
-    # Given the dispatcher's handler with a batch outcome stubbed in (no AWS, no HTTP)
+    # Given the dispatcher's handler, imported with its function's environment, with a batch
+    # outcome stubbed in (no AWS, no HTTP)
     from serval.logic import dispatch
-    from webhooks import handler as webhooks_handler
 
     monkeypatch.setattr(dispatch, "dispatch", lambda records: dispatch.Report(delivered=3, failed=1))
     fs = build(load("dev"), "123456789012", "us-east-1").functions["webhooks"]
     assert fs.alarms is not None
+    webhooks_handler = _imported_as_deployed(fs, monkeypatch)
     # When it handles a batch
     capsys.readouterr()
     webhooks_handler.handler({"Records": []}, _Context())

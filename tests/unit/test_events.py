@@ -441,3 +441,23 @@ def test_a_disabled_webhook_event_names_its_endpoint_without_the_query() -> None
     event = one("MODIFY", old, new)
     assert event.data["url"] == "https://hooks.example.com:8443/in/serval"
     assert "consumer-secret" not in event.model_dump_json()
+
+
+def test_a_bus_pattern_matches_the_events_as_published_by_source_and_type() -> None:
+    # Given the source and detail-type the bus adapter publishes each event with
+    # When a pattern is built for some event types, or for all
+    some, every = (
+        json.loads(events.bus_pattern("task.created", "task.deleted")),
+        json.loads(events.bus_pattern()),
+    )
+    # Then it names the source and those types, or the source alone
+    assert some == {"source": [events.SOURCE], "detail-type": ["task.created", "task.deleted"]}
+    assert every == {"source": [events.SOURCE]}
+
+
+def test_a_bus_pattern_refuses_a_type_the_catalogue_does_not_have() -> None:
+    # Given an event type that no change announces
+    # When a pattern is built for it
+    # Then it is refused, rather than building a rule that never matches
+    with pytest.raises(ValueError, match=r"task\.craeted"):
+        events.bus_pattern("task.created", "task.craeted")

@@ -8,14 +8,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from api.guard import actor, guarded, project_access
 from api.routes.common import Cursor, Limit, Page
 from api.telemetry import count
-from serval.adapters.tasks import TaskFilter
 from serval.domain.audit import TaskEvent
 from serval.domain.lifecycle import TaskStatus
 from serval.domain.media import MediaType
 from serval.domain.models import Task, TaskDetail, TaskPatch
 from serval.domain.permissions import Action
 from serval.logic import audit_queries, task_detail, tasks
-from serval.logic.tasks import BulkCreateResult, TaskInput
+from serval.logic.tasks import BulkCreateResult, TaskFilter, TaskInput
 
 router = APIGatewayRouter()
 ProjectId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -315,6 +315,19 @@ PAYLOADS: dict[str, type[_Payload]] = {event_type: spec.model for event_type, sp
 EVENT_TYPES: frozenset[str] = frozenset(CATALOGUE)
 
 
+def bus_pattern(*event_types: str) -> str:
+    """The EventBridge event pattern (JSON) that matches Serval's events on the bus as they are
+    published (source ``SOURCE``, detail-type the event type): those of ``event_types``, or
+    every one when none is given."""
+    unknown = sorted(set(event_types) - EVENT_TYPES)
+    if unknown:
+        raise ValueError(f"not event types of the catalogue: {unknown}")
+    pattern: dict[str, list[str]] = {"source": [SOURCE]}
+    if event_types:
+        pattern["detail-type"] = list(event_types)
+    return json.dumps(pattern)
+
+
 def payload(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` checked against the type's payload model, as the event carries it (raises on a mismatch)."""
     return PAYLOADS[event_type].model_validate(data).model_dump(by_alias=True, mode="json")

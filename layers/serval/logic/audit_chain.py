@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from serval import keys
@@ -32,9 +33,18 @@ class ChainContended(Exception):
     """The scope's head kept moving under this chainer; the record is retried."""
 
 
+class LinkKind(StrEnum):
+    """What the chainer did with one stream record."""
+
+    LINKED = "linked"
+    ALREADY_LINKED = "already_linked"  # a redelivered record: linked before
+    GONE = "gone"  # the record was deleted before it could be linked
+    IGNORED = "ignored"  # not an audit record's INSERT
+
+
 @dataclass(frozen=True)
 class LinkOutcome:
-    kind: str  # "linked", "already_linked", "gone" or "ignored"
+    kind: LinkKind
     scope: str | None = None
     seq: int | None = None
     audit_id: str | None = None
@@ -50,16 +60,16 @@ def link_change(
     brought its own) is left alone.
     """
     if event_name != "INSERT" or not new_image:
-        return LinkOutcome("ignored")
+        return LinkOutcome(LinkKind.IGNORED)
     scope = audit.scope_of(new_image)
     if scope is None:
-        return LinkOutcome("ignored")  # a chain head, or no audit record at all
+        return LinkOutcome(LinkKind.IGNORED)  # a chain head, or no audit record at all
     audit_id = audit.string(new_image, "audit_id") or ""
     if audit.chain_seq(new_image) is not None:
-        return LinkOutcome("already_linked", scope, audit.chain_seq(new_image), audit_id)
+        return LinkOutcome(LinkKind.ALREADY_LINKED, scope, audit.chain_seq(new_image), audit_id)
     pk, sk = audit.string(keys_image, keys.PK), audit.string(keys_image, keys.SK)
     if pk is None or sk is None:
-        return LinkOutcome("ignored")
+        return LinkOutcome(LinkKind.IGNORED)
     digest = domain.record_digest(audit.sealed_fields(new_image))
     seal_ok = _seal_ok(digest, audit.string(new_image, "seal"))
     for _ in range(HEAD_ATTEMPTS):
@@ -80,7 +90,7 @@ def link_change(
         except audit_chain.HeadMoved:
             continue
         linked = result is audit_chain.LinkResult.LINKED
-        return LinkOutcome(result.value, scope, seq if linked else None, audit_id, seal_ok)
+        return LinkOutcome(LinkKind(result.value), scope, seq if linked else None, audit_id, seal_ok)
     raise ChainContended(f"the head of {scope} kept moving; {audit_id} is retried")
 
 
@@ -173,7 +183,7 @@ def _link_scope(scope: str, records: list[_New], outcomes: dict[int, LinkOutcome
                 break
             for new, link in zip(run, links, strict=True):
                 seal_ok = _seal_ok(new.digest, audit.string(new.change.new_image or {}, "seal"))
-                outcomes[new.index] = LinkOutcome("linked", scope, link.seq, new.audit_id, seal_ok)
+                outcomes[new.index] = LinkOutcome(LinkKind.LINKED, scope, link.seq, new.audit_id, seal_ok)
             break
         else:
             raise ChainContended(

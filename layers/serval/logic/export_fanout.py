@@ -94,7 +94,7 @@ def _failed(message: JobMessage, what: str, exc: Exception, attempts: int, owner
             raise exc
         error = f"{what} {reason}"
     job_store.fail(message.project_id, message.job_id, error, owner=owner)
-    return jobs.Outcome("failed", {"error": error, "kind": "dataset_export", **_ids(message)})
+    return jobs.Outcome(jobs.OutcomeKind.FAILED, {"error": error, "kind": "dataset_export", **_ids(message)})
 
 
 # ---- gather --------------------------------------------------------------------------------
@@ -108,12 +108,14 @@ def _gather_step(message: JobMessage, time_left: Callable[[], float]) -> jobs.Ou
             message.project_id, message.job_id, shard, count, jobs.LEASE_SECONDS
         )
     except NotFound:
-        return jobs.Outcome("poison", {"reason": "no such job", **_ids(message)})
+        return jobs.Outcome(jobs.OutcomeKind.POISON, {"reason": "no such job", **_ids(message)})
     except ValueError as exc:
-        return jobs.Outcome("poison", {"reason": str(exc), **_ids(message)})
+        return jobs.Outcome(jobs.OutcomeKind.POISON, {"reason": str(exc), **_ids(message)})
     if attempts is None:  # gathered before: make sure the assembly was asked for
         _assemble_if_gathered(message)
-        return jobs.Outcome("skipped", {"reason": "the shard was gathered already", **_ids(message)})
+        return jobs.Outcome(
+            jobs.OutcomeKind.SKIPPED, {"reason": "the shard was gathered already", **_ids(message)}
+        )
     what = f"shard {shard + 1} of {count}"
     try:
         counts = gather(job_store.get(message.project_id, message.job_id), shard, count, time_left)
@@ -124,7 +126,9 @@ def _gather_step(message: JobMessage, time_left: Callable[[], float]) -> jobs.Ou
         _assemble_if_gathered(message)
     elif state.gathered:
         _send(JobMessage(job_id=message.job_id, project_id=message.project_id, step=JobStep.ASSEMBLE))
-    return jobs.Outcome("gathered", {"done": counts.done, "failed": counts.failed, **_ids(message)})
+    return jobs.Outcome(
+        jobs.OutcomeKind.GATHERED, {"done": counts.done, "failed": counts.failed, **_ids(message)}
+    )
 
 
 def _assemble_if_gathered(message: JobMessage) -> None:
@@ -165,14 +169,16 @@ def _assemble_step(message: JobMessage, time_left: Callable[[], float]) -> jobs.
     try:
         taken = export_shards.claim_assembly(message.project_id, message.job_id, jobs.LEASE_SECONDS)
     except NotFound:
-        return jobs.Outcome("poison", {"reason": "no such job", **_ids(message)})
+        return jobs.Outcome(jobs.OutcomeKind.POISON, {"reason": "no such job", **_ids(message)})
     if taken is None:
-        return jobs.Outcome("skipped", {"reason": "the job already finished", **_ids(message)})
+        return jobs.Outcome(jobs.OutcomeKind.SKIPPED, {"reason": "the job already finished", **_ids(message)})
     claim, attempts = taken
     job = claim.job
     if not job.shards or (job.shards_done or 0) < job.shards:
         export_shards.release(claim)
-        return jobs.Outcome("poison", {"reason": "not every shard is gathered", **_ids(message)})
+        return jobs.Outcome(
+            jobs.OutcomeKind.POISON, {"reason": "not every shard is gathered", **_ids(message)}
+        )
     try:
         request = dataset_export.request_of(job)
         result = dataset_export.write_result(job, request, _shard_items(job, job.shards, time_left))
@@ -182,7 +188,7 @@ def _assemble_step(message: JobMessage, time_left: Callable[[], float]) -> jobs.
     keys = (shards.shard_key(job.project_id, job.job_id, n) for n in range(job.shards))
     export_shards.delete_files(settings().EXPORT_BUCKET, keys)
     return jobs.Outcome(
-        "succeeded",
+        jobs.OutcomeKind.SUCCEEDED,
         {
             "kind": finished.kind.value,
             "done": finished.counts.done,

@@ -33,6 +33,7 @@ import posixpath
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import IO, Any
 from urllib.parse import unquote_plus
 
@@ -78,11 +79,23 @@ class S3Object:
         return self.etag or self.version_id or ""
 
 
+class OutcomeKind(StrEnum):
+    """What became of an S3 object or a manifest range."""
+
+    TASK_CREATED = "task_created"
+    DUPLICATE = "duplicate"  # a redelivery: created before
+    IMPORT_SPLIT = "import_split"  # a large manifest, queued as byte ranges
+    RANGE_DONE = "range_done"
+    IMPORT_COMPLETED = "import_completed"
+    IMPORT_CLOSED = "import_closed"
+    IGNORED = "ignored"  # a hidden file or a folder marker
+    CONTINUE = "continue"  # checkpointed before the deadline; a new message continues it
+    POISON = "poison"
+
+
 @dataclass
 class Outcome:
-    # task_created | duplicate | import_split | range_done | import_completed | import_closed
-    # | ignored | continue | poison
-    kind: str
+    kind: OutcomeKind
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,7 +175,7 @@ def _uploader(info: storage.ObjectInfo, obj: S3Object, request_id: str | None) -
 def ingest_object(obj: S3Object, time_left: Callable[[], float], request_id: str | None = None) -> Outcome:
     name = posixpath.basename(obj.key)
     if name.startswith(".") or obj.key.endswith("/"):
-        return Outcome("ignored", {"key": obj.key, "reason": "hidden file or folder marker"})
+        return Outcome(OutcomeKind.IGNORED, {"key": obj.key, "reason": "hidden file or folder marker"})
     project = _project_of(obj)
     if media.is_manifest(obj.key):
         return ingest_manifest(project, obj, time_left, request_id)
@@ -219,8 +232,8 @@ def ingest_media(project: Project, obj: S3Object, request_id: str | None) -> Out
     try:
         tx.commit()
     except dynamo.TransactionCancelled:
-        return Outcome("duplicate", {"task_id": task.task_id})
-    return Outcome("task_created", {"task_id": task.task_id, "project_id": project.project_id})
+        return Outcome(OutcomeKind.DUPLICATE, {"task_id": task.task_id})
+    return Outcome(OutcomeKind.TASK_CREATED, {"task_id": task.task_id, "project_id": project.project_id})
 
 
 # ---- manifests -----------------------------------------------------------------------------
@@ -242,7 +255,7 @@ def ingest_manifest(
         # a CSV is read once to find where its records start: not for a redelivered event
         known = _known_state(project.project_id, import_id)
         if known is not None and (known.finished or known.ranges_queued):
-            return Outcome("duplicate", {"import_id": import_id})
+            return Outcome(OutcomeKind.DUPLICATE, {"import_id": import_id})
         if known is not None and known.range_bytes:
             range_bytes = known.range_bytes
     plan = _plan(obj, info.size, range_bytes, time_left)
@@ -261,7 +274,7 @@ def ingest_manifest(
     if not opened.created:
         known = import_ranges.state(project.project_id, import_id)
         if known.finished or known.ranges_queued:
-            return Outcome("duplicate", {"import_id": import_id})
+            return Outcome(OutcomeKind.DUPLICATE, {"import_id": import_id})
         if known.range_bytes and known.range_bytes != range_bytes:  # planned before a config change
             plan = _plan(obj, info.size, known.range_bytes, time_left)
             single = plan.ranges[0] if len(plan.ranges) == 1 else None
@@ -270,11 +283,13 @@ def ingest_manifest(
         bodies = [m.model_dump_json(exclude_none=True) for m in messages]
         queues.send_batch(cfg.INGEST_RANGES_QUEUE_URL, bodies, {"import-id": import_id})
         import_ranges.mark_queued(project.project_id, import_id)
-        return Outcome("import_split", {"import_id": import_id, "ranges": len(messages), "bytes": info.size})
+        return Outcome(
+            OutcomeKind.IMPORT_SPLIT, {"import_id": import_id, "ranges": len(messages), "bytes": info.size}
+        )
     with _failing(messages[0], request_id):
         claim = opened.claim or import_ranges.claim(project.project_id, import_id, single, lease_seconds)
         if claim is None:  # done by an earlier delivery (which finished the import with it)
-            return Outcome("duplicate", {"import_id": import_id})
+            return Outcome(OutcomeKind.DUPLICATE, {"import_id": import_id})
         return _import_range(project, messages[0], claim, time_left, request_id, actor)
 
 
@@ -579,11 +594,11 @@ def _import_range(
             finish=final,
         )
     except import_ranges.ImportClosed:
-        return Outcome("import_closed", detail)
+        return Outcome(OutcomeKind.IMPORT_CLOSED, detail)
     if final is not None:
         counts = {"tasks_created": done.tasks_created, "errors": error_total, "duplicates": done.duplicates}
-        return Outcome("import_completed", {**detail, **counts})
-    return _finish_if_done(message, request_id, detail) or Outcome("range_done", detail)
+        return Outcome(OutcomeKind.IMPORT_COMPLETED, {**detail, **counts})
+    return _finish_if_done(message, request_id, detail) or Outcome(OutcomeKind.RANGE_DONE, detail)
 
 
 def _by_offset(errors: IO[bytes], refused: Sequence[LineError]) -> Iterator[LineError]:
@@ -638,7 +653,7 @@ def _finish_if_done(
     if not import_ranges.finish(project_id, import_id, final, known):
         return None
     counts = {"tasks_created": known.tasks_created, "errors": known.errors, "duplicates": known.duplicates}
-    return Outcome("import_completed", {**(detail or {"import_id": import_id}), **counts})
+    return Outcome(OutcomeKind.IMPORT_COMPLETED, {**(detail or {"import_id": import_id}), **counts})
 
 
 def _numbered(records: Sequence[import_ranges.RangeRecord], first: Sequence[int]) -> Iterator[LineError]:
@@ -672,10 +687,12 @@ def process_message(
                 outcomes.append(ingest_object(obj, time_left, request_id))
             except RangeContinues as more:
                 _continue(more.message, message_id)
-                outcomes.append(Outcome("continue", {"key": obj.key, "import_id": more.message.import_id}))
+                outcomes.append(
+                    Outcome(OutcomeKind.CONTINUE, {"key": obj.key, "import_id": more.message.import_id})
+                )
     except PoisonRecord as exc:
         _to_dlq(cfg.INGEST_DLQ_URL, body, exc, message_id)
-        outcomes.append(Outcome("poison", {"reason": exc.message}))
+        outcomes.append(Outcome(OutcomeKind.POISON, {"reason": exc.message}))
     return outcomes
 
 
@@ -694,7 +711,7 @@ def process_range_message(
     except ValidationError as exc:
         poison = PoisonRecord(f"the message is not an ingest range: {manifest.explain(exc)}")
         _to_dlq(cfg.INGEST_RANGES_DLQ_URL, body, poison, message_id)
-        return Outcome("poison", {"reason": poison.message})
+        return Outcome(OutcomeKind.POISON, {"reason": poison.message})
     try:
         with _failing(message, request_id):
             project = _project_of(_object_of(message))
@@ -703,14 +720,14 @@ def process_range_message(
             )
             if claim is None:  # done before (a redelivery), or the import is closed
                 detail = {"import_id": message.import_id, "range": message.index}
-                return _finish_if_done(message, request_id, detail) or Outcome("duplicate", detail)
+                return _finish_if_done(message, request_id, detail) or Outcome(OutcomeKind.DUPLICATE, detail)
             return _import_range(project, message, claim, time_left, request_id)
     except RangeContinues as more:
         _continue(more.message, message_id)
-        return Outcome("continue", {"import_id": message.import_id, "range": message.index})
+        return Outcome(OutcomeKind.CONTINUE, {"import_id": message.import_id, "range": message.index})
     except PoisonRecord as exc:
         _to_dlq(cfg.INGEST_RANGES_DLQ_URL, body, exc, message_id)
-        return Outcome("poison", {"reason": exc.message, "import_id": message.import_id})
+        return Outcome(OutcomeKind.POISON, {"reason": exc.message, "import_id": message.import_id})
 
 
 def _continue(message: RangeMessage, source_message_id: str) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
@@ -59,9 +60,21 @@ class RunResult:
     error: str | None = None  # what failed, for a job that succeeded with counts.failed > 0
 
 
+class OutcomeKind(StrEnum):
+    """What became of a jobs-queue message (or of a jobs-DLQ message: failed, skipped, poison)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the job had finished already
+    POISON = "poison"  # a message no delivery can handle: logged and dropped
+    PAUSED = "paused"  # checkpointed; a new message continues it
+    FANNED_OUT = "fanned_out"  # the parts it queued finish the job
+    GATHERED = "gathered"  # a dataset export's shard, counted in
+
+
 @dataclass
 class Outcome:
-    kind: str  # succeeded | failed | skipped | poison | paused | fanned_out | gathered
+    kind: OutcomeKind
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,7 +142,7 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
     """Run the job one jobs-queue message names (see the module doc)."""
     message = parse_message(body)
     if message is None:
-        return Outcome("poison", {"reason": "the message is not a job message", "body": body[:200]})
+        return Outcome(OutcomeKind.POISON, {"reason": "the message is not a job message", "body": body[:200]})
     if message.step is not JobStep.RUN:  # a step of a fanned-out dataset export
         from serval.logic import export_fanout
 
@@ -138,38 +151,38 @@ def process_message(body: str, time_left: Callable[[], float]) -> Outcome:
     try:
         claim = job_store.claim(message.project_id, message.job_id, LEASE_SECONDS)
     except NotFound:
-        return Outcome("poison", {"reason": "no such job", **ids})
+        return Outcome(OutcomeKind.POISON, {"reason": "no such job", **ids})
     except (ValueError, ValidationError) as exc:  # a job item this worker cannot read (unknown kind...)
         error = f"the job is invalid: {str(exc)[:300]}"
         job_store.fail(message.project_id, message.job_id, error)
-        return Outcome("poison", {"reason": error, **ids})
+        return Outcome(OutcomeKind.POISON, {"reason": error, **ids})
     if claim is None:
-        return Outcome("skipped", {"reason": "the job already finished", **ids})
+        return Outcome(OutcomeKind.SKIPPED, {"reason": "the job already finished", **ids})
     runner = runner_for(claim.job.kind)
     if runner is None:
         error = f"no runner for jobs of kind {claim.job.kind.value}"
         job_store.fail(message.project_id, message.job_id, error, owner=claim.owner)
-        return Outcome("poison", {"reason": error, **ids})
+        return Outcome(OutcomeKind.POISON, {"reason": error, **ids})
     try:
         result = runner(claim, time_left)
     except JobPaused:  # the runner checkpointed and released the job: continue in a new message
         body = message.model_dump_json(exclude_defaults=True)
         queues.send(settings().JOBS_QUEUE_URL, body, {"kind": claim.job.kind.value})
-        return Outcome("paused", {"kind": claim.job.kind.value, **ids})
+        return Outcome(OutcomeKind.PAUSED, {"kind": claim.job.kind.value, **ids})
     except JobFannedOut as exc:  # the parts it queued finish the job
-        return Outcome("fanned_out", {"kind": claim.job.kind.value, **ids, **(exc.details or {})})
+        return Outcome(OutcomeKind.FANNED_OUT, {"kind": claim.job.kind.value, **ids, **(exc.details or {})})
     except ServalError as exc:
         if isinstance(exc, Throttled):
             return _retry_or_fail(claim, exc)
         job_store.fail(message.project_id, message.job_id, exc.message, owner=claim.owner)
         return Outcome(
-            "failed", {"error": exc.message, "code": exc.code, "kind": claim.job.kind.value, **ids}
+            OutcomeKind.FAILED, {"error": exc.message, "code": exc.code, "kind": claim.job.kind.value, **ids}
         )
     except Exception as exc:
         return _retry_or_fail(claim, exc)
     job = job_store.succeed(claim, result.counts, result.result_key, result.error)
     return Outcome(
-        "succeeded",
+        OutcomeKind.SUCCEEDED,
         {"kind": job.kind.value, "done": job.counts.done, "failed": job.counts.failed, **ids},
     )
 
@@ -189,7 +202,7 @@ def _retry_or_fail(claim: job_store.Claim, exc: Exception) -> Outcome:
         raise exc
     job_store.fail(claim.job.project_id, claim.job.job_id, error, owner=claim.owner)
     return Outcome(
-        "failed",
+        OutcomeKind.FAILED,
         {
             "error": error,
             "kind": claim.job.kind.value,
@@ -223,12 +236,14 @@ def fail_dead_letter(body: str, attributes: dict[str, str]) -> Outcome:
     DLQ's own redrive moves a message this keeps failing on to the same place."""
     message = parse_message(body)
     if message is None:
-        kept = "poison"
+        kept = OutcomeKind.POISON
         detail: dict[str, Any] = {"reason": "the message is not a job message", "body": body[:200]}
     else:
         reason = dead_letter_reason(message)
         failed = job_store.fail(message.project_id, message.job_id, reason)
-        kept = "failed" if failed else "skipped"
+        kept = OutcomeKind.FAILED if failed else OutcomeKind.SKIPPED
         detail = {"job_id": message.job_id, "project_id": message.project_id, "reason": reason}
-    queues.send(settings().JOBS_DEAD_URL, body, attributes | {"outcome": kept, "reason": detail["reason"]})
+    queues.send(
+        settings().JOBS_DEAD_URL, body, attributes | {"outcome": kept.value, "reason": detail["reason"]}
+    )
     return Outcome(kept, detail)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from serval import ids, keys
 from serval.adapters import imports, projects, tasks
+from serval.adapters.tasks import TaskFilter  # the listing's filter, built by the caller
 from serval.domain import limits, manifest
 from serval.domain.actor import Actor
 from serval.domain.models import (
@@ -161,7 +162,7 @@ def _check_sizes(new_tasks: list[Task]) -> None:
 
 
 def list_page(
-    project_id: str, f: tasks.TaskFilter, limit: int, cursor: str | None
+    project_id: str, f: TaskFilter, limit: int, cursor: str | None
 ) -> tuple[list[Task], str | None]:
     projects.get(project_id)  # 404 for an unknown project rather than an empty list
     return tasks.list_page(project_id, f, limit, cursor)
