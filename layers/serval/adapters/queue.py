@@ -286,6 +286,17 @@ def clear_token(project_id: str, task_id: str, attribute: str, token: str) -> bo
     )
 
 
+def forget_token(project_id: str, task_id: str, attribute: str, token: str) -> bool:
+    """:func:`clear_token` after a delivery, where a failure costs nothing: the execution's next
+    step removes the used token and the handoff anyway. False when it did not happen."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return clear_token(project_id, task_id, attribute, token)
+    except (ClientError, BotoCoreError):
+        return False
+
+
 def replace_token(project_id: str, task_id: str, attribute: str, old: str, new: str, execution: str) -> bool:
     """Give the step the task waits in the token of another execution (a re-created one), in
     place of ``old``; False when the task no longer holds ``old``."""

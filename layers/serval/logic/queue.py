@@ -580,7 +580,7 @@ def hand_off(project_id: str, task_id: str, token: str, pending: Handoff) -> Del
     outbox, for the reconciler (:mod:`serval.logic.reconcile`)."""
     delivered = workflow.deliver(token, pending.output)
     if delivered is Delivery.DELIVERED:
-        store.clear_token(project_id, task_id, pending.token_attribute, token)
+        store.forget_token(project_id, task_id, pending.token_attribute, token)
     return delivered
 
 
