@@ -2,8 +2,8 @@
 
 Every AWS request of boto3's and pynamodb's clients goes through botocore's
 ``BaseClient._make_api_call``, above botocore's retries. :class:`Faults` wraps it: the ``at``-th
-call of ``operation`` made by the armed thread (the function under test, not moto's executor
-threads that run workflow steps) can
+call (of any operation, or of one named operation) made by the armed thread (the function under
+test, not moto's executor threads that run workflow steps) can
 
 * ``throttle``: answer a throttling error, as botocore raises it once its retries are spent;
 * ``error``: answer a 500 service error;
@@ -17,6 +17,7 @@ every kind, each from a fresh start, and reports what it tried.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,10 +39,17 @@ class Crash(BaseException):
 @dataclass(frozen=True)
 class Fault:
     kind: Kind
-    at: int  # the at-th AWS call of the armed thread (1-based), any operation
+    at: int  # the at-th AWS call of the armed thread (1-based) ...
+    operation: str | None = None  # ... of this operation only (e.g. "TransactWriteItems"); None: any
 
     def __str__(self) -> str:
-        return f"{self.kind}@{self.at}"
+        return f"{self.kind}@{self.operation or ''}#{self.at}"
+
+    def hits(self, calls: list[str]) -> bool:
+        """Whether the call just made (the last of ``calls``) is the one to fail."""
+        if self.operation is None:
+            return len(calls) == self.at
+        return calls[-1] == self.operation and calls.count(self.operation) == self.at
 
 
 @dataclass
@@ -64,14 +72,14 @@ class Faults:
             return call(client, operation, params)
         self.calls.append(operation)
         fault = self.fault
-        if fault is None or len(self.calls) != fault.at:
+        if fault is None or not fault.hits(self.calls):
             return call(client, operation, params)
         self.fired = operation
-        if fault.kind == "crash":
-            call(client, operation, params)
-            raise Crash(f"crashed after {operation}")
-        if fault.kind == "timeout":  # the request was applied; its answer never came
-            call(client, operation, params)
+        if fault.kind in ("crash", "timeout"):  # the request is made, whatever its answer ...
+            with contextlib.suppress(Exception):  # ... which nobody sees
+                call(client, operation, params)
+            if fault.kind == "crash":
+                raise Crash(f"crashed after {operation}")
             raise ReadTimeoutError(endpoint_url=f"injected://{operation}")
         code, status = (
             ("ThrottlingException", 400) if fault.kind == "throttle" else ("InternalServerError", 500)

@@ -139,9 +139,15 @@ class Tx:
         condition: str | None = None,
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
+        *,
+        old_on_failure: bool = False,
     ) -> Tx:
-        """Put a pynamodb model instance (serialized by its own attribute classes)."""
+        """Put a pynamodb model instance (serialized by its own attribute classes). With
+        ``old_on_failure``, a failed condition hands back the item that stands in the way
+        (:attr:`TransactionCancelled.items`)."""
         action: dict[str, Any] = {"TableName": model.Meta.table_name, "Item": model.serialize()}
+        if old_on_failure:
+            action["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         self._condition(action, condition, names, values)
         self.actions.append({"Put": action})
         return self
@@ -241,7 +247,10 @@ class Tx:
                     codes = [r.get("Code", "None") for r in reasons]
                     failed = tuple(i for i, c in enumerate(codes) if c == "ConditionalCheckFailed")
                     if failed:
-                        raise TransactionCancelled(failed, codes) from exc
+                        items: list[dict[str, Any] | None] = [
+                            dict(r["Item"]) if "Item" in r else None for r in reasons
+                        ]
+                        raise TransactionCancelled(failed, codes, items) from exc
                     if "TransactionConflict" in codes and attempt < attempts - 1:
                         time.sleep(random.uniform(0, 0.02 * 2**attempt))
                         continue
@@ -254,10 +263,16 @@ class Tx:
 
 
 class TransactionCancelled(Exception):
-    def __init__(self, failed: tuple[int, ...], codes: list[str]) -> None:
+    """``failed``: the indexes of the actions whose condition failed; ``items``: per action, the
+    item that stood in the way when the action asked for it, else None."""
+
+    def __init__(
+        self, failed: tuple[int, ...], codes: list[str], items: list[dict[str, Any] | None] | None = None
+    ) -> None:
         super().__init__(f"transaction cancelled; failed conditions at {failed}")
         self.failed = failed
         self.codes = codes
+        self.items = items or [None] * len(codes)
 
 
 _SERIALIZER = None

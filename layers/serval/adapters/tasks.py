@@ -191,7 +191,7 @@ def _put_group(
         tx = dynamo.Tx()
         owners: list[int] = []  # action index -> position in ``remaining``
         for pos, task in enumerate(remaining):
-            tx.put(_task_item(task), condition="attribute_not_exists(PK)")
+            tx.put(_task_item(task), condition="attribute_not_exists(PK)", old_on_failure=True)
             owners.append(pos)
             for link in _tag_items(task):
                 tx.put(link)
@@ -204,12 +204,26 @@ def _put_group(
         try:
             tx.commit()
         except dynamo.TransactionCancelled as exc:
-            dupes = {owners[i] for i in exc.failed if i < len(owners)}
-            result.duplicates += [remaining[p].task_id for p in sorted(dupes)]
+            standing = {owners[i]: exc.items[i] for i in exc.failed if i < len(owners)}
+            dupes = set(standing)
+            for p in sorted(dupes):
+                # the same task from the same place of the same import: an earlier attempt of this
+                # import made it (and counted it), then stopped before recording its progress
+                own = _same_origin(remaining[p], standing[p])
+                (result.created if own else result.duplicates).append(remaining[p].task_id)
             remaining = [t for p, t in enumerate(remaining) if p not in dupes]
             continue
         result.created += [t.task_id for t in remaining]
         remaining = []
+
+
+def _same_origin(task: Task, existing: dict[str, Any] | None) -> bool:
+    """Whether ``existing`` (the stored item, as DynamoDB returned it) is ``task`` itself: made
+    by the same import from the same line or position."""
+    if existing is None or task.import_id is None:
+        return False
+    mine = _task_item(task).serialize()
+    return all(existing.get(name) == mine.get(name) for name in ("import_id", "source"))
 
 
 def _transaction_groups(tasks: Sequence[Task]) -> Iterable[list[Task]]:

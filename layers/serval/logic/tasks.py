@@ -77,6 +77,11 @@ def _normalize(project: Project, items: list[TaskInput]) -> list[TaskCreate]:
     return out
 
 
+# How long a bulk create holds its import: a retry with the same Idempotency-Key after a crash
+# resumes it once this has passed (its own tasks, already written, then count as created).
+CREATE_LEASE_SECONDS = 120
+
+
 def bulk_create(
     project_id: str, items: list[TaskInput], actor: Actor, idempotency_key: str | None
 ) -> BulkCreateResult:
@@ -111,7 +116,7 @@ def bulk_create(
         None,
         None,
         actor,
-        lease_seconds=120,
+        lease_seconds=CREATE_LEASE_SECONDS,
         audit_start=False,
         fingerprint=ids.fingerprint(items) if idempotency_key else None,
     )
@@ -132,7 +137,7 @@ def bulk_create(
         len(result.created),
         len(result.duplicates),
         counter_deltas={},
-        lease_seconds=120,
+        lease_seconds=CREATE_LEASE_SECONDS,
     )
     status = ImportStatus.COMPLETED_WITH_ERRORS if refused else ImportStatus.COMPLETED
     imports.complete(claim, len(new_tasks), len(refused), None, status, actor, affected_ids=result.created)
