@@ -379,3 +379,27 @@ def test_a_lost_execution_is_re_created_and_then_given_the_result(
     assert [r.repairs for r in reports] == [{Repair.RESUMED: 1}, {Repair.DELIVERED: 1}]
     assert _running(machine, s.task_id) == [f"{s.task_id}-r1"]
     assert len(queue.annotations_of(s.project_id, s.task_id)) == 1
+
+
+def test_a_requeue_whose_review_step_was_lost_is_finished_by_the_reconciler(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults
+) -> None:
+    # Given a task in review whose execution was lost
+    s = Setup(admin)
+    manager = person("u-manager", "manager")
+    members(s.project_id, "manager", manager)
+    s.in_review()
+    restart(machine)
+    # When a manager requeues it: the Review step cannot take the decision
+    queue.requeue(s.project_id, s.task_id, manager)
+    held = s.item()
+    assert (held.status, held.lease_owner, held.handoff is not None) == (
+        "in_review",
+        queue.REQUEUE_HOLDER,
+        True,
+    )
+    # Then the reconciler has a new execution take the Review wait over, hands it the requeue,
+    # and the task is back in the labelling queue, free for anyone
+    reports = _reconcile_until(aws, "the task queued", s.settled_in("queued", "label_token"), Clock())
+    assert [r.repairs for r in reports] == [{Repair.RESUMED: 1}, {Repair.DELIVERED: 1}]
+    assert (s.item().lease_owner, _running(machine, s.task_id)) == (None, [f"{s.task_id}-r1"])
