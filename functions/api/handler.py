@@ -42,7 +42,7 @@ from api.routes import queue as queue_routes
 from api.telemetry import logger, metrics
 from serval import errors
 from serval.domain import json_input
-from serval.logic.deadline import invocation_deadline
+from serval.logic.deadline import invocation_deadline, transient
 
 MAX_BODY_BYTES = 6 * 1024 * 1024 - 1024  # the Lambda synchronous payload limit, less the envelope
 
@@ -199,6 +199,9 @@ def not_found(_: Exception) -> Response[Any]:
 
 @app.exception_handler(Exception)
 def unexpected(exc: Exception) -> Response[Any]:
+    if transient(exc):  # throttled or unreachable after botocore's retries (pynamodb's reads too)
+        logger.warning("AWS was busy or unreachable", reason=str(exc))
+        return serval_error(errors.Throttled("the service is busy; retry shortly"))
     logger.exception("unhandled error")
     return error_response(
         HTTPStatus.INTERNAL_SERVER_ERROR,

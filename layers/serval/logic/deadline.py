@@ -1,4 +1,5 @@
-"""The deadline of one invocation for starting AWS request attempts (the api's ``AWS_CALL_DEADLINE_S``)."""
+"""The deadline of one invocation for starting AWS request attempts (the api's ``AWS_CALL_DEADLINE_S``),
+and whether a failure was AWS's passing trouble (worth answering "retry shortly")."""
 
 from __future__ import annotations
 
@@ -14,3 +15,10 @@ def invocation_deadline() -> Iterator[None]:
     (0: no deadline); one that would start later raises ``Throttled``."""
     with clients.deadline(clients.invocation_deadline_s()):
         yield
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` came from AWS being busy or briefly unreachable (throttling, a 5xx or a
+    timeout, after botocore's own retries), anywhere in its chain: the same call may succeed
+    shortly, unlike a bug."""
+    return clients.retryable(exc)
