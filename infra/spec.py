@@ -224,9 +224,9 @@ class FunctionSpec:
     starts_executions: tuple[str, ...] = ()
     # ... and whose waiting steps it completes (SendTaskSuccess / SendTaskFailure) ...
     completes_steps: bool = False
-    # StateMachineSpec ids whose executions the function reads (DescribeExecution; env
-    # STATE_MACHINE_ARN, built from the machine's name: no reference to the stack that owns it).
-    describes_executions: tuple[str, ...] = ()
+    # StateMachineSpec ids whose executions the function lists, reads and stops (the machine's
+    # ARN in STATE_MACHINE_ARN).
+    manages_executions: tuple[str, ...] = ()
     alarms: FunctionAlarms | None = None
 
     # Concurrent invocations of a function without a concurrency of its own (API, state machine
@@ -755,7 +755,7 @@ def build(config: EnvConfig, account: str, region: str) -> ServalSpec:
             # a lost execution is re-created by the starter, throttled as every start is
             sends_to={"EXECUTIONS_QUEUE_URL": QueueRef("executions")},
             completes_steps=True,
-            describes_executions=("task",),
+            manages_executions=("task",),
             unreserved_concurrency=1,  # one run at a time (runs end well within their interval)
         ),
         "chainer": FunctionSpec(

@@ -20,7 +20,7 @@ from serval.logic import reconcile
 logger = Logger()
 metrics = Metrics()
 
-METRIC_NAMES = {kind: f"Handoffs{kind.value.title().replace('_', '')}" for kind in Repair}
+METRIC_NAMES = {kind: f"Repairs{kind.value.title().replace('_', '')}" for kind in Repair}
 
 
 @logger.inject_lambda_context(clear_state=True)

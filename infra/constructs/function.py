@@ -5,7 +5,8 @@ spec declares: grants on tables (GSIs included, at one of the :data:`TABLE_ACCES
 levels) and buckets, PutEvents on the bus, the Cognito admin actions on the one
 user pool, sqs:SendMessage on its ``sends_to`` queues, GetSecretValue on its
 secrets, StartExecution on the state machines it starts (whose ARN it gets as
-``STATE_MACHINE_ARN``), DescribeExecution on their executions when it reads them, the
+``STATE_MACHINE_ARN``), ListExecutions on those it manages and DescribeExecution and
+StopExecution on their executions, the
 task-token callbacks when it completes workflow steps, writes to its own log group, X-Ray
 segments, and whatever its trigger needs (a schedule trigger gets its EventBridge rule).
 """
@@ -106,6 +107,8 @@ STEP_CALLBACK_ACTIONS: tuple[str, ...] = (
     "states:SendTaskFailure",
     "states:SendTaskHeartbeat",
 )
+# What a ``manages_executions`` function may do to the machine's executions (and ListExecutions on it).
+EXECUTION_MANAGER_ACTIONS: tuple[str, ...] = ("states:DescribeExecution", "states:StopExecution")
 # The environment variable that holds the ARN of the state machine a ``starts_executions`` function starts.
 STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
@@ -221,7 +224,7 @@ class ServalFunction(Construct):
         environment.update({name: queue.queue_url for name, queue in send_to.items()})
         for machine_id in fs.starts_executions:
             environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
-        for machine_id in fs.describes_executions:
+        for machine_id in fs.manages_executions:
             environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
 
         self.function = lambda_.Function(
@@ -270,10 +273,16 @@ class ServalFunction(Construct):
             )
         for machine_id in fs.starts_executions:
             state_machines[machine_id].grant_start_execution(self.role)
-        execution_arns = [f"{executions_of(self, state_machines[m])}:*" for m in fs.describes_executions]
+        execution_arns = [f"{executions_of(self, state_machines[m])}:*" for m in fs.manages_executions]
         if execution_arns:
             self.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["states:DescribeExecution"], resources=execution_arns)
+                iam.PolicyStatement(actions=list(EXECUTION_MANAGER_ACTIONS), resources=execution_arns)
+            )
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["states:ListExecutions"],
+                    resources=[state_machines[m].state_machine_arn for m in fs.manages_executions],
+                )
             )
         if fs.completes_steps:
             self.role.add_to_principal_policy(
@@ -345,7 +354,7 @@ class ServalFunction(Construct):
         secrets: Mapping[str, secretsmanager.ISecret],
         state_machines: Mapping[str, sfn.IStateMachine],
     ) -> None:
-        if len(set(fs.starts_executions) | set(fs.describes_executions)) > 1:
+        if len(set(fs.starts_executions) | set(fs.manages_executions)) > 1:
             raise ValueError(
                 f"function {fs.id!r} uses several state machines but has one {STATE_MACHINE_ARN_VARIABLE}"
             )
@@ -357,7 +366,7 @@ class ServalFunction(Construct):
         missing += [f"secret {s!r}" for s in fs.secrets if s not in secrets]
         missing += [
             f"state machine {m!r}"
-            for m in (*fs.starts_executions, *fs.describes_executions)
+            for m in (*fs.starts_executions, *fs.manages_executions)
             if m not in state_machines
         ]
         if fs.publishes_events and bus is None:

@@ -137,8 +137,10 @@ def _grant_reason(
     for arn in function_arns:
         if resource == f"{arn}:*" and actions == {"lambda:InvokeFunction"}:
             return "Function.grant_invoke covers the function's versions and aliases; scoped to this one function"
-    if resource in execution_arns and actions == {"states:DescribeExecution"}:
-        return "DescribeExecution on one state machine's executions; their names are only known at run time"
+    if resource in execution_arns and actions <= {"states:DescribeExecution", "states:StopExecution"}:
+        return (
+            "Describe/StopExecution on one state machine's executions; their names are only known at run time"
+        )
     return None
 
 

@@ -46,6 +46,12 @@
    oidc-client-ts refuses a refreshed ID token whose ``auth_time`` changed. Tokens of one
    sign-in (one ``origin_jti``) keep its ``auth_time``.
 
+10. **Step Functions StopExecution.** moto marks a stopped execution's program stopped, but a
+    step waiting for a task token keeps waiting, so the execution stays ``RUNNING``; when woken,
+    its wait ends as a timeout that overwrites the stop (``FAILED``, ``States.Timeout``). In AWS
+    the execution is ``ABORTED`` at once. A stop wakes the execution's waits, and a stopped
+    program stays stopped.
+
 Every hooked moto internal is checked before it is replaced: a moto upgrade that
 renames or reshapes one fails loudly in :func:`install`, not silently later.
 """
@@ -91,6 +97,8 @@ from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
 
@@ -164,6 +172,8 @@ EXPECTED_SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (Message, "mark_received"): ("visibility_timeout",),
     (Queue, "delete_message"): ("receipt_handle",),
     (CognitoIdpUserPool, "create_jwt"): ("client_id", "username", "token_use", "expires_in", "extra_data"),
+    (SfnEnvironment, "set_stop"): ("stop_date", "cause", "error"),
+    (SfnEnvironment, "set_error"): ("error",),
 }
 
 
@@ -753,6 +763,20 @@ _auth_times: dict[str, int] = {}  # origin_jti (one sign-in) -> when it signed i
 _auth_times_lock = threading.Lock()
 
 
+def _sfn_set_stop(self: SfnEnvironment, stop_date: Any, cause: str | None, error: str | None) -> None:
+    """Stop the program, and wake every step of it that waits for a task token."""
+    _call_original(SfnEnvironment, "set_stop", self, stop_date, cause, error)
+    for endpoint in list(self.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
+
+
+def _sfn_set_error(self: SfnEnvironment, error: Any) -> None:
+    """An error after a stop (a woken wait ends as a timeout) leaves the program stopped."""
+    if isinstance(self.program_state(), ProgramStopped):
+        return
+    _call_original(SfnEnvironment, "set_error", self, error)
+
+
 def _create_jwt(
     self: CognitoIdpUserPool,
     client_id: str,
@@ -867,6 +891,8 @@ def install() -> None:
         _replace(fast_handler, "serialized", _fast_serialized(fast_handler))
     _install_request_path()
     _replace(CognitoIdpUserPool, "create_jwt", _create_jwt)
+    _replace(SfnEnvironment, "set_stop", _sfn_set_stop)
+    _replace(SfnEnvironment, "set_error", _sfn_set_error)
     _state.limits = install_limits(checked=True)
     _state.installed = True
 

@@ -24,8 +24,8 @@ retries its metadata (``DDBStreamBatchInfo``) goes to the on-failure queue and
 the shard moves on.
 
 **Schedules** (:class:`SchedulePoller`): every ``every_minutes``, as an EventBridge schedule
-rule would, invokes the function with a ``Scheduled Event``; a run that fails is not retried
-(the rule's target has no retries), the next one comes at its time.
+would, invokes the function with a ``Scheduled Event``; a run that fails is not retried (the
+schedule's target has no retries), the next one comes at its time.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from botocore.config import Config
 
 from infra.local import patches
 from infra.local.resources import LocalResources
-from infra.spec import FunctionSpec, ScheduleTrigger, ServalSpec, SqsTrigger, StreamTrigger
+from infra.spec import ScheduleTrigger, ServalSpec, SqsTrigger, StreamTrigger
 
 log = logging.getLogger("serval.local.pollers")
 
@@ -499,8 +499,8 @@ class StreamPoller:
 # --------------------------------------------------------------------------- schedules
 
 
-def scheduled_event(rule_arn: str, region: str, account_id: str) -> dict[str, Any]:
-    """The event an EventBridge schedule rule gives its Lambda target."""
+def scheduled_event(schedule_arn: str, region: str, account_id: str) -> dict[str, Any]:
+    """The event an EventBridge schedule gives its Lambda target."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -509,26 +509,35 @@ def scheduled_event(rule_arn: str, region: str, account_id: str) -> dict[str, An
         "account": account_id,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [rule_arn],
+        "resources": [schedule_arn],
         "detail": {},
     }
 
 
+STOP_WAIT_S = 5.0  # how long a stop waits for a scheduled run in flight
+
+
+@dataclass(frozen=True)
+class ScheduleSource:
+    function_name: str
+    function_timeout_s: int
+    interval_s: float
+    schedule_arn: str
+    region: str
+    account_id: str
+
+
 class SchedulePoller:
     """Invokes a function every ``interval_s`` (its schedule's rate), the first time one interval
-    after the start; one run at a time, as a rate rule whose runs end within their interval."""
+    after the start; one run at a time, as a rate schedule whose runs end within their interval."""
 
-    def __init__(
-        self, fn: FunctionSpec, resources: LocalResources, *, interval_s: float | None = None
-    ) -> None:
-        assert isinstance(fn.trigger, ScheduleTrigger)
-        self.function_name = fn.name
-        self._interval_s = interval_s if interval_s is not None else fn.trigger.every_minutes * 60
-        self._rule_arn = f"arn:aws:events:{resources.region}:{resources.account_id}:rule/{fn.name}-schedule"
-        self._resources = resources
-        self._lambda = _lambda_client(fn.timeout_s)
+    def __init__(self, source: ScheduleSource) -> None:
+        self.source = source
+        self._lambda = _lambda_client(source.function_timeout_s)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{fn.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"schedule-{source.function_name}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -537,13 +546,16 @@ class SchedulePoller:
         self._stopping.set()
 
     def stop(self) -> None:
+        """Take no new run; a run in flight is not waited for long: every repair it makes is
+        conditional on what it read, so one cut short is the next run's work."""
         self._stopping.set()
-        self._thread.join()
+        self._thread.join(timeout=STOP_WAIT_S)
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            event = scheduled_event(self._rule_arn, self._resources.region, self._resources.account_id)
-            invoke(self._lambda, self.function_name, event)
+        source = self.source
+        while not self._stopping.wait(source.interval_s):
+            event = scheduled_event(source.schedule_arn, source.region, source.account_id)
+            invoke(self._lambda, source.function_name, event)
 
 
 # --------------------------------------------------------------------------- wiring from the spec
@@ -600,5 +612,14 @@ def pollers_for(
                 watcher = partial(observe, trigger.table)
             pollers.append(StreamPoller(stream_source, observe=watcher, **options.get("stream", {})))
         elif isinstance(trigger, ScheduleTrigger):
-            pollers.append(SchedulePoller(fn, resources, **options.get("schedule", {})))
+            arn = f"arn:aws:scheduler:{resources.region}:{resources.account_id}:schedule/default/{fn.name}-schedule"
+            schedule_source = ScheduleSource(
+                function_name=fn.name,
+                function_timeout_s=fn.timeout_s,
+                interval_s=options.get("schedule", {}).get("interval_s", trigger.every_minutes * 60),
+                schedule_arn=arn,
+                region=resources.region,
+                account_id=resources.account_id,
+            )
+            pollers.append(SchedulePoller(schedule_source))
     return pollers

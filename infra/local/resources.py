@@ -95,7 +95,7 @@ def runtime_references(
         refs["USER_POOL_ID"] = user_pool_id
     for variable, ref in fn.sends_to.items():
         refs[variable] = (dlq_urls if ref.dead_letter else queue_urls)[ref.queue]
-    for machine_id in (*fn.starts_executions, *fn.describes_executions):
+    for machine_id in (*fn.starts_executions, *fn.manages_executions):
         refs[STATE_MACHINE_ARN_VARIABLE] = (state_machine_arns or {})[machine_id]
     return refs
 

@@ -136,7 +136,7 @@ class ServalStack(Stack):
                 source=event_source(f.trigger, queues=own_queues, tables=streams),
                 send_to={variable: self.queue(ref, shared) for variable, ref in f.sends_to.items()},
                 state_machines={
-                    m: self.state_machine(m) for m in (*f.starts_executions, *f.describes_executions)
+                    m: self.state_machine(m) for m in (*f.starts_executions, *f.manages_executions)
                 },
                 **(wiring(f) if wiring else {}),
             )

@@ -72,5 +72,5 @@ class WorkflowStack(ServalStack):
         return [
             f
             for f in spec.functions.values()
-            if isinstance(f.trigger, StateMachineTrigger) or f.describes_executions or f in queue_consumers
+            if isinstance(f.trigger, StateMachineTrigger) or f.manages_executions or f in queue_consumers
         ]

@@ -205,7 +205,9 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         ([*TABLE_READ, "dynamodb:UpdateItem"], table("tasks")),  # repairs task items: no put, no delete
         ([*TABLE_READ, "dynamodb:PutItem"], table("audit")),  # each repair is audited
         (["sqs:SendMessage"], ["queue:executions"]),  # a lost execution is re-created by the starter
-        (["states:DescribeExecution"], ["executions:task"]),  # is the step's execution still running?
+        # which executions run; is a step's execution still running; stop one whose task is gone
+        (["states:ListExecutions"], ["state-machine:task"]),
+        (["states:DescribeExecution", "states:StopExecution"], ["executions:task"]),
         SEAL_KEY,
         STEP_CALLBACKS,  # delivers overdue handoffs
     ),

@@ -403,3 +403,54 @@ def test_a_requeue_whose_review_step_was_lost_is_finished_by_the_reconciler(
     reports = _reconcile_until(aws, "the task queued", s.settled_in("queued", "label_token"), Clock())
     assert [r.repairs for r in reports] == [{Repair.RESUMED: 1}, {Repair.DELIVERED: 1}]
     assert (s.item().lease_owner, _running(machine, s.task_id)) == (None, [f"{s.task_id}-r1"])
+
+
+def test_a_task_left_waiting_by_a_dead_execution_gets_a_new_one(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults
+) -> None:
+    # Given a task queued for labelling whose execution was lost (no result pending anywhere)
+    s = Setup(admin)
+    first = s.item().label_token
+    restart(machine)
+    # When the reconciler runs
+    reports = _reconcile_until(
+        aws,
+        "a new Label token",
+        lambda: s.item().label_token not in (None, first) and bool(_running(machine, s.task_id)),
+        Clock(),
+    )
+    # Then it asked for a new execution once, which took the Label wait over
+    assert [r.repairs for r in reports] == [{Repair.EXECUTION_RESUMED: 1}]
+    assert _running(machine, s.task_id) == [f"{s.task_id}-r1"]
+    # And the annotator's work reaches review through it
+    assert lease(s.project_id, s.ann)["task"]["task_id"] == s.task_id
+    assert submit(s.project_id, s.task_id, s.ann).status == 200
+    _eventually("review", s.settled_in("in_review", "review_token"))
+
+
+def test_an_execution_whose_task_was_deleted_is_stopped(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a task waiting in Label, deleted while Step Functions refused to end its wait
+    s = Setup(admin)
+    url = f"/projects/{s.project_id}/tasks/{s.task_id}"
+    answer = _careless(faults, Fault("throttle", 1, "SendTaskFailure"), lambda: call("DELETE", url, admin))
+    assert faults.fired == "SendTaskFailure"
+    assert getattr(answer, "status", None) in (204, 404), answer
+    assert _running(machine, s.task_id) == [s.task_id]
+    # When the reconciler runs (the execution is old enough not to be a fresh re-creation)
+    monkeypatch.setattr(reconcile, "ORPHAN_AGE_S", -1)
+    report = reconcile.run(now=Clock().tick())
+    # Then it stopped that execution, and says why in the task's audit trail
+    assert report.repairs == {Repair.EXECUTION_STOPPED: 1}
+    _eventually("the execution to stop", lambda: _running(machine, s.task_id) == [])
+    arn = f"{settings().STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:{s.task_id}"
+    assert machine.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    assert sum(reconcile.run(now=Clock().tick()).repairs.values()) == 0
+    records = call(
+        "GET", f"/projects/{s.project_id}/audit?target_type=task&target_id={s.task_id}", admin
+    ).body["items"]
+    stopped = [r["after"] for r in records if r["action"] == "task.repair"]
+    assert stopped == [
+        {"repair": "execution_stopped", "execution": s.task_id, "reason": "the task was deleted"}
+    ]

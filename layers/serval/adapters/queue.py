@@ -16,8 +16,9 @@ from typing import Any
 from serval import keys
 from serval.adapters import audit, clients, dynamo
 from serval.domain.actor import Actor
+from serval.domain.executions import current_execution
 from serval.domain.handoffs import GRACE_S, Handoff
-from serval.domain.lifecycle import TaskStatus, check_transition
+from serval.domain.lifecycle import TaskStatus, WaitStep, check_transition, waiting_step
 from serval.domain.models import utcnow
 from serval.errors import LeaseNotHeld
 from serval.settings import settings
@@ -357,6 +358,48 @@ def settle_handoff(
     except dynamo.TransactionCancelled:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A task whose execution waits for a human: in ``step``, under ``execution``'s token."""
+
+    task_id: str
+    execution: str
+    step: WaitStep
+
+
+# The statuses a waiting task of the workflow has (gold tasks wait apart, in their own partition).
+WAITING = (TaskStatus.QUEUED, TaskStatus.LEASED, TaskStatus.IN_REVIEW)
+
+
+def waiting(project_id: str) -> list[Waiting]:
+    """The project's tasks whose execution waits in Label or Review: Queries of their status
+    partitions, which hold only started tasks (at most the project's window of them)."""
+    found: list[Waiting] = []
+    for status in WAITING:
+        kwargs: dict[str, Any] = {
+            "TableName": settings().TASKS_TABLE,
+            "IndexName": keys.GSI1,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": keys.GSI1PK, "#s": "status"},
+            "ExpressionAttributeValues": {":pk": {"S": keys.status_gsi1pk(project_id, status.value)}},
+            "ProjectionExpression": "task_id, execution_name, #s, label_token, review_token, handoff",
+        }
+        for page in _pages(kwargs):
+            for item in page["Items"]:
+                pending = Handoff.from_stored(item["handoff"]["S"]) if "handoff" in item else None
+                step = waiting_step(
+                    TaskStatus(item["status"]["S"]),
+                    "label_token" in item,
+                    "review_token" in item,
+                    pending.step if pending else None,
+                )
+                if step is not None:
+                    task_id = item["task_id"]["S"]
+                    name = item.get("execution_name", {}).get("S")
+                    found.append(Waiting(task_id, current_execution(task_id, name), step))
+    return found
 
 
 def _overdue_query(project_id: str, now: int) -> dict[str, Any]:

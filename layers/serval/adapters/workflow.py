@@ -8,6 +8,7 @@ task item, and submit and review hand the step its result through :func:`send_su
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from serval.adapters import clients
@@ -74,6 +75,61 @@ def execution_state(state_machine_arn: str, name: str) -> Execution:
             return Execution.MISSING
         raise
     return Execution.ENDED if described["status"] in _ENDED else Execution.RUNNING
+
+
+@dataclass(frozen=True)
+class Running:
+    """A running execution of the machine, as listed."""
+
+    name: str
+    started: float  # epoch seconds
+
+
+def running(state_machine_arn: str) -> list[Running]:
+    """Every running execution of the machine (ListExecutions, by pages of 1,000)."""
+    kwargs: dict[str, Any] = {
+        "stateMachineArn": state_machine_arn,
+        "statusFilter": "RUNNING",
+        "maxResults": 1000,
+    }
+    found: list[Running] = []
+    while True:
+        page = clients.stepfunctions().list_executions(**kwargs)
+        found += [Running(e["name"], e["startDate"].timestamp()) for e in page["executions"]]
+        if not page.get("nextToken"):
+            return found
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def execution_input(state_machine_arn: str, name: str) -> dict[str, Any] | None:
+    """The input an execution was started with; None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        described = clients.stepfunctions().describe_execution(
+            executionArn=execution_arn(state_machine_arn, name)
+        )
+    except ClientError as exc:
+        if _code(exc) == "ExecutionDoesNotExist":
+            return None
+        raise
+    value = json.loads(described.get("input") or "{}")
+    return value if isinstance(value, dict) else {}
+
+
+def stop(state_machine_arn: str, name: str, error: str, cause: str) -> bool:
+    """Stop the machine's execution ``name``; False when it no longer runs."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.stepfunctions().stop_execution(
+            executionArn=execution_arn(state_machine_arn, name), error=error, cause=cause
+        )
+    except ClientError as exc:
+        if _code(exc) == "ExecutionDoesNotExist":
+            return False
+        raise
+    return True
 
 
 def send_failure(token: str, error: str, cause: str) -> bool:

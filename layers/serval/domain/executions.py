@@ -79,6 +79,12 @@ def resume_message(request: ResumeRequest) -> str:
     )
 
 
+def task_of(execution: str) -> str:
+    """The task an execution runs for: its name, less a re-created execution's ``-r<n>``."""
+    base, _, n = execution.rpartition(RESUMED_SUFFIX)
+    return base if base and n.isdigit() else execution
+
+
 def current_execution(task_id: str, execution_name: str | None) -> str:
     """The name of the execution that issued a task's stored token (a task whose wait predates
     the recorded name was started under its id)."""

@@ -61,10 +61,14 @@ class Execution(StrEnum):
 
 
 class Repair(StrEnum):
-    """What the reconciler did with one overdue handoff."""
+    """What the reconciler did with one overdue handoff, or one execution."""
 
     DELIVERED = "delivered"  # sent to the waiting step
     ALREADY_DELIVERED = "already_delivered"  # the running execution had moved on: outbox cleared
     RESUMED = "resumed"  # the execution was gone: a new one is asked for, then the handoff is sent
     SUPERSEDED = "superseded"  # the task changed meanwhile (deleted, or the entry went): nothing to do
     RETRY = "retry"  # Step Functions could not be reached: tried again on the next run
+    # a task waits in Label or Review under a dead execution's token: the starter re-creates it
+    EXECUTION_RESUMED = "execution_resumed"
+    # an execution runs for a task that is gone, or that another execution has taken over
+    EXECUTION_STOPPED = "execution_stopped"

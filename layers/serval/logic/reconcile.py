@@ -23,10 +23,11 @@ handoff that is overdue, the reconciler:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from serval.adapters import projects, tasks
+from serval.adapters import audit, projects, tasks
 from serval.adapters import queue as store
 from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
@@ -40,6 +41,9 @@ from serval.settings import settings
 RECONCILER = "reconciler"
 REPAIR_ACTION = "task.repair"
 PROJECT_PAGE = 100
+# An execution this young is never stopped as an orphan: a re-created one runs a moment before
+# its task hears of it (its entry takes the wait over).
+ORPHAN_AGE_S = GRACE_S
 
 
 @dataclass
@@ -54,18 +58,72 @@ class Report:
 
 
 def run(now: int | None = None) -> Report:
-    """One pass over every project: each overdue handoff is delivered, or its execution re-created."""
+    """One pass over every project: each overdue handoff is delivered (or its execution
+    re-created first), each task left waiting by a dead execution gets a new one; then each
+    running execution whose task is gone, or was taken over by another, is stopped."""
     now = epoch_now() if now is None else now
     report = Report()
+    arn = settings().STATE_MACHINE_ARN
+    running = {r.name: r for r in machine.running(arn)}
+    expected: set[str] = set()
     cursor: str | None = None
     while True:
         page, cursor = projects.list_page(PROJECT_PAGE, cursor)
         for project in page:
             report.projects += 1
-            for task_id in store.overdue_handoffs(project.project_id, now):
-                report.repairs[repair_handoff(project.project_id, task_id, now)] += 1
+            project_id = project.project_id
+            repaired: set[str] = set()
+            for task_id in store.overdue_handoffs(project_id, now):
+                report.repairs[repair_handoff(project_id, task_id, now)] += 1
+                repaired.add(task_id)
+            for wait in store.waiting(project_id):
+                expected.add(wait.execution)
+                if wait.execution not in running and wait.task_id not in repaired:
+                    kind = resume_lost(project_id, wait)
+                    if kind is not None:
+                        report.repairs[kind] += 1
         if not cursor:
-            return report
+            break
+    settled_before = time.time() - ORPHAN_AGE_S
+    for execution in running.values():
+        if execution.name not in expected and execution.started < settled_before:
+            kind = stop_orphan(execution.name)
+            if kind is not None:
+                report.repairs[kind] += 1
+    return report
+
+
+def resume_lost(project_id: str, wait: store.Waiting) -> Repair | None:
+    """The task waits under the token of an execution that is not running: ask the starter for
+    a new one, straight into that step (None when it runs after all: listed late)."""
+    if machine.execution_state(settings().STATE_MACHINE_ARN, wait.execution) is Execution.RUNNING:
+        return None
+    workflow.request_resume(ResumeRequest(project_id, wait.task_id, wait.execution))
+    after = {"repair": Repair.EXECUTION_RESUMED.value, "step": wait.step.value, "execution": wait.execution}
+    audit.record_alone(_reconciler(), REPAIR_ACTION, "task", wait.task_id, project_id, after=after)
+    return Repair.EXECUTION_RESUMED
+
+
+def stop_orphan(name: str) -> Repair | None:
+    """Stop a running execution whose task is gone or runs another execution now; None when
+    the task is still its own (between two steps)."""
+    arn = settings().STATE_MACHINE_ARN
+    started_with = machine.execution_input(arn, name)
+    if not started_with or not started_with.get("project_id") or not started_with.get("task_id"):
+        return None  # not one of Serval's task executions
+    project_id, task_id = str(started_with["project_id"]), str(started_with["task_id"])
+    try:
+        item = tasks.get_item(project_id, task_id)
+        reason = None if current_execution(task_id, item.execution_name) == name else "superseded"
+    except NotFound:
+        reason = "the task was deleted"
+    if reason is None:
+        return None
+    if not machine.stop(arn, name, "Orphaned", reason):
+        return None
+    after = {"repair": Repair.EXECUTION_STOPPED.value, "execution": name, "reason": reason}
+    audit.record_alone(_reconciler(), REPAIR_ACTION, "task", task_id, project_id, after=after)
+    return Repair.EXECUTION_STOPPED
 
 
 def pending(project_id: str, now: int | None = None) -> int:

@@ -19,6 +19,7 @@ lock = threading.Lock()
 sqs_deliveries: list[dict[str, Any]] = []  # one entry per message delivery
 stream_invocations: list[list[str]] = []  # the sequence numbers of each invocation
 stream_records: list[dict[str, Any]] = []  # every record received
+scheduled_events: list[dict[str, Any]] = []  # every scheduled invocation's event
 # Stream behaviour: "ok", "partial" (report failing records) or "error" (raise on a failing record).
 stream_mode = {"mode": "ok"}
 
@@ -28,6 +29,7 @@ def reset() -> None:
         sqs_deliveries.clear()
         stream_invocations.clear()
         stream_records.clear()
+        scheduled_events.clear()
         stream_mode["mode"] = "ok"
 
 
@@ -197,3 +199,10 @@ def lister(event: Any, context: Any) -> int:
     for _ in range(int(event["n"])):
         sqs.list_queues()
     return sum(i * i for i in range(200_000))
+
+
+def scheduled(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Records each scheduled run's event."""
+    with lock:
+        scheduled_events.append(event)
+        return {"runs": len(scheduled_events)}

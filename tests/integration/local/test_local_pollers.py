@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,8 @@ import boto3
 import pytest
 
 from infra.local.pollers import (
+    SchedulePoller,
+    ScheduleSource,
     SqsPoller,
     SqsSource,
     StreamPoller,
@@ -315,3 +318,29 @@ def test_a_stream_batching_window_gathers_records_written_while_it_is_open() -> 
     # Then one invocation got all ten: the batch filled up (batch size 10) before the window closed
     records = fixture_handlers.stream_records
     assert [numbers(i, records) for i in fixture_handlers.stream_invocations] == [list(range(1, 11))]
+
+
+def test_a_scheduled_function_runs_at_its_rate_with_an_eventbridge_event_until_stopped() -> None:
+    # Given a function on a schedule of 0.2 s (the spec's rate, shortened)
+    create_function("pt-scheduled", "scheduled")
+    arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/pt-scheduled-schedule"
+    poller = SchedulePoller(ScheduleSource("pt-scheduled", 30, 0.2, arn, "us-east-1", "123456789012"))
+    # When its poller runs for a while
+    poller.start()
+    try:
+        wait_until(lambda: len(fixture_handlers.scheduled_events) >= 3, timeout_s=20)
+    finally:
+        poller.stop()
+    # Then each run got the event EventBridge gives a schedule's Lambda target
+    runs = len(fixture_handlers.scheduled_events)
+    for event in fixture_handlers.scheduled_events:
+        assert (event["source"], event["detail-type"], event["resources"]) == (
+            "aws.events",
+            "Scheduled Event",
+            [arn],
+        )
+        assert (event["region"], event["account"], event["detail"]) == ("us-east-1", "123456789012", {})
+    assert len({e["id"] for e in fixture_handlers.scheduled_events}) == runs
+    # And once stopped it runs no more
+    time.sleep(0.6)
+    assert len(fixture_handlers.scheduled_events) == runs

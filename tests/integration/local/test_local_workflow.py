@@ -51,9 +51,15 @@ def test_starters_get_the_state_machine_arn_as_cdk_gives_it(
         # Then STATE_MACHINE_ARN is the ARN of the machine it starts, which exists
         (machine_id,) = fn.starts_executions
         assert variables["STATE_MACHINE_ARN"] == resources.state_machine_arns[machine_id]
+    # And a function that manages the machine's executions (the reconciler) gets the same ARN
+    for fn in spec.functions.values():
+        if fn.manages_executions:
+            variables = lambda_.get_function_configuration(FunctionName=fn.name)["Environment"]["Variables"]
+            (machine_id,) = fn.manages_executions
+            assert variables["STATE_MACHINE_ARN"] == resources.state_machine_arns[machine_id]
     # And no other function gets the variable
     for fn in spec.functions.values():
-        if not fn.starts_executions:
+        if not fn.starts_executions and not fn.manages_executions:
             variables = lambda_.get_function_configuration(FunctionName=fn.name)["Environment"]["Variables"]
             assert "STATE_MACHINE_ARN" not in variables, fn.id
 
