@@ -33,6 +33,7 @@ from tests.faults import Crash, Exploration, Fault, Faults, explore, injected
 from tests.integration.api_client import LambdaContextStub, call
 from tests.integration.conftest import Aws
 from tests.integration.queue_helpers import lease, members, new_tasks, person, project, submit
+from tests.integration.test_resume import _eventually
 from tests.integration.test_resume import _restart as restart
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "faults.json"
@@ -56,16 +57,6 @@ def machine(aws: Aws) -> Iterator[Any]:
 def faults(machine: Any) -> Iterator[Faults]:
     with injected() as armed:
         yield armed
-
-
-def _eventually(what: str, check: Callable[[], Any], timeout_s: float = 20) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _running(sfn: Any, task_id: str) -> list[str]:
