@@ -39,7 +39,7 @@ from api.routes import annotations as annotation_routes
 from api.routes import bulk as bulk_routes
 from api.routes import quality as quality_routes
 from api.routes import queue as queue_routes
-from api.telemetry import logger, metrics
+from api.telemetry import logger, metrics, tracer
 from serval import errors
 from serval.domain import json_input
 from serval.logic.deadline import invocation_deadline, transient
@@ -221,6 +221,7 @@ def openapi_json() -> str:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,12 +18,14 @@ from serval.domain.handoffs import Repair
 from serval.logic import reconcile
 
 logger = Logger()
+tracer = Tracer()
 metrics = Metrics()
 
 METRIC_NAMES = {kind: f"Repairs{kind.value.title().replace('_', '')}" for kind in Repair}
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     report = reconcile.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serval.errors import NotFound, Throttled
@@ -18,6 +18,7 @@ from serval.logic import workflow
 
 # Service name and metrics namespace: the function's POWERTOOLS_* environment (infra/spec.py)
 logger = Logger()
+tracer = Tracer()
 
 
 class TransientError(Exception):
@@ -30,6 +31,7 @@ class TaskDeleted(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(
         action=event.get("action"), project_id=event.get("project_id"), task_id=event.get("task_id")
