@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +29,9 @@ SEAL_KEY_MAX_AGE_S = 300
 JSON_FIELDS = frozenset({"before", "after", "counts"})
 
 _key_lock = threading.Lock()
-_key_cache: dict[str, tuple[Any, bytes, float]] = {}  # secret name -> (client, key, fetched at)
+# Powertools' SecretsProvider caches the key for SEAL_KEY_MAX_AGE_S; one provider per client
+# (tests replace the client when they start a fresh moto).
+_providers: dict[int, tuple[Any, Any]] = {}  # id(client) -> (client, SecretsProvider)
 
 
 class SealKeyUnavailable(RuntimeError):
@@ -42,20 +43,27 @@ def seal_key() -> bytes:
     name = settings().AUDIT_SEAL_SECRET
     if not name:
         raise SealKeyUnavailable("AUDIT_SEAL_SECRET is not set: audit records cannot be sealed")
+    value = _provider().get(name, max_age=SEAL_KEY_MAX_AGE_S)
+    return str(value).encode("utf-8")
+
+
+def _provider() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     client = clients.secretsmanager()
-    cached = _key_cache.get(name)
-    if cached and cached[0] is client and time.monotonic() - cached[2] < SEAL_KEY_MAX_AGE_S:
-        return cached[1]
     with _key_lock:
-        value = client.get_secret_value(SecretId=name)["SecretString"].encode("utf-8")
-        _key_cache[name] = (client, value, time.monotonic())
-    return value
+        held = _providers.get(id(client))
+        if held is None or held[0] is not client:
+            _providers.clear()  # a new client: the old one's cache is another account's
+            held = _providers[id(client)] = (client, SecretsProvider(boto3_client=client))
+        return held[1]
 
 
 def forget_seal_key() -> None:
     """Drop the cached key (tests, or after a rotation that must apply at once)."""
     with _key_lock:
-        _key_cache.clear()
+        for _, provider in _providers.values():
+            provider.clear_cache()
 
 
 def _json_value(value: Any) -> Any:
