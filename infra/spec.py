@@ -9,6 +9,7 @@ environment are defined here once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -250,6 +251,35 @@ class FunctionSpec:
     @property
     def entrypoint(self) -> str:
         return self.handler.rsplit(".", 1)[1]
+
+
+# The variables a function gets from resources that exist only once deployed (or provisioned).
+USER_POOL_ID_VARIABLE = "USER_POOL_ID"
+STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
+
+
+def runtime_environment(
+    fn: FunctionSpec,
+    *,
+    user_pool_id: str,
+    queue_url: Callable[[str, QueueRef], str],
+    state_machine_arn: Callable[[str], str],
+) -> dict[str, str]:
+    """A function's runtime environment: its spec variables, and the references only known once
+    the resources exist: the user pool (``manages_users``), the URL of each ``sends_to`` queue
+    (``queue_url(variable, ref)``), the ARN of the one state machine it starts or manages.
+
+    CDK passes tokens and the local stack the values moto gave: both build every function's
+    environment here.
+    """
+    environment = dict(fn.environment)
+    if fn.manages_users:
+        environment[USER_POOL_ID_VARIABLE] = user_pool_id
+    for variable, ref in fn.sends_to.items():
+        environment[variable] = queue_url(variable, ref)
+    for machine_id in (*fn.starts_executions, *fn.manages_executions):
+        environment[STATE_MACHINE_ARN_VARIABLE] = state_machine_arn(machine_id)
+    return environment
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from infra.constructs.layer import LAMBDA_ARCHITECTURE, RUNTIME
 from infra.constructs.nag import acknowledge, acknowledge_grant_wildcards
 from infra.constructs.naming import log_retention, removal_policy
 from infra.spec import (
+    STATE_MACHINE_ARN_VARIABLE,
     ApiTrigger,
     FunctionSpec,
     ObjectAccess,
@@ -44,6 +45,7 @@ from infra.spec import (
     StateMachineTrigger,
     StreamTrigger,
     Trigger,
+    runtime_environment,
 )
 
 # Deployed-only Powertools settings. Traces never capture payloads (STYLE.md).
@@ -109,8 +111,6 @@ STEP_CALLBACK_ACTIONS: tuple[str, ...] = (
 )
 # What a ``manages_executions`` function may do to the machine's executions (and ListExecutions on it).
 EXECUTION_MANAGER_ACTIONS: tuple[str, ...] = ("states:DescribeExecution", "states:StopExecution")
-# The environment variable that holds the ARN of the state machine a ``starts_executions`` function starts.
-STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
 
 def executions_of(scope: Construct, machine: sfn.IStateMachine) -> str:
@@ -218,14 +218,12 @@ class ServalFunction(Construct):
             retention=log_retention(spec.config),
             removal_policy=removal_policy(spec.config),
         )
-        environment = {**POWERTOOLS_DEFAULTS, **fs.environment}
-        if fs.manages_users and user_pool is not None:
-            environment["USER_POOL_ID"] = user_pool.user_pool_id
-        environment.update({name: queue.queue_url for name, queue in send_to.items()})
-        for machine_id in fs.starts_executions:
-            environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
-        for machine_id in fs.manages_executions:
-            environment[STATE_MACHINE_ARN_VARIABLE] = state_machines[machine_id].state_machine_arn
+        environment = POWERTOOLS_DEFAULTS | runtime_environment(
+            fs,
+            user_pool_id=user_pool.user_pool_id if user_pool is not None else "",
+            queue_url=lambda variable, _: send_to[variable].queue_url,
+            state_machine_arn=lambda machine_id: state_machines[machine_id].state_machine_arn,
+        )
 
         self.function = lambda_.Function(
             self,

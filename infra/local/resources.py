@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from infra.local.moto_server import ACCOUNT_ID, REGION
-from infra.spec import ARCHITECTURE, PYTHON_RUNTIME, FunctionSpec, ServalSpec, StateMachineSpec, TableSpec
+from infra.spec import (
+    ARCHITECTURE,
+    PYTHON_RUNTIME,
+    FunctionSpec,
+    ServalSpec,
+    StateMachineSpec,
+    TableSpec,
+    runtime_environment,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -49,8 +57,6 @@ STATES_TRUST_POLICY = json.dumps(
         ],
     }
 )
-# What ServalFunction sets for a ``starts_executions`` function (infra/constructs/function.py).
-STATE_MACHINE_ARN_VARIABLE = "STATE_MACHINE_ARN"
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class LocalResources:
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
 
 
-def runtime_references(
+def function_environment(
     fn: FunctionSpec,
     *,
     user_pool_id: str,
@@ -89,15 +95,13 @@ def runtime_references(
     dlq_urls: dict[str, str],
     state_machine_arns: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment entries only known once resources exist, given as the CDK stacks give them."""
-    refs: dict[str, str] = {}
-    if fn.manages_users:
-        refs["USER_POOL_ID"] = user_pool_id
-    for variable, ref in fn.sends_to.items():
-        refs[variable] = (dlq_urls if ref.dead_letter else queue_urls)[ref.queue]
-    for machine_id in (*fn.starts_executions, *fn.manages_executions):
-        refs[STATE_MACHINE_ARN_VARIABLE] = (state_machine_arns or {})[machine_id]
-    return refs
+    """The function's environment on moto (:func:`infra.spec.runtime_environment`, as CDK builds it)."""
+    return runtime_environment(
+        fn,
+        user_pool_id=user_pool_id,
+        queue_url=lambda _, ref: (dlq_urls if ref.dead_letter else queue_urls)[ref.queue],
+        state_machine_arn=lambda machine_id: (state_machine_arns or {})[machine_id],
+    )
 
 
 def state_machine_arn(machine: StateMachineSpec, *, region: str, account_id: str) -> str:
@@ -282,7 +286,7 @@ def _create_functions(
     arns = {}
     for fn in spec.functions.values():
         role = iam.create_role(RoleName=f"{fn.name}-role", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)
-        environment = fn.environment | runtime_references(
+        environment = function_environment(
             fn,
             user_pool_id=user_pool_id,
             queue_urls=queue_urls,

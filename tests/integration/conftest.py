@@ -56,7 +56,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         created = resources.connect_event_sources(the_spec, resources.provision(the_spec, "in-process"))
         env: dict[str, str] = {}
         for fn in the_spec.functions.values():  # every function's variables (names never clash)
-            env |= fn.environment | resources.runtime_references(
+            env |= resources.function_environment(
                 fn,
                 user_pool_id=created.user_pool_id,
                 queue_urls=created.queue_urls,
