@@ -62,7 +62,6 @@ from playwright.sync_api import sync_playwright
 from bench.live import LiveStack, _client, _wait_seeded, live_stack
 from bench.report import Table, percentile
 from infra.local.datasets import datasets_dir
-from infra.local.resources import UPLOAD_BUCKET
 from infra.local.seed import DEMO_USERS, DemoUser
 from infra.local.stack import local_spec
 from infra.spec import ROOT
@@ -272,7 +271,7 @@ def image_project(stack: LiveStack, manager: str) -> str:
     files = sorted((datasets_dir() / "images" / "shapes").glob("*.png"))[:IMAGES]
     for file in files:
         s3.put_object(
-            Bucket=spec.buckets[UPLOAD_BUCKET].name,
+            Bucket=spec.buckets[spec.uploads.bucket].name,
             Key=f"{spec.upload_prefix}{pid}/{file.name}",
             Body=file.read_bytes(),
             ContentType="image/png",

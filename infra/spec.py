@@ -408,6 +408,18 @@ WEBHOOK_EVENT_PATTERN = events.bus_pattern()
 
 
 @dataclass(frozen=True)
+class UploadNotificationSpec:
+    """The uploads that start the pipeline: objects created in ``bucket`` (BucketSpec.id) under
+    ``prefix`` notify ``queue`` (QueueSpec.id). S3 event notifications in both runtimes."""
+
+    bucket: str
+    queue: str
+    prefix: str = UPLOAD_PREFIX
+    event: str = "s3:ObjectCreated:*"
+    id: str = "uploads-to-ingest"
+
+
+@dataclass(frozen=True)
 class EventRuleSpec:
     """An EventBridge rule on the Serval bus that forwards matching events to a queue."""
 
@@ -441,12 +453,16 @@ class ServalSpec:
     event_bus_name: str
     auth: AuthSpec
     functions: dict[str, FunctionSpec]
-    upload_prefix: str = UPLOAD_PREFIX
+    uploads: UploadNotificationSpec = field(default_factory=lambda: UploadNotificationSpec("data", "ingest"))
     api: ApiSpec = field(default_factory=ApiSpec)
     frontend: FrontendSpec = field(default_factory=FrontendSpec)
     event_rules: tuple[EventRuleSpec, ...] = ()
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
+
+    @property
+    def upload_prefix(self) -> str:
+        return self.uploads.prefix
 
     def stack_name(self, concern: str) -> str:
         return f"Serval-{self.config.name}-{concern}"

@@ -13,6 +13,10 @@ from infra.constructs.nag import acknowledge
 BASIC_EXECUTION_POLICY = "service-role/AWSLambdaBasicExecutionRole"
 
 
+# The spec's S3 event names (UploadNotificationSpec.event) as CDK names them.
+S3_EVENT_TYPES = {"s3:ObjectCreated:*": s3.EventType.OBJECT_CREATED}
+
+
 class UploadNotifications(Construct):
     """Sends every object created under ``prefix`` in the bucket named ``bucket_name`` to ``queue``.
 
@@ -31,6 +35,7 @@ class UploadNotifications(Construct):
         bucket_name: str,
         queue: sqs.IQueue,
         prefix: str,
+        event: str,
     ) -> None:
         super().__init__(scope, construct_id_)
         self.handler_role = iam.Role(
@@ -43,7 +48,7 @@ class UploadNotifications(Construct):
             self, "Bucket", bucket_name=bucket_name, notifications_handler_role=self.handler_role
         )
         self.bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
+            S3_EVENT_TYPES[event],
             s3n.SqsDestination(queue),
             s3.NotificationKeyFilter(prefix=prefix),
         )

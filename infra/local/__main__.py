@@ -15,7 +15,7 @@ from types import FrameType
 
 from infra.local.gateway import DEFAULT_PORT as DEFAULT_API_PORT
 from infra.local.moto_server import DEFAULT_PORT as DEFAULT_MOTO_PORT
-from infra.local.resources import UPLOAD_BUCKET, LocalResources
+from infra.local.resources import LocalResources
 from infra.local.seed import DEMO_USERS, permissions_summary
 from infra.local.stack import LEASE_SECONDS_ENV, LocalStack, data_dir_from_env, local_spec, logs_dir
 
@@ -44,7 +44,7 @@ def _arguments() -> argparse.Namespace:
 
 
 def banner(stack: LocalStack, resources: LocalResources, data_dir: Path) -> str:
-    bucket = resources.bucket_names[UPLOAD_BUCKET]
+    bucket = resources.bucket_names[stack.spec.uploads.bucket]
     project = stack.demo_project_id or "<project_id>"
     width = max(len(u.email) for u in DEMO_USERS)
     logins = "\n".join(

@@ -20,7 +20,7 @@ import json
 import secrets
 import zipfile
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 
@@ -38,9 +38,6 @@ from infra.spec import (
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
 
-# What IngestStack wires: uploads to the data bucket under spec.upload_prefix -> the ingest queue.
-UPLOAD_BUCKET = "data"
-UPLOAD_QUEUE = "ingest"
 LAMBDA_TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -382,17 +379,15 @@ def connect_event_sources(spec: ServalSpec, resources: LocalResources) -> LocalR
                 StreamSpecification={"StreamEnabled": True, "StreamViewType": table.stream},
             )
             stream_arns[table.id] = dynamodb.describe_table(TableName=table.name)["Table"]["LatestStreamArn"]
+    uploads = spec.uploads
+    notification: dict[str, Any] = {
+        "Id": uploads.id,
+        "QueueArn": resources.queue_arns[uploads.queue],
+        "Events": [uploads.event],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": uploads.prefix}]}},
+    }
     boto3.client("s3").put_bucket_notification_configuration(
-        Bucket=resources.bucket_names[UPLOAD_BUCKET],
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "Id": "uploads-to-ingest",
-                    "QueueArn": resources.queue_arns[UPLOAD_QUEUE],
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": spec.upload_prefix}]}},
-                }
-            ]
-        },
+        Bucket=resources.bucket_names[uploads.bucket],
+        NotificationConfiguration=cast(Any, {"QueueConfigurations": [notification]}),
     )
     return replace(resources, stream_arns=stream_arns)

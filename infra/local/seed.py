@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 
 from infra.local.datasets import datasets_dir
-from infra.local.resources import UPLOAD_BUCKET, LocalResources
+from infra.local.resources import LocalResources
 from infra.spec import ServalSpec
 
 Say = Callable[[str], None]
@@ -214,7 +214,7 @@ def suitable_manifest(manifests: Path, media_types: set[str], uploaded: set[str]
 def upload_demo_files(spec: ServalSpec, resources: LocalResources, project_id: str, datasets: Path) -> int:
     """Upload the shapes images (and a fitting manifest, if any) under the project's upload prefix."""
     s3 = boto3.client("s3")
-    bucket = resources.bucket_names[UPLOAD_BUCKET]
+    bucket = resources.bucket_names[spec.uploads.bucket]
     prefix = f"{spec.upload_prefix}{project_id}/"
     images = sorted(
         p for p in (datasets / "images" / "shapes").iterdir() if p.suffix.lower() in MEDIA_SUFFIXES

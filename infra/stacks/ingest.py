@@ -6,7 +6,6 @@ from infra.constructs.ingest import UploadNotifications
 from infra.spec import ServalSpec
 from infra.stacks.base import ServalStack
 
-INGEST_QUEUE = "ingest"
 RANGES_QUEUE = "ingest-ranges"
 
 
@@ -18,18 +17,19 @@ class IngestStack(ServalStack):
 
     def __init__(self, scope: Any, **kwargs: Any) -> None:
         super().__init__(scope, **kwargs)
-        spec = self.spec
-        self.ingest = self.queues[INGEST_QUEUE]
+        uploads = self.spec.uploads
+        self.ingest = self.queues[uploads.queue]
         UploadNotifications(
             self,
             "Uploads",
-            bucket_name=spec.buckets["data"].name,
+            bucket_name=self.spec.buckets[uploads.bucket].name,
             queue=self.ingest.queue,
-            prefix=spec.upload_prefix,
+            prefix=uploads.prefix,
+            event=uploads.event,
         )
         self.functions = self.build_functions()
 
     @staticmethod
     def owned_queues(spec: ServalSpec) -> tuple[str, ...]:
         """The queue S3 upload notifications go to, and the byte ranges of large manifests."""
-        return (INGEST_QUEUE, RANGES_QUEUE)
+        return (spec.uploads.queue, RANGES_QUEUE)

@@ -19,7 +19,6 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from infra.local.datasets import datasets_dir
-from infra.local.resources import UPLOAD_BUCKET
 from infra.local.seed import DEMO_USERS, DemoUser
 from infra.local.stack import local_spec
 from tests.conftest import ROOT
@@ -206,7 +205,10 @@ def new_project(
     for file in media:
         key = f"{spec.upload_prefix}{pid}/{file.name}"
         s3.put_object(
-            Bucket=spec.buckets[UPLOAD_BUCKET].name, Key=key, Body=file.read_bytes(), ContentType="image/png"
+            Bucket=spec.buckets[spec.uploads.bucket].name,
+            Key=key,
+            Body=file.read_bytes(),
+            ContentType="image/png",
         )
     expected = len(tasks) + len(media)
 
