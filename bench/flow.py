@@ -1,4 +1,4 @@
-"""Label → review → export on the local stack (issue 4's benchmarks).
+"""Label → review → export on the local stack.
 
 Measured in one run of the local stack (the same moto server, gateway, handlers and pollers
 as `make dev`), through the local API gateway with real Cognito ID tokens:
@@ -75,7 +75,7 @@ BOX = {
     "boxes": [{"label": "circle", "x": 0.25, "y": 0.25, "w": 0.5, "h": 0.4}],
 }
 
-# Targets of issue 4, printed beside the results (never asserted).
+# The workflow's targets, printed beside the results (never asserted).
 NEXT_P50_TARGET_MS = 30.0
 SUBMITS_PER_S_TARGET = 100.0
 SUBMIT_P99_TARGET_MS = 250.0

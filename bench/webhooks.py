@@ -1,4 +1,4 @@
-"""Webhook deliveries on the live local stack (issue 12's benchmarks).
+"""Webhook deliveries on the live local stack.
 
 One run of the local stack as `make dev` runs it (moto server, gateway, every poller, the
 functions in their worker processes), with receivers on loopback that verify every delivery

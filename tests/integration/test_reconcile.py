@@ -445,3 +445,27 @@ def test_an_execution_whose_task_was_deleted_is_stopped(
     assert stopped == [
         {"repair": "execution_stopped", "execution": s.task_id, "reason": "the task was deleted"}
     ]
+
+
+def test_a_gold_task_whose_paused_execution_was_lost_gets_a_new_one(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults
+) -> None:
+    # Given a gold task (its execution paused in Label) whose execution was lost
+    s = Setup(admin)
+    gold = {"results": [{"control": "sentiment", "type": "classification", "labels": ["pos"]}]}
+    assert call("PUT", f"/projects/{s.project_id}/tasks/{s.task_id}/gold", admin, gold).status == 200
+    first = s.item().label_token
+    restart(machine)
+    # When the reconciler runs
+    reports = _reconcile_until(
+        aws,
+        "a new Label token",
+        lambda: s.item().label_token not in (None, first) and bool(_running(machine, s.task_id)),
+        Clock(),
+    )
+    # Then the gold task's wait has a live execution again; unmarked, it is labelled as any task
+    assert [r.repairs for r in reports] == [{Repair.EXECUTION_RESUMED: 1}]
+    assert call("DELETE", f"/projects/{s.project_id}/tasks/{s.task_id}/gold", admin).status in (200, 204)
+    assert lease(s.project_id, s.ann)["task"]["task_id"] == s.task_id
+    assert submit(s.project_id, s.task_id, s.ann).status == 200
+    _eventually("review", s.settled_in("in_review", "review_token"))

@@ -369,21 +369,24 @@ class Waiting:
     step: WaitStep
 
 
-# The statuses a waiting task of the workflow has (gold tasks wait apart, in their own partition).
+# The statuses a waiting task of the workflow has; gold tasks (whose execution is paused in
+# Label) wait apart, in their own partition.
 WAITING = (TaskStatus.QUEUED, TaskStatus.LEASED, TaskStatus.IN_REVIEW)
 
 
 def waiting(project_id: str) -> list[Waiting]:
     """The project's tasks whose execution waits in Label or Review: Queries of their status
-    partitions, which hold only started tasks (at most the project's window of them)."""
+    partitions and of the gold partition, which hold only started tasks (at most the project's
+    window of them)."""
     found: list[Waiting] = []
-    for status in WAITING:
+    partitions = [keys.status_gsi1pk(project_id, s.value) for s in WAITING] + [keys.gold_gsi1pk(project_id)]
+    for partition in partitions:
         kwargs: dict[str, Any] = {
             "TableName": settings().TASKS_TABLE,
             "IndexName": keys.GSI1,
             "KeyConditionExpression": "#pk = :pk",
             "ExpressionAttributeNames": {"#pk": keys.GSI1PK, "#s": "status"},
-            "ExpressionAttributeValues": {":pk": {"S": keys.status_gsi1pk(project_id, status.value)}},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
             "ProjectionExpression": "task_id, execution_name, #s, label_token, review_token, handoff",
         }
         for page in _pages(kwargs):

@@ -80,8 +80,8 @@ def waiting_step(
 ) -> WaitStep | None:
     """The step a task's execution waits in, from its status, the step tokens it holds and its
     undelivered ``handoff`` (a step whose result is committed waits until it is delivered); None
-    when it waits in neither (between steps, or done). Review comes after Label: when a task
-    holds both tokens (a used Label token not yet cleared), it waits in Review."""
+    when it waits in neither (between steps, or done). Review comes after Label: a task that
+    holds both tokens waits in Review (its Label token is a used one)."""
     if handoff is not None and (label_token, review_token)[handoff is WaitStep.REVIEW]:
         return handoff
     if review_token and status in WAITING_STATUSES[WaitStep.REVIEW]:
