@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 from infra.local import patches
-from serval.adapters import dynamo, tasks
+from serval.adapters import dynamo, tasks, window
 from serval.domain import executions
 from serval.domain.actor import Actor
 from serval.domain.handoffs import GRACE_S, Repair
@@ -32,7 +32,7 @@ from serval.settings import settings
 from tests.faults import Crash, Exploration, Fault, Faults, explore, injected
 from tests.integration.api_client import LambdaContextStub, call
 from tests.integration.conftest import Aws
-from tests.integration.queue_helpers import lease, members, new_tasks, person, project, submit
+from tests.integration.queue_helpers import GOOD, lease, members, new_tasks, person, project, submit
 from tests.integration.test_resume import _eventually
 from tests.integration.test_resume import _restart as restart
 
@@ -469,3 +469,54 @@ def test_a_gold_task_whose_paused_execution_was_lost_gets_a_new_one(
     assert lease(s.project_id, s.ann)["task"]["task_id"] == s.task_id
     assert submit(s.project_id, s.task_id, s.ann).status == 200
     _eventually("review", s.settled_in("in_review", "review_token"))
+
+
+def test_a_delete_that_fails_anywhere_leaves_no_task_execution_or_slot_behind(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(reconcile, "ORPHAN_AGE_S", -1)  # every scenario's execution is seconds old
+
+    def scenario(fault: Fault | None) -> None:
+        # Given a task with an annotation, waiting in Label under a running execution
+        s = Setup(admin)
+        added = call("POST", f"/projects/{s.project_id}/tasks/{s.task_id}/annotations", admin, GOOD)
+        assert added.status == 201, added.body
+        url = f"/projects/{s.project_id}/tasks/{s.task_id}"
+        # When the delete meets the fault, and the client retries once
+        answer = _careless(faults, fault, lambda: call("DELETE", url, admin))
+        assert getattr(answer, "status", None) in (204, 404), answer
+        # Then after the reconciler the task and its annotation are gone, its execution has
+        # ended, and its window slot is free
+        _reconcile_until(aws, "the execution ended", lambda: _running(machine, s.task_id) == [], clock)
+        assert call("GET", url, admin).status == 404
+        assert queue.annotations_of(s.project_id, s.task_id) == []
+        assert s.counters() == {}
+        assert window.open_count(s.project_id) == 0
+
+    found = explore("delete", faults, scenario)
+    _report(found)
+    assert found.lost == []
+    assert found.total >= 4 and {"TransactWriteItems", "SendTaskFailure"} <= found.operations
+
+
+def test_a_backlog_whose_refill_was_lost_is_started_by_the_reconciler(
+    aws: Aws, admin: Actor, machine: Any, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a window of one slot, held by a task waiting in Label, and a task in the backlog
+    monkeypatch.setenv("ACTIVE_WINDOW", "1")
+    s = Setup(admin)
+    (waiting,) = new_tasks(s.project_id, admin, [{"data": {"text": "next"}}])
+    assert workflow.start(executions.StartRequest(s.project_id, waiting)) == 0
+    # When the first task is deleted and the refill request it sends is lost
+    url = f"/projects/{s.project_id}/tasks/{s.task_id}"
+    answer = _careless(faults, Fault("error", 1, "SendMessage"), lambda: call("DELETE", url, admin))
+    assert faults.fired == "SendMessage" and getattr(answer, "status", None) in (204, 404), answer
+    assert _starter(aws) == 0 and window.open_count(s.project_id) == 0
+    # Then the reconciler has the starter fill the free slot: the backlog task's execution
+    # waits in Label, and the window is full again
+    reports = _reconcile_until(
+        aws, "the backlog task started", lambda: bool(_item(s.project_id, waiting).label_token), Clock()
+    )
+    assert [r.repairs for r in reports] == [{Repair.BACKLOG_REFILLED: 1}]
+    assert window.open_count(s.project_id) == 1

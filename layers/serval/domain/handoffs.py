@@ -72,3 +72,5 @@ class Repair(StrEnum):
     EXECUTION_RESUMED = "execution_resumed"
     # an execution runs for a task that is gone, or that another execution has taken over
     EXECUTION_STOPPED = "execution_stopped"
+    # the project's window has free slots while tasks wait in its backlog (a refill was lost)
+    BACKLOG_REFILLED = "backlog_refilled"

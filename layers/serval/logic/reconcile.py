@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from serval.adapters import audit, projects, tasks
+from serval.adapters import audit, projects, tasks, window
 from serval.adapters import queue as store
 from serval.adapters import workflow as machine
 from serval.domain.actor import Actor
@@ -59,8 +59,9 @@ class Report:
 
 def run(now: int | None = None) -> Report:
     """One pass over every project: each overdue handoff is delivered (or its execution
-    re-created first), each task left waiting by a dead execution gets a new one; then each
-    running execution whose task is gone, or was taken over by another, is stopped."""
+    re-created first), a window with free slots and a backlog is refilled, each task left
+    waiting by a dead execution gets a new one; then each running execution whose task is
+    gone, or was taken over by another, is stopped."""
     now = epoch_now() if now is None else now
     report = Report()
     arn = settings().STATE_MACHINE_ARN
@@ -76,6 +77,8 @@ def run(now: int | None = None) -> Report:
             for task_id in store.overdue_handoffs(project_id, now):
                 report.repairs[repair_handoff(project_id, task_id, now)] += 1
                 repaired.add(task_id)
+            if refill_stalled(project_id):
+                report.repairs[Repair.BACKLOG_REFILLED] += 1
             for wait in store.waiting(project_id):
                 expected.add(wait.execution)
                 if wait.execution not in running and wait.task_id not in repaired:
@@ -91,6 +94,19 @@ def run(now: int | None = None) -> Report:
             if kind is not None:
                 report.repairs[kind] += 1
     return report
+
+
+def refill_stalled(project_id: str) -> bool:
+    """Ask the starter to fill the project's window when it has free slots while tasks wait in
+    its backlog: the refill an ending execution asks for was lost (two reads: the window, then
+    one backlog item only when a slot is free)."""
+    free = settings().ACTIVE_WINDOW - window.open_count(project_id)
+    if free <= 0 or not window.backlog(project_id, 1):
+        return False
+    workflow.request_refill(project_id)
+    after = {"repair": Repair.BACKLOG_REFILLED.value, "free_slots": free}
+    audit.record_alone(_reconciler(), REPAIR_ACTION, "project", project_id, project_id, after=after)
+    return True
 
 
 def resume_lost(project_id: str, wait: store.Waiting) -> Repair | None:
